@@ -1,0 +1,115 @@
+"""manystore: one fast client for S3, GCS, Azure, AIStore, OCI and POSIX storage.
+
+The public API mirrors the Multi-Storage Client: ``StorageClient``,
+``StorageClientConfig``, ``msc://profile/path`` URLs and module-level shortcuts
+(``manystore.open``, ``manystore.list``...). Names are loaded on first use, so
+``import manystore`` stays fast and imports no cloud SDK.
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_LAZY: dict[str, str] = {
+    "StorageClient": "client",
+    "StorageClientConfig": "config",
+    "CacheConfig": "caching.cache_config",
+    "Path": "pathlib:MultiStoragePath",
+    "MultiStoragePath": "pathlib",
+    "ObjectMetadata": "types",
+    "Range": "types",
+    "RetryConfig": "types",
+    "SourceVersionCheckMode": "types",
+    "commit_metadata": "shortcuts",
+    "copy": "shortcuts",
+    "delete": "shortcuts",
+    "download_file": "shortcuts",
+    "get_telemetry": "shortcuts",
+    "glob": "shortcuts",
+    "info": "shortcuts",
+    "is_empty": "shortcuts",
+    "is_file": "shortcuts",
+    "list": "shortcuts",
+    "open": "shortcuts",
+    "read": "shortcuts",
+    "resolve_storage_client": "shortcuts",
+    "set_telemetry": "shortcuts",
+    "sync": "shortcuts",
+    "upload_file": "shortcuts",
+    "write": "shortcuts",
+}
+
+__all__ = [
+    "CacheConfig",
+    "MultiStoragePath",
+    "ObjectMetadata",
+    "Path",
+    "Range",
+    "RetryConfig",
+    "SourceVersionCheckMode",
+    "StorageClient",
+    "StorageClientConfig",
+    "commit_metadata",
+    "copy",
+    "delete",
+    "download_file",
+    "get_telemetry",
+    "glob",
+    "info",
+    "is_empty",
+    "is_file",
+    "list",
+    "open",
+    "read",
+    "resolve_storage_client",
+    "set_telemetry",
+    "sync",
+    "upload_file",
+    "write",
+]
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'manystore' has no attribute {name!r}")
+    module_name, _, attr = target.partition(":")
+    value = getattr(importlib.import_module(f"{__name__}.{module_name}"), attr or name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> builtins.list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:
+    from .caching.cache_config import CacheConfig
+    from .client import StorageClient
+    from .config import StorageClientConfig
+    from .pathlib import MultiStoragePath
+    from .pathlib import MultiStoragePath as Path
+    from .shortcuts import (
+        commit_metadata,
+        copy,
+        delete,
+        download_file,
+        get_telemetry,
+        glob,
+        info,
+        is_empty,
+        is_file,
+        list,
+        open,
+        read,
+        resolve_storage_client,
+        set_telemetry,
+        sync,
+        upload_file,
+        write,
+    )
+    from .types import ObjectMetadata, Range, RetryConfig, SourceVersionCheckMode

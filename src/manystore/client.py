@@ -1,0 +1,419 @@
+"""``StorageClient``: one profile's storage, with retries, metadata providers and file objects."""
+
+from __future__ import annotations
+
+import builtins
+import os
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from typing import IO, Any
+
+from .config import StorageClientConfig
+from .errors import ObjectNotFoundError, ReadOnlyError, RetryableError
+from .file import ObjectFile, PosixFile, check_mode
+from .providers.base import BaseStorageProvider
+from .retry import backoff_delay, call_with_retry
+from .schema import RESERVED_POSIX_PROFILE
+from .types import (
+    MetadataProvider,
+    ObjectMetadata,
+    Range,
+    RetryConfig,
+    SourceVersionCheckMode,
+    StorageProvider,
+)
+from .urls import IMPLICIT_PROTOCOLS
+from .utils import filter_glob, glob_literal_prefix, normalize_key
+
+__all__ = ["StorageClient"]
+
+DEFAULT_MEMORY_LOAD_LIMIT = 512 << 20
+_DELETE_WORKERS = 16
+_EPOCH = datetime.fromtimestamp(0, tz=timezone.utc)
+
+
+class StorageClient:
+    """A client for one profile: read, write, list and manage objects.
+
+    Keys are relative to the profile (its ``base_path``). Transient failures
+    (throttling, 5xx, dropped connections) are retried per the profile's
+    :class:`manystore.types.RetryConfig`; nothing else is.
+
+    When the profile has a metadata provider (e.g. a manifest), ``list``, ``glob``
+    and ``info`` are answered from it and writes are registered with it; a
+    read-only metadata provider refuses writes with :class:`manystore.errors.ReadOnlyError`.
+
+    Args:
+        config: The profile's configuration.
+    """
+
+    def __init__(self, config: StorageClientConfig) -> None:
+        self._config = config
+        self._storage_provider: StorageProvider = config.storage_provider
+        self._metadata_provider: MetadataProvider | None = config.metadata_provider
+        self._retry_config = config.retry_config
+
+    # ------------------------------------------------------------- identity
+    @property
+    def profile(self) -> str:
+        """The profile name."""
+        return self._config.profile
+
+    @property
+    def config(self) -> StorageClientConfig:
+        """The configuration this client was built from."""
+        return self._config
+
+    def is_default_profile(self) -> bool:
+        """True if this client serves the ``default`` profile."""
+        return self._config.profile == "default"
+
+    @property
+    def url_prefix(self) -> str:
+        """The URL prefix of this profile's keys: ``msc://profile/``, ``s3://bucket/`` or ``/``."""
+        profile = self.profile
+        if profile == RESERVED_POSIX_PROFILE:
+            return "/"
+        scheme, _, bucket = profile[1:].partition("-")
+        if profile.startswith("_") and scheme in IMPLICIT_PROTOCOLS:
+            return f"{scheme}://{bucket}/"
+        return f"msc://{profile}/"
+
+    def __repr__(self) -> str:
+        return f"StorageClient(profile={self.profile!r}, provider={self._storage_provider!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (StorageClient, (self._config,))
+
+    # -------------------------------------------------------------- helpers
+    def _retry(self, fn: Any, what: str) -> Any:
+        return call_with_retry(fn, self._retry_config, what)
+
+    def _physical(self, path: str, for_write: bool = False) -> str:
+        mp = self._metadata_provider
+        if mp is None:
+            return path
+        if for_write and not mp.is_writable():
+            raise ReadOnlyError(
+                f"{self.url_prefix}{path}: profile {self.profile!r} has a read-only metadata provider; "
+                "set it writable to write through it"
+            )
+        physical, exists = mp.realpath(path)
+        if not for_write and not exists:
+            raise ObjectNotFoundError(f"{self.url_prefix}{path}: not found in the metadata provider")
+        return physical
+
+    def _track(self, path: str, physical: str) -> None:
+        if self._metadata_provider is not None:
+            meta = self._retry(lambda: self._storage_provider.get_object_metadata(physical), f"info {path}")
+            self._metadata_provider.add_file(path, meta)
+
+    def _head(self, path: str) -> ObjectMetadata:
+        physical = self._physical(path)
+        return self._retry(lambda: self._storage_provider.get_object_metadata(physical), f"info {path}")
+
+    def _get_range(self, path: str, byte_range: Range | None, etag: str | None) -> bytes:
+        physical = self._physical(path)
+        sp = self._storage_provider
+        if isinstance(sp, BaseStorageProvider):
+            return self._retry(lambda: sp.get_object(physical, byte_range, if_match=etag), f"read {path}")
+        return self._retry(lambda: sp.get_object(physical, byte_range), f"read {path}")
+
+    def _download_into(self, path: str, fileobj: IO[bytes]) -> None:
+        physical = self._physical(path)
+
+        def attempt() -> None:
+            fileobj.seek(0)
+            fileobj.truncate()
+            self._storage_provider.download_file(physical, fileobj)
+
+        self._retry(attempt, f"download {path}")
+
+    def _store_spool(self, path: str, spool: IO[bytes], size: int) -> None:
+        physical = self._physical(path, for_write=True)
+
+        def attempt() -> None:
+            spool.seek(0)
+            if size <= 8 << 20:
+                self._storage_provider.put_object(physical, spool.read())
+            else:
+                self._storage_provider.upload_file(physical, spool)
+
+        self._retry(attempt, f"write {path}")
+
+    # ---------------------------------------------------------------- reads
+    def read(self, path: str, byte_range: Range | None = None) -> bytes:
+        """The object's bytes, or the ``byte_range`` slice of them.
+
+        Raises:
+            FileNotFoundError: No object at ``path``.
+        """
+        return self._get_range(path, byte_range, None)
+
+    def info(self, path: str, strict: bool = True) -> ObjectMetadata:
+        """Metadata of the object at ``path``.
+
+        Args:
+            path: Key of the object.
+            strict: When False, a directory (a prefix with objects under it) also answers,
+                with ``type="directory"``.
+        """
+        if self._metadata_provider is not None:
+            try:
+                return self._metadata_provider.get_object_metadata(path)
+            except FileNotFoundError:
+                if strict:
+                    raise
+                for _ in self._metadata_provider.list_objects(path.rstrip("/") + "/"):
+                    return ObjectMetadata(
+                        key=path.rstrip("/"), content_length=0, last_modified=_EPOCH, type="directory"
+                    )
+                raise
+        return self._retry(lambda: self._storage_provider.get_object_metadata(path, strict), f"info {path}")
+
+    def is_file(self, path: str) -> bool:
+        """True if an object exists at ``path`` (a directory is not a file)."""
+        try:
+            return self.info(path, strict=True).type == "file"
+        except FileNotFoundError:
+            return False
+
+    def is_empty(self, path: str) -> bool:
+        """True if no object's key starts with ``path`` (taken as a directory)."""
+        prefix = path.rstrip("/") + "/" if path.strip("/") else ""
+        return next(iter(self.list(prefix)), None) is None
+
+    def list(
+        self,
+        prefix: str = "",
+        start_after: str | None = None,
+        end_at: str | None = None,
+        include_directories: bool = False,
+        include_url_prefix: bool = False,
+    ) -> Iterator[ObjectMetadata]:
+        """Objects whose keys start with ``prefix``, lazily, in lexicographic key order.
+
+        Args:
+            prefix: Raw key prefix (``"data/"`` lists a directory, ``"data/x"`` also matches ``data/x1``).
+            start_after: Exclusive lower bound on keys (need not exist).
+            end_at: Inclusive upper bound on keys (need not exist).
+            include_directories: List one level and yield sub-directories as ``type="directory"``.
+            include_url_prefix: Return keys as full URLs (``msc://profile/...``, ``s3://bucket/...``).
+
+        A transient failure mid-listing resumes after the last key yielded.
+        """
+        if start_after is not None and end_at is not None and start_after > end_at:
+            raise ValueError(f"start_after {start_after!r} is after end_at {end_at!r}")
+        source = self._metadata_provider or self._storage_provider
+        url = self.url_prefix if include_url_prefix else ""
+        last = start_after
+        attempts = 0
+        while True:
+            try:
+                for meta in source.list_objects(prefix, last, end_at, include_directories):
+                    last = meta.key
+                    attempts = 0
+                    if url:
+                        meta.key = url + meta.key
+                    yield meta
+                return
+            except RetryableError:
+                attempts += 1
+                config = self._retry_config or RetryConfig()
+                if attempts >= config.attempts:
+                    raise
+                time.sleep(backoff_delay(config, attempts))
+
+    def glob(self, pattern: str, include_url_prefix: bool = False) -> builtins.list[str]:
+        """Keys matching ``pattern`` (``*``, ``?``, ``[...]``, ``**``), sorted.
+
+        Only the part of the store under the pattern's literal prefix is listed.
+        """
+        if self._metadata_provider is not None:
+            keys = sorted(self._metadata_provider.glob(pattern))
+        else:
+            keys = list(filter_glob(pattern, self.list(glob_literal_prefix(pattern))))
+        if include_url_prefix:
+            keys = [self.url_prefix + k for k in keys]
+        return keys
+
+    def open(
+        self,
+        path: str,
+        mode: str = "rb",
+        buffering: int = -1,
+        encoding: str | None = None,
+        disable_read_cache: bool = False,
+        memory_load_limit: int = DEFAULT_MEMORY_LOAD_LIMIT,
+        atomic: bool = True,
+        check_source_version: SourceVersionCheckMode = SourceVersionCheckMode.INHERIT,
+    ) -> PosixFile | ObjectFile:
+        """Open ``path`` as a file object.
+
+        Args:
+            path: Key of the object.
+            mode: One of ``r``, ``rb``, ``w``, ``wb``, ``a``, ``ab``.
+            buffering: Buffer size for :class:`PosixFile` (as :func:`open`).
+            encoding: Text encoding for ``r``/``w``/``a`` (default UTF-8).
+            disable_read_cache: Bypass the read cache for this file.
+            memory_load_limit: Objects up to this size are fetched in one request; larger
+                ones are streamed with ranged requests (:class:`ObjectFile` only).
+            atomic: Write to a temp file and rename on close (:class:`PosixFile` only;
+                object stores are always atomic).
+            check_source_version: Whether a cached copy is validated against the source.
+
+        Returns:
+            A :class:`PosixFile` for local profiles, else an :class:`ObjectFile`.
+        """
+        check_mode(mode)
+        writing = mode[0] in "wa"
+        physical = self._physical(path, for_write=writing) if (writing or self._metadata_provider) else path
+        on_commit = (lambda: self._track(path, physical)) if writing and self._metadata_provider else None
+        sp = self._storage_provider
+        local = sp.local_path(physical) if isinstance(sp, BaseStorageProvider) else None
+        if local is not None:
+            if not writing and not os.path.isfile(local):
+                raise ObjectNotFoundError(f"{self.url_prefix}{path}: no such file")
+            return PosixFile(local, mode, buffering, encoding, atomic, on_commit)
+        return ObjectFile(self, path, mode, encoding, memory_load_limit, on_commit)
+
+    # --------------------------------------------------------------- writes
+    def write(self, path: str, body: bytes, attributes: dict[str, str] | None = None) -> None:
+        """Store ``body`` at ``path`` atomically (one PUT, or a completed multipart upload)."""
+        if not isinstance(body, (bytes, bytearray, memoryview)):
+            raise TypeError(f"write() body must be bytes-like, got {type(body).__name__}")
+        physical = self._physical(path, for_write=True)
+        self._retry(
+            lambda: self._storage_provider.put_object(physical, bytes(body), attributes), f"write {path}"
+        )
+        self._track(path, physical)
+
+    def put_object(
+        self,
+        path: str,
+        body: bytes,
+        if_match: str | None = None,
+        if_none_match: str | None = None,
+        attributes: dict[str, str] | None = None,
+    ) -> None:
+        """Conditional write: ``if_none_match="*"`` creates only; ``if_match=etag`` replaces only that version.
+
+        Raises:
+            PreconditionFailedError: The condition did not hold; nothing was written.
+        """
+        physical = self._physical(path, for_write=True)
+        self._retry(
+            lambda: self._storage_provider.put_object(
+                physical, bytes(body), attributes, if_match, if_none_match
+            ),
+            f"write {path}",
+        )
+        self._track(path, physical)
+
+    def upload_file(
+        self, remote_path: str, local_path: str | IO, attributes: dict[str, str] | None = None
+    ) -> None:
+        """Upload a local file (path or binary file object), streaming; multipart when large."""
+        if isinstance(local_path, str) and not os.path.isfile(local_path):
+            raise FileNotFoundError(f"upload_file: local file {local_path!r} does not exist")
+        physical = self._physical(remote_path, for_write=True)
+
+        def attempt() -> None:
+            if not isinstance(local_path, str):
+                local_path.seek(0)
+            self._storage_provider.upload_file(physical, local_path, attributes)
+
+        self._retry(attempt, f"upload {remote_path}")
+        self._track(remote_path, physical)
+
+    def download_file(self, remote_path: str, local_path: str | IO) -> None:
+        """Download to a local path (written atomically) or a binary file object."""
+        physical = self._physical(remote_path)
+        if isinstance(local_path, str):
+            os.makedirs(os.path.dirname(os.path.abspath(local_path)), exist_ok=True)
+            self._retry(
+                lambda: self._storage_provider.download_file(physical, local_path), f"download {remote_path}"
+            )
+        else:
+            self._download_into(remote_path, local_path)
+
+    def copy(self, src_path: str, dest_path: str) -> None:
+        """Copy an object within this profile (server-side where the store supports it)."""
+        src = self._physical(src_path)
+        dest = self._physical(dest_path, for_write=True)
+        self._retry(lambda: self._storage_provider.copy_object(src, dest), f"copy {src_path}")
+        self._track(dest_path, dest)
+
+    def delete(self, path: str, recursive: bool = False) -> None:
+        """Delete the object at ``path``; with ``recursive``, also everything under ``path/``.
+
+        Raises:
+            FileNotFoundError: Nothing exists at ``path`` (and, recursively, nothing under it).
+        """
+        if self._metadata_provider is not None:
+            self._physical(path, for_write=True)
+        if not recursive:
+            physical = self._physical(path)
+            self._retry(lambda: self._storage_provider.delete_object(physical), f"delete {path}")
+            if self._metadata_provider is not None:
+                self._metadata_provider.remove_file(path)
+            return
+        prefix = normalize_key(path).rstrip("/")
+        prefix = prefix + "/" if prefix else ""
+        deleted = 0
+        if prefix and self.is_file(prefix.rstrip("/")):
+            self.delete(prefix.rstrip("/"))
+            deleted += 1
+        if self._metadata_provider is not None:
+            keys = [m.key for m in self.list(prefix)]
+            with ThreadPoolExecutor(_DELETE_WORKERS) as pool:
+                list(pool.map(lambda k: self.delete(k), keys))
+            deleted += len(keys)
+        else:
+            sp = self._storage_provider
+            if isinstance(sp, BaseStorageProvider):
+                deleted += self._retry(lambda: sp.delete_prefix(prefix), f"delete {prefix}")
+            else:
+                for meta in list(sp.list_objects(prefix)):
+                    sp.delete_object(meta.key)
+                    deleted += 1
+        if deleted == 0 and self._metadata_provider is None and prefix:
+            raise ObjectNotFoundError(f"{self.url_prefix}{path}: nothing to delete")
+
+    def commit_metadata(self, prefix: str | None = None) -> None:
+        """Persist pending metadata-provider updates; with ``prefix``, first register what the store has there."""
+        mp = self._metadata_provider
+        if mp is None:
+            return
+        if prefix is not None:
+            for meta in self._storage_provider.list_objects(prefix):
+                mp.add_file(meta.key, meta)
+        mp.commit_updates()
+
+    def sync_from(
+        self,
+        source_client: StorageClient,
+        source_path: str = "",
+        target_path: str = "",
+        delete_unmatched_files: bool = False,
+        description: str = "Syncing",
+        num_worker_processes: int | None = None,
+    ) -> None:
+        """Make ``target_path`` here mirror ``source_path`` of ``source_client``.
+
+        Objects whose size and ETag (or mtime) already match are skipped.
+        See :mod:`manystore.sync` for the options and guarantees.
+        """
+        from .sync import sync_clients
+
+        sync_clients(
+            source_client,
+            source_path,
+            self,
+            target_path,
+            delete_unmatched_files=delete_unmatched_files,
+            description=description,
+            num_worker_processes=num_worker_processes,
+        )

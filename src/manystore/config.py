@@ -1,0 +1,385 @@
+"""Loading configuration and building the providers of one profile.
+
+The config schema and file locations follow the Multi-Storage Client, so an
+existing ``~/.msc_config.yaml`` works unchanged. Search order (first found wins):
+
+1. the file named by ``MSC_CONFIG``;
+2. ``$XDG_CONFIG_HOME/msc/config.{yaml,json}``;
+3. ``~/.msc_config.{yaml,json}``, ``~/.config/msc/config.{yaml,json}``;
+4. ``$XDG_CONFIG_DIRS/msc/config.{yaml,json}`` (default ``/etc/xdg``);
+5. ``/etc/msc_config.{yaml,json}``.
+
+YAML is read with ``yaml.safe_load``: loading a config never runs code.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .caching.cache_config import CacheConfig
+from .errors import ConfigError, UnknownProfileError
+from .providers import CREDENTIALS_PROVIDERS, METADATA_PROVIDERS, STORAGE_PROVIDERS, load_class
+from .schema import RESERVED_POSIX_PROFILE, validate_config
+from .types import (
+    CredentialsProvider,
+    MetadataProvider,
+    ProviderBundle,
+    RetryConfig,
+    StorageProvider,
+)
+from .urls import PathMapping, implicit_profile_config
+
+if TYPE_CHECKING:
+    from .telemetry import Telemetry
+
+__all__ = [
+    "DEFAULT_PROFILE",
+    "StorageClientConfig",
+    "config_search_paths",
+    "expand_env",
+    "load_config_file",
+    "mask_secrets",
+    "read_msc_config",
+]
+
+DEFAULT_PROFILE = "default"
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_SECRET_WORDS = (
+    "secret",
+    "password",
+    "token",
+    "connection",
+    "credential",
+    "private_key",
+    "passphrase",
+    "sas",
+)
+
+
+def config_search_paths() -> list[str]:
+    """The files searched for a configuration, in precedence order (``MSC_CONFIG`` first)."""
+    paths: list[str] = []
+    env = os.environ.get("MSC_CONFIG")
+    if env:
+        paths.append(env)
+    xdg_home = os.environ.get("XDG_CONFIG_HOME")
+    if xdg_home:
+        paths += [os.path.join(xdg_home, "msc", f"config.{ext}") for ext in ("yaml", "json")]
+    home = os.environ.get("HOME")
+    if home:
+        paths += [os.path.join(home, f".msc_config.{ext}") for ext in ("yaml", "json")]
+        paths += [os.path.join(home, ".config", "msc", f"config.{ext}") for ext in ("yaml", "json")]
+    for directory in (os.environ.get("XDG_CONFIG_DIRS") or "/etc/xdg").split(":"):
+        if directory.strip():
+            paths += [os.path.join(directory.strip(), "msc", f"config.{ext}") for ext in ("yaml", "json")]
+    paths += ["/etc/msc_config.yaml", "/etc/msc_config.json"]
+    return paths
+
+
+def _parse_text(text: str, source: str, as_json: bool) -> dict[str, Any]:
+    try:
+        if as_json:
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as exc:  # yaml and json raise several types; the message is what matters
+        raise ConfigError(f"{source}: not valid {'JSON' if as_json else 'YAML'}: {exc}")
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def load_config_file(path: str) -> dict[str, Any]:
+    """Read one config file (JSON if it ends in ``.json``, else YAML) and merge its ``include`` list.
+
+    Raises:
+        ConfigError: Unreadable, malformed, or conflicting includes.
+    """
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path!r}: {exc.strerror or exc}")
+    data = _parse_text(text, path, path.endswith(".json"))
+    includes = data.pop("include", None) or []
+    if not isinstance(includes, list):
+        raise ConfigError(f"{path}: include: expected a list of file paths, got {includes!r}")
+    for inc in includes:
+        inc_path = inc if os.path.isabs(inc) else os.path.join(os.path.dirname(os.path.abspath(path)), inc)
+        try:
+            with open(inc_path, encoding="utf-8") as fh:
+                included = _parse_text(fh.read(), inc_path, inc_path.endswith(".json"))
+        except OSError as exc:
+            raise ConfigError(f"{path}: include {inc!r}: cannot read {inc_path!r}: {exc.strerror or exc}")
+        if "include" in included:
+            raise ConfigError(f"{inc_path}: nested 'include' is not allowed")
+        data = _merge(data, included, path, inc_path)
+    return data
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any], base_src: str, extra_src: str) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if key not in out:
+            out[key] = value
+        elif key in ("profiles", "path_mapping") and isinstance(value, dict):
+            merged = dict(out[key])
+            for name, item in value.items():
+                if name in merged and merged[name] != item:
+                    raise ConfigError(
+                        f"{key}.{name} is defined differently in {base_src!r} and {extra_src!r}"
+                    )
+                merged[name] = item
+            out[key] = merged
+        elif out[key] != value:
+            raise ConfigError(f"{key} is defined differently in {base_src!r} and {extra_src!r}")
+    return out
+
+
+def read_msc_config(paths: Iterable[str] | None = None) -> tuple[dict[str, Any], str | None]:
+    """The first config found on ``paths`` (default: :func:`config_search_paths`), validated.
+
+    Returns:
+        ``(config_dict, path)``; ``({}, None)`` when no file exists.
+    """
+    for path in paths if paths is not None else config_search_paths():
+        if os.path.isfile(path):
+            data = load_config_file(path)
+            validate_config(data)
+            return data, os.path.abspath(path)
+    return {}, None
+
+
+def expand_env(value: Any, where: str = "") -> Any:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string of ``value``.
+
+    Raises:
+        ConfigError: A variable is unset and has no default; names it and the key path.
+    """
+    if isinstance(value, dict):
+        return {k: expand_env(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, str) and "${" in value:
+
+        def sub(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in os.environ:
+                return os.environ[name]
+            if default is not None:
+                return default
+            raise ConfigError(
+                f"{where}: environment variable {name!r} is not set (referenced as ${{{name}}})"
+            )
+
+        return _ENV_RE.sub(sub, value)
+    return value
+
+
+def _is_secret_key(key: str) -> bool:
+    lowered = key.lower()
+    return any(word in lowered for word in _SECRET_WORDS) or lowered in ("secret_key", "key", "sas_token")
+
+
+def mask_secrets(value: Any) -> Any:
+    """A deep copy of a config with secret-looking values (keys, tokens, passwords) replaced by ``***``."""
+    if isinstance(value, dict):
+        return {
+            k: (
+                "***" if isinstance(k, str) and _is_secret_key(k) and v not in (None, "") else mask_secrets(v)
+            )
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [mask_secrets(v) for v in value]
+    return value
+
+
+def _build(section: dict[str, Any], registry: dict[str, str], kind: str, where: str, **extra: Any) -> Any:
+    cls = load_class(section["type"], registry, kind, f"{where}.type")
+    options = dict(section.get("options") or {})
+    try:
+        return cls(**options, **extra)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}.options: {exc}") from exc
+    except TypeError as exc:
+        raise ConfigError(f"{where}.options: {exc}") from exc
+
+
+@dataclass
+class StorageClientConfig:
+    """Everything a :class:`manystore.StorageClient` needs for one profile.
+
+    Build it with :meth:`from_file` (the config search path), :meth:`from_dict`,
+    :meth:`from_yaml`, :meth:`from_json` or :meth:`from_provider_bundle`.
+    Configs built from a dict are picklable: they are rebuilt in the receiving process
+    (providers are never shared across processes).
+    """
+
+    profile: str
+    storage_provider: StorageProvider
+    credentials_provider: CredentialsProvider | None = None
+    metadata_provider: MetadataProvider | None = None
+    cache_config: CacheConfig | None = None
+    cache_manager: Any | None = None
+    retry_config: RetryConfig | None = None
+    caching_enabled: bool = False
+    telemetry: Telemetry | None = field(default=None, repr=False)
+    _config_dict: dict[str, Any] | None = field(default=None, repr=False)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self._config_dict is None:
+            raise TypeError(f"StorageClientConfig for profile {self.profile!r} was not built from a dict")
+        return (StorageClientConfig.from_dict, (self._config_dict, self.profile, True))
+
+    # ------------------------------------------------------------ builders
+    @staticmethod
+    def from_dict(
+        config_dict: dict[str, Any],
+        profile: str = DEFAULT_PROFILE,
+        skip_validation: bool = False,
+        telemetry: Telemetry | None = None,
+    ) -> StorageClientConfig:
+        """Build the config of ``profile`` from a config dictionary.
+
+        ``default`` and ``__filesystem__`` need no definition (they map to the local file
+        system root); implicit names such as ``_s3-bucket`` are built from the URL's scheme.
+
+        Raises:
+            ConfigError: Invalid structure, unknown provider type, bad options.
+            UnknownProfileError: ``profile`` is neither defined nor implicit.
+        """
+        if not skip_validation:
+            validate_config(config_dict)
+        profiles = config_dict.get("profiles") or {}
+        raw = profiles.get(profile)
+        if raw is None:
+            raw = implicit_profile_config(RESERVED_POSIX_PROFILE if profile == DEFAULT_PROFILE else profile)
+            if raw is None:
+                raise UnknownProfileError(
+                    f"unknown profile {profile!r}; the config defines {sorted(profiles) or 'no profiles'}"
+                )
+        where = f"profiles.{profile}"
+        spec = expand_env(raw, where)
+        if "provider_bundle" in spec:
+            bundle = _build(spec["provider_bundle"], {}, "provider bundle", f"{where}.provider_bundle")
+            if not isinstance(bundle, ProviderBundle):
+                raise ConfigError(
+                    f"{where}.provider_bundle.type: {type(bundle).__name__} is not a ProviderBundle"
+                )
+            config = StorageClientConfig._from_bundle(config_dict, bundle, profile, telemetry)
+        else:
+            credentials = None
+            if "credentials_provider" in spec:
+                credentials = _build(
+                    spec["credentials_provider"],
+                    CREDENTIALS_PROVIDERS,
+                    "credentials provider",
+                    f"{where}.credentials_provider",
+                )
+            extra = {"credentials_provider": credentials} if credentials is not None else {}
+            storage = _build(
+                spec["storage_provider"],
+                STORAGE_PROVIDERS,
+                "storage provider",
+                f"{where}.storage_provider",
+                **extra,
+            )
+            metadata = None
+            if "metadata_provider" in spec:
+                metadata = _build(
+                    spec["metadata_provider"],
+                    METADATA_PROVIDERS,
+                    "metadata provider",
+                    f"{where}.metadata_provider",
+                    storage_provider=storage,
+                )
+            config = StorageClientConfig(
+                profile=profile,
+                storage_provider=storage,
+                credentials_provider=credentials,
+                metadata_provider=metadata,
+                telemetry=telemetry,
+            )
+        retry = spec.get("retry")
+        config.retry_config = RetryConfig(**retry) if retry else RetryConfig()
+        config.caching_enabled = bool(spec.get("caching_enabled", "cache" in config_dict))
+        if "cache" in config_dict:
+            config.cache_config = CacheConfig.from_dict(expand_env(config_dict["cache"], "cache"))
+        config._config_dict = copy.deepcopy(config_dict)
+        return config
+
+    @staticmethod
+    def from_json(
+        config_json: str, profile: str = DEFAULT_PROFILE, telemetry: Telemetry | None = None
+    ) -> StorageClientConfig:
+        """Build from a JSON document (see :meth:`from_dict`)."""
+        return StorageClientConfig.from_dict(
+            _parse_text(config_json, "config JSON", True), profile, telemetry=telemetry
+        )
+
+    @staticmethod
+    def from_yaml(
+        config_yaml: str, profile: str = DEFAULT_PROFILE, telemetry: Telemetry | None = None
+    ) -> StorageClientConfig:
+        """Build from a YAML document (safe loader; see :meth:`from_dict`)."""
+        return StorageClientConfig.from_dict(
+            _parse_text(config_yaml, "config YAML", False), profile, telemetry=telemetry
+        )
+
+    @staticmethod
+    def from_file(profile: str = DEFAULT_PROFILE, telemetry: Telemetry | None = None) -> StorageClientConfig:
+        """Build from the first config file on the search path (see the module docs).
+
+        With no config file, ``default`` is the local file system.
+        """
+        config_dict, _ = read_msc_config()
+        return StorageClientConfig.from_dict(config_dict, profile, skip_validation=True, telemetry=telemetry)
+
+    @staticmethod
+    def from_provider_bundle(
+        config_dict: dict[str, Any], provider_bundle: ProviderBundle, telemetry: Telemetry | None = None
+    ) -> StorageClientConfig:
+        """Build from a :class:`ProviderBundle`; ``config_dict`` may add ``retry``/``cache`` settings."""
+        config = StorageClientConfig._from_bundle(config_dict, provider_bundle, DEFAULT_PROFILE, telemetry)
+        retry = config_dict.get("retry")
+        config.retry_config = RetryConfig(**retry) if retry else RetryConfig()
+        if "cache" in config_dict:
+            config.cache_config = CacheConfig.from_dict(config_dict["cache"])
+            config.caching_enabled = True
+        return config
+
+    @staticmethod
+    def _from_bundle(
+        config_dict: dict[str, Any], bundle: ProviderBundle, profile: str, telemetry: Telemetry | None
+    ) -> StorageClientConfig:
+        sp = bundle.storage_provider_config
+        credentials = bundle.credentials_provider
+        extra = {"credentials_provider": credentials} if credentials is not None else {}
+        section = {"type": sp.type, "options": sp.options or {}}
+        storage = _build(
+            section, STORAGE_PROVIDERS, "storage provider", f"profiles.{profile}.provider_bundle", **extra
+        )
+        return StorageClientConfig(
+            profile=profile,
+            storage_provider=storage,
+            credentials_provider=credentials,
+            metadata_provider=bundle.metadata_provider,
+            telemetry=telemetry,
+        )
+
+    @staticmethod
+    def read_path_mapping() -> PathMapping:
+        """The ``path_mapping`` of the config found on the search path."""
+        config_dict, _ = read_msc_config()
+        return PathMapping.from_config(config_dict.get("path_mapping"))

@@ -1,0 +1,85 @@
+"""Exception hierarchy of manystore.
+
+Every error raised by manystore derives from :class:`ManystoreError` and, where a
+builtin exception has the same meaning, from that builtin too, so code written
+against the standard library keeps working: a missing object is a
+:class:`FileNotFoundError`, a bad configuration value is a :class:`ValueError`,
+a write refused by a read-only metadata provider is a :class:`PermissionError`.
+
+Messages name the offending value and what was expected. They never contain
+secrets (access keys, tokens, connection strings).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "InvalidPathError",
+    "InvalidURLError",
+    "ManystoreError",
+    "NotModifiedError",
+    "ObjectNotFoundError",
+    "PreconditionFailedError",
+    "ProviderUnavailableError",
+    "ReadOnlyError",
+    "RetryableError",
+    "UnknownProfileError",
+]
+
+
+class ManystoreError(Exception):
+    """Base class of every error raised by manystore."""
+
+
+class RetryableError(ManystoreError):
+    """A transient failure (throttling, 5xx, dropped connection) that may succeed if retried.
+
+    Providers raise it; :class:`manystore.StorageClient` retries it per the profile's
+    :class:`manystore.types.RetryConfig` and re-raises it once the attempts are spent.
+
+    Attributes:
+        status: The HTTP status code behind the failure, or ``None`` for a connection error.
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class PreconditionFailedError(ManystoreError):
+    """A conditional operation (``if_match``, ``if_none_match``) found the object in another state."""
+
+
+class NotModifiedError(ManystoreError):
+    """A conditional read found the object unchanged (the ETag/generation matched)."""
+
+
+class ObjectNotFoundError(ManystoreError, FileNotFoundError):
+    """The object (or file) does not exist. Also a :class:`FileNotFoundError`."""
+
+
+class ConfigError(ManystoreError, ValueError):
+    """The configuration is invalid. The message names the key path and the allowed values."""
+
+
+class UnknownProfileError(ConfigError, KeyError):
+    """A URL or call named a profile that the configuration does not define."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable.
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidURLError(ManystoreError, ValueError):
+    """A URL or path could not be parsed (bad scheme, missing profile or bucket)."""
+
+
+class InvalidPathError(ManystoreError, ValueError):
+    """A key is not acceptable, e.g. it would leave the profile's ``base_path``."""
+
+
+class ReadOnlyError(ManystoreError, PermissionError):
+    """A write was attempted through a read-only component (e.g. a read-only manifest)."""
+
+
+class ProviderUnavailableError(ConfigError, ImportError):
+    """A provider type is known but its implementation or SDK is not installed."""

@@ -1,0 +1,361 @@
+"""File objects returned by :meth:`manystore.StorageClient.open`.
+
+* :class:`ObjectFile` — objects in an object store. Reads of objects up to
+  ``memory_load_limit`` fetch the object in one request; larger objects are read
+  by ranged requests pinned to the ETag seen at open time, so a replaced object
+  raises instead of returning mixed bytes. Writes are spooled (memory up to one
+  part, then a temporary file) and stored on ``close()`` with one PUT or a
+  multipart upload: nothing is visible before, and nothing is stored if the
+  ``with`` block raises.
+* :class:`PosixFile` — local files. Writes go to a temporary file renamed over
+  the target on ``close()`` when ``atomic`` is true (the default).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any
+
+from .providers.posix_file import TEMP_SUFFIX
+from .types import ObjectMetadata, Range
+
+if TYPE_CHECKING:
+    from .client import StorageClient
+
+__all__ = ["READ_BLOCK_SIZE", "SPOOL_MEMORY_LIMIT", "VALID_MODES", "ObjectFile", "PosixFile", "check_mode"]
+
+VALID_MODES = ("r", "rb", "w", "wb", "a", "ab")
+#: Bytes fetched per ranged request when streaming a large object.
+READ_BLOCK_SIZE = 8 << 20
+#: Bytes an ObjectFile being written keeps in memory before spilling to a temp file.
+SPOOL_MEMORY_LIMIT = 8 << 20
+
+
+def check_mode(mode: str) -> None:
+    """Raise :class:`ValueError` naming ``mode`` unless it is one of :data:`VALID_MODES`."""
+    if mode not in VALID_MODES:
+        raise ValueError(f"invalid mode {mode!r}: expected one of {list(VALID_MODES)}")
+
+
+class _RangeReader(io.RawIOBase):
+    """Raw reader issuing one ranged GET per ``readinto``, pinned to one ETag."""
+
+    def __init__(self, client: StorageClient, path: str, meta: ObjectMetadata) -> None:
+        self._client, self._path, self._meta = client, path, meta
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._meta.content_length}[whence]
+        if base + offset < 0:
+            raise ValueError(f"negative seek position {base + offset}")
+        self._pos = base + offset
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        size = min(len(view), self._meta.content_length - self._pos)
+        if size <= 0:
+            return 0
+        data = self._client._get_range(self._path, Range(self._pos, size), self._meta.etag)
+        if len(data) != size:
+            raise OSError(f"{self._path}: short read at offset {self._pos}: got {len(data)} of {size} bytes")
+        view[:size] = data
+        self._pos += size
+        return size
+
+
+class _Spool(io.RawIOBase):
+    """Write target of an ObjectFile: memory up to a limit, then a temporary file."""
+
+    def __init__(self) -> None:
+        self.file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_LIMIT)  # noqa: SIM115
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        n = self.file.write(data)
+        self.size += n
+        return n
+
+    def close(self) -> None:  # the owner decides when the spool goes away
+        pass
+
+    def discard(self) -> None:
+        self.file.close()
+        super().close()
+
+
+class ObjectFile(io.IOBase):
+    """A file object over one object of an object store (see the module docs).
+
+    Not thread-safe: share a client, not a file object, between threads.
+    """
+
+    def __init__(
+        self,
+        client: StorageClient,
+        path: str,
+        mode: str = "rb",
+        encoding: str | None = None,
+        memory_load_limit: int = 512 << 20,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        check_mode(mode)
+        self._client, self._path, self._mode = client, path, mode
+        self._on_commit = on_commit
+        self._spool: _Spool | None = None
+        self._committed = False
+        binary: IO[bytes]
+        if mode.startswith("r"):
+            meta = client._head(path)
+            self._meta: ObjectMetadata | None = meta
+            if meta.content_length <= memory_load_limit:
+                binary = io.BytesIO(client._get_range(path, None, meta.etag))
+            else:
+                binary = io.BufferedReader(_RangeReader(client, path, meta), buffer_size=READ_BLOCK_SIZE)
+        else:
+            self._meta = None
+            self._spool = _Spool()
+            if mode.startswith("a"):
+                with contextlib.suppress(FileNotFoundError):
+                    client._download_into(path, self._spool.file)
+                    self._spool.size = self._spool.file.tell()
+            binary = io.BufferedWriter(self._spool, buffer_size=1 << 20)
+        self._stream: IO[Any] = (
+            binary if "b" in mode else io.TextIOWrapper(binary, encoding=encoding or "utf-8")
+        )
+
+    # ---------------------------------------------------------- properties
+    @property
+    def name(self) -> str:
+        return self._path
+
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    def readable(self) -> bool:
+        return self._mode.startswith("r")
+
+    def writable(self) -> bool:
+        return not self._mode.startswith("r")
+
+    def seekable(self) -> bool:
+        return self.readable()
+
+    # ------------------------------------------------------------- reading
+    def read(self, size: int = -1) -> Any:
+        return self._stream.read(size)
+
+    def readline(self, size: int | None = -1) -> Any:
+        return self._stream.readline(-1 if size is None else size)
+
+    def readlines(self, hint: int = -1) -> list[Any]:
+        return self._stream.readlines(hint)
+
+    def readinto(self, buffer: Any) -> int:
+        return self._stream.readinto(buffer)  # type: ignore[attr-defined]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._stream)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._stream.seek(offset, whence)
+
+    def tell(self) -> int:
+        if self._spool is not None:
+            self._stream.flush()
+            return self._spool.size
+        return self._stream.tell()
+
+    # ------------------------------------------------------------- writing
+    def write(self, data: Any) -> int:
+        return self._stream.write(data)
+
+    def writelines(self, lines: Any) -> None:
+        self._stream.writelines(lines)
+
+    def flush(self) -> None:
+        if not self.closed and self._spool is not None:
+            self._stream.flush()
+
+    # ------------------------------------------------------------- closing
+    def close(self) -> None:
+        """Store the written bytes (write modes), then release buffers."""
+        if self.closed:
+            return
+        try:
+            if self._spool is not None and not self._committed:
+                self._stream.flush()
+                self._client._store_spool(self._path, self._spool.file, self._spool.size)
+                self._committed = True
+                if self._on_commit is not None:
+                    self._on_commit()
+        finally:
+            self._release()
+
+    def abort(self) -> None:
+        """Discard written bytes without storing anything."""
+        if not self.closed:
+            self._committed = True
+            self._release()
+
+    def _release(self) -> None:
+        with contextlib.suppress(Exception):
+            self._stream.close()
+        if self._spool is not None:
+            self._spool.discard()
+        super().close()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is not None and self.writable():
+            self.abort()
+        else:
+            self.close()
+
+    def __repr__(self) -> str:
+        return f"<ObjectFile {self._path!r} mode={self._mode!r}>"
+
+
+class PosixFile(io.IOBase):
+    """A local file; with ``atomic`` writes go to a temp file renamed over the target on close."""
+
+    def __init__(
+        self,
+        real_path: str,
+        mode: str = "rb",
+        buffering: int = -1,
+        encoding: str | None = None,
+        atomic: bool = True,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        check_mode(mode)
+        self._real_path, self._mode, self._on_commit = real_path, mode, on_commit
+        self._tmp: str | None = None
+        text_encoding = None if "b" in mode else (encoding or "utf-8")
+        if mode.startswith("r"):
+            self._fh: IO[Any] = open(real_path, mode, buffering, encoding=text_encoding)  # noqa: SIM115
+            return
+        os.makedirs(os.path.dirname(real_path) or ".", exist_ok=True)
+        if not atomic:
+            self._fh = open(real_path, mode, buffering, encoding=text_encoding)  # noqa: SIM115
+            return
+        directory, name = os.path.split(real_path)
+        fd, self._tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=TEMP_SUFFIX, dir=directory)
+        os.close(fd)
+        if mode.startswith("a") and os.path.exists(real_path):
+            shutil.copyfile(real_path, self._tmp)
+        self._fh = open(self._tmp, mode, buffering, encoding=text_encoding)  # noqa: SIM115
+
+    @property
+    def name(self) -> str:
+        return self._real_path
+
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    def readable(self) -> bool:
+        return self._fh.readable()
+
+    def writable(self) -> bool:
+        return self._fh.writable()
+
+    def seekable(self) -> bool:
+        return self._fh.seekable()
+
+    def fileno(self) -> int:
+        return self._fh.fileno()
+
+    def read(self, size: int = -1) -> Any:
+        return self._fh.read(size)
+
+    def readline(self, size: int | None = -1) -> Any:
+        return self._fh.readline(-1 if size is None else size)
+
+    def readlines(self, hint: int = -1) -> list[Any]:
+        return self._fh.readlines(hint)
+
+    def readinto(self, buffer: Any) -> int:
+        return self._fh.readinto(buffer)  # type: ignore[attr-defined]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._fh)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._fh.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+    def write(self, data: Any) -> int:
+        return self._fh.write(data)
+
+    def writelines(self, lines: Any) -> None:
+        self._fh.writelines(lines)
+
+    def flush(self) -> None:
+        if not self.closed:
+            self._fh.flush()
+
+    def truncate(self, size: int | None = None) -> int:
+        return self._fh.truncate(size)
+
+    def close(self) -> None:
+        """Close; for an atomic write, rename the temp file over the target."""
+        if self.closed:
+            return
+        try:
+            self._fh.close()
+            if self._tmp is not None:
+                os.replace(self._tmp, self._real_path)
+                self._tmp = None
+            if self._on_commit is not None and self._mode[0] in "wa":
+                self._on_commit()
+        finally:
+            self._discard_tmp()
+            super().close()
+
+    def abort(self) -> None:
+        """Discard an atomic write: the target is left as it was."""
+        if not self.closed:
+            with contextlib.suppress(Exception):
+                self._fh.close()
+            self._discard_tmp()
+            super().close()
+
+    def _discard_tmp(self) -> None:
+        if self._tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._tmp)
+            self._tmp = None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is not None and self._tmp is not None:
+            self.abort()
+        else:
+            self.close()
+
+    def __repr__(self) -> str:
+        return f"<PosixFile {self._real_path!r} mode={self._mode!r}>"

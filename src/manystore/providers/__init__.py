@@ -1,0 +1,89 @@
+"""Storage, credentials and metadata providers, loaded lazily by their config ``type`` name.
+
+Importing this package imports no cloud SDK: a provider module is imported the
+first time a profile uses its type.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ..errors import ConfigError, ProviderUnavailableError
+
+__all__ = [
+    "CREDENTIALS_PROVIDERS",
+    "METADATA_PROVIDERS",
+    "STORAGE_PROVIDERS",
+    "load_class",
+]
+
+#: Built-in storage provider ``type`` names -> "module:Class" (module relative to this package).
+STORAGE_PROVIDERS: dict[str, str] = {
+    "file": "posix_file:PosixFileStorageProvider",
+    "s3": "s3:S3StorageProvider",
+    "s8k": "s8k:S8KStorageProvider",
+    "gcs_s3": "gcs_s3:GoogleS3StorageProvider",
+    "ais_s3": "ais_s3:AIStoreS3StorageProvider",
+    "gcs": "gcs:GoogleStorageProvider",
+    "azure": "azure:AzureBlobStorageProvider",
+    "oci": "oci:OracleStorageProvider",
+    "ais": "ais:AIStoreStorageProvider",
+}
+
+#: Built-in credentials provider ``type`` names.
+CREDENTIALS_PROVIDERS: dict[str, str] = {
+    "S3Credentials": "s3:StaticS3CredentialsProvider",
+    "FileBasedCredentials": "file_credentials:FileBasedCredentialsProvider",
+    "AzureCredentials": "azure:StaticAzureCredentialsProvider",
+    "DefaultAzureCredentials": "azure:DefaultAzureCredentialsProvider",
+    "AISCredentials": "ais:StaticAISCredentialProvider",
+    "GoogleIdentityPoolCredentialsProvider": "gcs:GoogleIdentityPoolCredentialsProvider",
+    "GoogleServiceAccountCredentialsProvider": "gcs:GoogleServiceAccountCredentialsProvider",
+}
+
+#: Built-in metadata provider ``type`` names.
+METADATA_PROVIDERS: dict[str, str] = {
+    "manifest": "manifest_metadata:ManifestMetadataProvider",
+}
+
+
+def load_class(type_name: str, registry: dict[str, str], kind: str, key_path: str) -> type[Any]:
+    """Resolve a config ``type``: a built-in name from ``registry`` or a fully-qualified class name.
+
+    Args:
+        type_name: The ``type`` value from the config.
+        registry: One of the registries above.
+        kind: Human name of the provider kind, for messages ("storage provider").
+        key_path: Where the value sits in the config, for messages.
+
+    Raises:
+        ConfigError: Unknown name (the message lists the built-in names).
+        ProviderUnavailableError: A built-in whose module or SDK is not installed.
+    """
+    if not isinstance(type_name, str) or not type_name:
+        raise ConfigError(f"{key_path}: {kind} type must be a non-empty string, got {type_name!r}")
+    if type_name in registry:
+        module_name, _, class_name = registry[type_name].partition(":")
+        try:
+            module = importlib.import_module(f"{__name__}.{module_name}")
+        except ImportError as exc:
+            raise ProviderUnavailableError(
+                f"{key_path}: {kind} type {type_name!r} is not available: {exc}. "
+                f"Install the matching extra, e.g. pip install 'manystore[{module_name}]'"
+            ) from exc
+        return getattr(module, class_name)
+    if "." not in type_name:
+        raise ConfigError(
+            f"{key_path}: unknown {kind} type {type_name!r}; expected one of {sorted(registry)} "
+            "or a fully-qualified class name like 'my_pkg.module.MyClass'"
+        )
+    module_name, _, class_name = type_name.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"{key_path}: cannot import module {module_name!r} for {kind} {type_name!r}: {exc}")
+    cls = getattr(module, class_name, None)
+    if not isinstance(cls, type):
+        raise ConfigError(f"{key_path}: module {module_name!r} has no class {class_name!r}")
+    return cls

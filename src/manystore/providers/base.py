@@ -1,0 +1,118 @@
+"""Shared plumbing for manystore's storage providers.
+
+:class:`BaseStorageProvider` adds to the :class:`manystore.types.StorageProvider`
+contract what every backend needs once: ``base_path`` handling, glob on top of
+listing, capability flags, option checking and a secret-free ``repr``. A backend
+file implements only the primitive operations.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import abstractmethod
+from typing import Any, ClassVar
+
+from ..errors import ConfigError
+from ..types import Range, StorageProvider
+from ..utils import filter_glob, glob_literal_prefix, join_key, normalize_key
+
+__all__ = ["BaseStorageProvider"]
+
+# Options the reference accepts on every provider for telemetry wiring; manystore ignores them here.
+_TELEMETRY_OPTIONS = frozenset(
+    {"metric_counters", "metric_gauges", "metric_attributes_providers", "telemetry"}
+)
+
+
+class BaseStorageProvider(StorageProvider):
+    """Common base of the built-in providers.
+
+    Subclasses set :attr:`provider_name` and the capability flags, and implement the
+    primitive operations. Keys given to public methods are relative to ``base_path``.
+
+    Attributes:
+        provider_name: The config ``type`` name (``"file"``, ``"s3"``...).
+        supports_conditional_writes: ``if_match``/``if_none_match`` are enforced
+            (a server may still ignore them: see the support matrix in the docs).
+        supports_server_side_copy: :meth:`copy_object` does not move bytes through the client.
+        lexicographic_listing: :meth:`list_objects` yields keys in byte order.
+    """
+
+    provider_name: ClassVar[str] = "base"
+    supports_conditional_writes: ClassVar[bool] = True
+    supports_server_side_copy: ClassVar[bool] = True
+    lexicographic_listing: ClassVar[bool] = True
+
+    def __init__(self, base_path: str = "", **kwargs: Any) -> None:
+        unknown = sorted(set(kwargs) - _TELEMETRY_OPTIONS)
+        if unknown:
+            raise ConfigError(
+                f"{type(self).__name__}: unknown option(s) {unknown}; "
+                f"see the documented parameters of the {self.provider_name!r} provider"
+            )
+        if not isinstance(base_path, str):
+            raise ConfigError(f"base_path must be a str, got {type(base_path).__name__}: {base_path!r}")
+        self._base_path = base_path
+        self._pid = os.getpid()
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def base_path(self) -> str:
+        """The root (bucket/prefix, or directory) every key is relative to."""
+        return self._base_path
+
+    def _full_key(self, path: str) -> str:
+        """``base_path`` joined with a normalised ``path`` (``..`` is refused)."""
+        return join_key(self._base_path, path)
+
+    @staticmethod
+    def _rel_key(path: str) -> str:
+        return normalize_key(path)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_path={self._base_path!r})"
+
+    # --------------------------------------------------- derived operations
+    def glob(self, pattern: str) -> list[str]:
+        """Keys matching ``pattern``; lists only under the pattern's literal prefix."""
+        prefix = glob_literal_prefix(pattern)
+        return list(filter_glob(pattern, self.list_objects(prefix)))
+
+    def is_file(self, path: str) -> bool:
+        """True if an object exists at ``path``."""
+        try:
+            return self.get_object_metadata(path, strict=True).type == "file"
+        except FileNotFoundError:
+            return False
+
+    # ------------------------------------------------ primitive operations
+    @abstractmethod
+    def get_object(self, path: str, byte_range: Range | None = None, *, if_match: str | None = None) -> bytes:
+        """Return the object's bytes (or a slice).
+
+        Args:
+            path: Key relative to ``base_path``.
+            byte_range: Optional slice; a range past the end is clipped (POSIX semantics).
+            if_match: Fail with :class:`manystore.errors.PreconditionFailedError` unless
+                the object's ETag equals this value (pins reads to one version).
+        """
+
+    # ------------------------------------------------- optional operations
+    def local_path(self, path: str) -> str | None:
+        """The local file path of ``path`` if this provider stores plain files, else ``None``."""
+        return None
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under ``prefix`` (a directory-like prefix ending in ``/``).
+
+        Returns:
+            The number of objects deleted.
+        """
+        count = 0
+        for meta in list(self.list_objects(prefix)):
+            try:
+                self.delete_object(meta.key)
+                count += 1
+            except FileNotFoundError:
+                pass
+        return count

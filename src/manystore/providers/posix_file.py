@@ -1,0 +1,309 @@
+"""POSIX file-system storage provider (config type ``file``).
+
+Every key is confined to ``base_path``: ``..`` segments, NUL bytes and symlinks
+that resolve outside the base are refused with
+:class:`manystore.errors.InvalidPathError`. Writes are atomic: data goes to a
+temporary file in the destination directory, which is renamed over the target.
+
+Backend differences:
+    * ETags are synthesised from the file's mtime (ns) and size.
+    * ``if_none_match="*"`` is enforced atomically (hard link of the temp file);
+      ``if_match`` compares the current ETag first (not atomic against a racing writer).
+    * Directories exist on their own: an empty directory is listed with
+      ``include_directories=True``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import IO, Any
+
+from ..errors import InvalidPathError, ObjectNotFoundError, PreconditionFailedError
+from ..types import ObjectMetadata, Range
+from ..utils import normalize_key, within_bounds
+from .base import BaseStorageProvider
+
+__all__ = ["PosixFileStorageProvider", "atomic_write"]
+
+_COPY_CHUNK = 8 << 20
+#: Suffix of in-flight temporary files; listings skip them.
+TEMP_SUFFIX = ".manystore-tmp"
+
+
+def _etag(st: os.stat_result) -> str:
+    return f"{st.st_mtime_ns:x}-{st.st_size:x}"
+
+
+def _metadata(key: str, st: os.stat_result, is_dir: bool = False) -> ObjectMetadata:
+    return ObjectMetadata(
+        key=key,
+        content_length=0 if is_dir else st.st_size,
+        last_modified=datetime.fromtimestamp(st.st_mtime, tz=timezone.utc),
+        type="directory" if is_dir else "file",
+        etag=None if is_dir else _etag(st),
+    )
+
+
+def _temp_path(destination: str) -> tuple[int, str]:
+    directory, name = os.path.split(destination)
+    return tempfile.mkstemp(prefix=f".{name}.", suffix=TEMP_SUFFIX, dir=directory or ".")
+
+
+def atomic_write(source: str | IO, destination: str) -> None:
+    """Write ``source`` (a path or a binary file object) to ``destination`` atomically.
+
+    The bytes go to a temporary file beside ``destination``, which is fsync'ed and then
+    renamed over it: readers see the old file or the new one, never a mix.
+    """
+    os.makedirs(os.path.dirname(destination) or ".", exist_ok=True)
+    fd, tmp = _temp_path(destination)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            if isinstance(source, str):
+                with open(source, "rb") as src:
+                    shutil.copyfileobj(src, out, _COPY_CHUNK)
+            else:
+                shutil.copyfileobj(source, out, _COPY_CHUNK)
+        os.replace(tmp, destination)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+class PosixFileStorageProvider(BaseStorageProvider):
+    """Storage provider over a local (or mounted network) file system.
+
+    Args:
+        base_path: Directory every key is relative to. Created on first write.
+        **kwargs: Telemetry options of the reference (accepted, unused here).
+    """
+
+    provider_name = "file"
+    supports_conditional_writes = True
+    supports_server_side_copy = True
+
+    def __init__(self, base_path: str, **kwargs: Any) -> None:
+        if not isinstance(base_path, str) or not base_path:
+            raise InvalidPathError(
+                f"file provider: base_path must be a non-empty directory path, got {base_path!r}"
+            )
+        super().__init__(base_path=os.path.abspath(os.path.expanduser(base_path)), **kwargs)
+        self._base_real = os.path.realpath(self._base_path)
+        self._base_prefix = self._base_real.rstrip(os.sep) + os.sep
+
+    # ---------------------------------------------------------------- paths
+    def _path(self, key: str) -> str:
+        """Absolute file path for ``key``, refusing anything that resolves outside ``base_path``."""
+        rel = normalize_key(key)
+        full = os.path.join(self._base_path, rel) if rel else self._base_path
+        real = os.path.realpath(full)
+        if real != self._base_real and not real.startswith(self._base_prefix):
+            raise InvalidPathError(f"key {key!r} resolves to {real!r}, outside base_path {self._base_path!r}")
+        return full
+
+    def local_path(self, path: str) -> str | None:
+        """The confined absolute file path of ``path``."""
+        return self._path(path)
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Remove the directory tree ``prefix`` (never ``base_path`` itself); returns files removed."""
+        full = self._path(prefix)
+        if os.path.realpath(full) == self._base_real or not os.path.isdir(full) or os.path.islink(full):
+            return super().delete_prefix(prefix)
+        count = sum(len(files) for _, _, files in os.walk(full))
+        shutil.rmtree(full)
+        return count
+
+    def _missing(self, key: str) -> ObjectNotFoundError:
+        return ObjectNotFoundError(f"{os.path.join(self._base_path, normalize_key(key))}: no such file")
+
+    # ------------------------------------------------------------- writes
+    def put_object(
+        self,
+        path: str,
+        body: bytes,
+        metadata: dict[str, str] | None = None,
+        if_match: str | None = None,
+        if_none_match: str | None = None,
+    ) -> None:
+        """Write ``body`` atomically (temp file + rename); ``metadata`` is not stored on POSIX."""
+        if if_none_match not in (None, "*"):
+            raise ValueError(f"if_none_match supports only '*', got {if_none_match!r}")
+        dest = self._path(path)
+        if if_match is not None:
+            try:
+                current = _etag(os.stat(dest))
+            except FileNotFoundError:
+                raise PreconditionFailedError(f"{dest}: if_match={if_match!r} but the file does not exist")
+            if current != if_match:
+                raise PreconditionFailedError(
+                    f"{dest}: if_match={if_match!r} but the current ETag is {current!r}"
+                )
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        fd, tmp = _temp_path(dest)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(body)
+            if if_none_match == "*":
+                try:
+                    os.link(tmp, dest)
+                except FileExistsError:
+                    raise PreconditionFailedError(f"{dest}: if_none_match='*' but the file exists")
+                os.unlink(tmp)
+            else:
+                os.replace(tmp, dest)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    def upload_file(self, remote_path: str, f: str | IO, attributes: dict[str, str] | None = None) -> None:
+        """Copy a local file or binary file object in, atomically."""
+        atomic_write(f, self._path(remote_path))
+
+    def copy_object(self, src_path: str, dest_path: str) -> None:
+        """Copy a file (atomically at the destination)."""
+        src = self._path(src_path)
+        if not os.path.isfile(src):
+            raise self._missing(src_path)
+        atomic_write(src, self._path(dest_path))
+
+    def delete_object(self, path: str, if_match: str | None = None) -> None:
+        """Delete one file; a missing file raises :class:`FileNotFoundError`."""
+        full = self._path(path)
+        try:
+            if if_match is not None and _etag(os.stat(full)) != if_match:
+                raise PreconditionFailedError(
+                    f"{full}: if_match={if_match!r} does not match the current ETag"
+                )
+            os.unlink(full)
+        except FileNotFoundError:
+            raise self._missing(path)
+        except IsADirectoryError:
+            raise InvalidPathError(f"{full} is a directory; use delete(..., recursive=True)")
+
+    # -------------------------------------------------------------- reads
+    def get_object(self, path: str, byte_range: Range | None = None, *, if_match: str | None = None) -> bytes:
+        full = self._path(path)
+        try:
+            with open(full, "rb") as fh:
+                if if_match is not None and _etag(os.fstat(fh.fileno())) != if_match:
+                    raise PreconditionFailedError(
+                        f"{full}: if_match={if_match!r} does not match the current ETag"
+                    )
+                if byte_range is None:
+                    return fh.read()
+                return os.pread(fh.fileno(), byte_range.size, byte_range.offset)
+        except (FileNotFoundError, NotADirectoryError):
+            raise self._missing(path)
+        except IsADirectoryError:
+            raise self._missing(path)
+
+    def download_file(self, remote_path: str, f: str | IO, metadata: ObjectMetadata | None = None) -> None:
+        """Copy out to a local path (atomically) or into a binary file object."""
+        src = self._path(remote_path)
+        if not os.path.isfile(src):
+            raise self._missing(remote_path)
+        if isinstance(f, str):
+            atomic_write(src, f)
+        else:
+            with open(src, "rb") as fh:
+                shutil.copyfileobj(fh, f, _COPY_CHUNK)
+
+    def get_object_metadata(self, path: str, strict: bool = True) -> ObjectMetadata:
+        """Metadata of a file; with ``strict=False`` a directory answers as ``type="directory"``."""
+        full = self._path(path)
+        key = normalize_key(path).rstrip("/")
+        try:
+            st = os.stat(full)
+        except (FileNotFoundError, NotADirectoryError):
+            raise self._missing(path)
+        if os.path.isdir(full):
+            if strict:
+                raise self._missing(path)
+            return _metadata(key, st, is_dir=True)
+        return _metadata(key, st)
+
+    def is_file(self, path: str) -> bool:
+        return os.path.isfile(self._path(path))
+
+    def list_objects(
+        self,
+        prefix: str,
+        start_after: str | None = None,
+        end_at: str | None = None,
+        include_directories: bool = False,
+    ) -> Iterator[ObjectMetadata]:
+        """Files whose keys start with ``prefix``, in byte order of their keys.
+
+        With ``include_directories=True`` only one level is listed (like a ``/`` delimiter)
+        and sub-directories are yielded as ``type="directory"`` entries.
+        """
+        prefix = normalize_key(prefix) if prefix else ""
+        head, _, _ = prefix.rpartition("/")
+        directory = self._path(head)
+        rel_dir = head + "/" if head else ""
+        yield from self._walk(directory, rel_dir, prefix, start_after, end_at, include_directories)
+
+    def _walk(
+        self,
+        directory: str,
+        rel_dir: str,
+        prefix: str,
+        start_after: str | None,
+        end_at: str | None,
+        one_level: bool,
+    ) -> Iterator[ObjectMetadata]:
+        try:
+            with os.scandir(directory) as it:
+                entries = [(e, e.is_dir()) for e in it]
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                return
+            raise
+        # Byte order of full keys: a directory sorts as "name/" so "a-b" < "a/" < "a0".
+        entries.sort(key=lambda pair: pair[0].name + "/" if pair[1] else pair[0].name)
+        for entry, is_dir in entries:
+            key = rel_dir + entry.name
+            if is_dir:
+                sub = key + "/"
+                if not (sub.startswith(prefix) or prefix.startswith(sub)):
+                    continue
+                if end_at is not None and sub > end_at and not end_at.startswith(sub):
+                    return
+                if start_after is not None and sub <= start_after and not start_after.startswith(sub):
+                    continue
+                if entry.is_symlink() and not self._inside(entry.path):
+                    continue
+                if one_level:
+                    if key.startswith(prefix) and within_bounds(key, start_after, end_at):
+                        yield _metadata(key, entry.stat(), is_dir=True)
+                    continue
+                yield from self._walk(entry.path, sub, prefix, start_after, end_at, one_level)
+            else:
+                if not key.startswith(prefix) or entry.name.endswith(TEMP_SUFFIX):
+                    continue
+                if end_at is not None and key > end_at:
+                    return
+                if start_after is not None and key <= start_after:
+                    continue
+                try:
+                    st = entry.stat()
+                except FileNotFoundError:  # removed while listing
+                    continue
+                if entry.is_symlink() and not self._inside(entry.path):
+                    continue
+                yield _metadata(key, st)
+
+    def _inside(self, path: str) -> bool:
+        real = os.path.realpath(path)
+        return real == self._base_real or real.startswith(self._base_prefix)

@@ -1,0 +1,784 @@
+"""Amazon S3 and S3-compatible stores, on top of ``obstore`` (Rust ``object_store``).
+
+Backend notes (where this provider differs from the Multi-Storage Client's boto3-based one):
+
+* Transport is ``obstore.store.S3Store`` with its own retries switched off; a transient
+  failure (408/429/5xx, dropped connection, timeout) is raised once as
+  :class:`manystore.errors.RetryableError` and :class:`manystore.StorageClient` retries it.
+* Conditional writes use ``If-None-Match: *`` / ``If-Match`` headers. Whether they are
+  enforced is a property of the server (AWS S3 and moto do; ``rclone serve s3`` ignores them).
+* ``delete_object(if_match=...)`` is a HEAD-compare-DELETE sequence, not atomic.
+* Object keys may not hold ASCII control characters (``object_store`` refuses them).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import threading
+import urllib.parse
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, ClassVar, cast
+
+import obstore as obs
+from obstore import exceptions as obs_exc
+from obstore.store import S3Store
+
+from ..errors import (
+    ConfigError,
+    InvalidPathError,
+    ManystoreError,
+    NotModifiedError,
+    ObjectNotFoundError,
+    PreconditionFailedError,
+    RetryableError,
+)
+from ..types import Credentials, CredentialsProvider, ObjectMetadata, Range
+from ..utils import join_key, normalize_key, parse_size, within_bounds
+from .base import BaseStorageProvider
+
+if TYPE_CHECKING:
+    from obstore import Attributes, ObjectMeta, PutMode
+    from obstore.store import ClientConfig, S3Config, S3Credential
+
+__all__ = [
+    "S3PermissionError",
+    "S3ProviderError",
+    "S3StorageProvider",
+    "StaticS3CredentialsProvider",
+]
+
+MiB = 1 << 20
+DEFAULT_MULTIPART_THRESHOLD = 64 * MiB
+DEFAULT_MULTIPART_CHUNKSIZE = 32 * MiB
+DEFAULT_IO_CHUNKSIZE = 8 * MiB
+DEFAULT_MAX_CONCURRENCY = 16
+DEFAULT_CONNECT_TIMEOUT = 60.0
+DEFAULT_READ_TIMEOUT = 60.0
+# object_store's whole-request timeout (30 s by default) would cut long streams; stalls are
+# caught by read_timeout instead.
+_REQUEST_TIMEOUT = timedelta(hours=24)
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+_STATUS_RE = re.compile(r"status(?: code)?: (\d{3})\b")
+_CODE_RE = re.compile(r"<Code>([^<]{1,64})</Code>")
+_TRANSPORT_MARKERS = (
+    "error sending request",
+    "connection closed",
+    "connection reset",
+    "connection refused",
+    "timed out",
+    "error decoding response body",
+    "broken pipe",
+    "unexpected eof",
+    "kind: connect",
+    "kind: timeout",
+    "kind: body",
+    "kind: decode",
+)
+_STANDARD_ATTRIBUTES = frozenset(
+    {"Content-Type", "Content-Disposition", "Content-Encoding", "Content-Language", "Cache-Control"}
+)
+_OPTIONS = frozenset(
+    {
+        "multipart_threshold",
+        "multipart_chunksize",
+        "max_concurrency",
+        "io_chunksize",
+        "connect_timeout",
+        "read_timeout",
+        "addressing_style",
+        "force_path_style",
+        "allow_http",
+        "verify",
+        "request_payer",
+        "profile_name",
+        "max_pool_connections",
+        "rust_client",
+    }
+)
+# Keys of MSC's ``rust_client`` block that map onto options of this provider.
+_RUST_CLIENT_KEYS = frozenset(
+    {"multipart_chunksize", "max_concurrency", "connect_timeout", "read_timeout", "max_pool_connections"}
+)
+
+
+class S3PermissionError(ManystoreError, PermissionError):
+    """The server refused the credentials (401) or the operation (403)."""
+
+
+class S3ProviderError(ManystoreError, OSError):
+    """Any other failure reported by the S3 server or the transport."""
+
+
+class StaticS3CredentialsProvider(CredentialsProvider):
+    """Fixed S3 credentials (access key, secret key, optional session token).
+
+    Args:
+        access_key: Access key id.
+        secret_key: Secret access key. Never shown by ``repr``.
+        session_token: Session token of temporary credentials, if any.
+    """
+
+    def __init__(self, access_key: str, secret_key: str, session_token: str | None = None) -> None:
+        self._access_key = access_key
+        self._secret_key = secret_key
+        self._session_token = session_token
+
+    def get_credentials(self) -> Credentials:
+        """The static credentials; they never expire."""
+        return Credentials(self._access_key, self._secret_key, self._session_token, expiration=None)
+
+    def refresh_credentials(self) -> None:
+        """Nothing to refresh."""
+
+    def __repr__(self) -> str:
+        return f"StaticS3CredentialsProvider(access_key={self.get_credentials()!r})"
+
+
+class _ObstoreCredentials:
+    """Adapts a :class:`CredentialsProvider` to obstore's ``credential_provider`` callback."""
+
+    def __init__(self, provider: CredentialsProvider) -> None:
+        self._provider = provider
+
+    def __call__(self) -> S3Credential:
+        creds = self._provider.get_credentials()
+        if creds.is_expired(margin_seconds=60):
+            self._provider.refresh_credentials()
+            creds = self._provider.get_credentials()
+        expires_at = None
+        if creds.expiration:
+            expires_at = datetime.fromisoformat(creds.expiration.replace("Z", "+00:00"))
+            if expires_at.tzinfo is None:
+                expires_at = expires_at.replace(tzinfo=timezone.utc)
+        return {
+            "access_key_id": creds.access_key,
+            "secret_access_key": creds.secret_key,
+            "token": creds.token,
+            "expires_at": expires_at,
+        }
+
+
+def _summary(text: str) -> str:
+    """First line of an obstore message, without the XML body or the ``Debug source`` tail."""
+    head = text.split("\n\nDebug source", 1)[0]
+    first = head.split("\n", 1)[0].split(": <?xml", 1)[0].rstrip(": ")
+    code = _CODE_RE.search(head)
+    if code and code.group(1) not in first:
+        first += f" ({code.group(1)})"
+    return first[:400]
+
+
+def _translate(err: Exception, url: str) -> Exception:
+    """Map an obstore (or builtin) exception to manystore's error hierarchy.
+
+    Args:
+        err: The exception raised by an obstore call.
+        url: ``s3://bucket/key`` of the object, named in the new message.
+    """
+    if isinstance(err, ManystoreError):
+        return err
+    text = str(err)
+    msg = f"{url}: {_summary(text)}"
+    if isinstance(err, (FileNotFoundError, obs_exc.NotFoundError)):
+        return ObjectNotFoundError(msg)
+    if isinstance(err, (obs_exc.PreconditionError, obs_exc.AlreadyExistsError)):
+        return PreconditionFailedError(msg)
+    if isinstance(err, obs_exc.NotModifiedError):
+        return NotModifiedError(msg)
+    if isinstance(err, (obs_exc.PermissionDeniedError, obs_exc.UnauthenticatedError)):
+        return S3PermissionError(msg)
+    match = _STATUS_RE.search(text)
+    status = int(match.group(1)) if match else None
+    if status in _RETRYABLE_STATUS:
+        return RetryableError(msg, status=status)
+    if status is None and any(marker in text.lower() for marker in _TRANSPORT_MARKERS):
+        return RetryableError(msg, status=None)
+    if isinstance(err, (ValueError, obs_exc.InvalidPathError)):
+        return InvalidPathError(msg)
+    return S3ProviderError(msg)
+
+
+def _status_of(err: Exception) -> int | None:
+    match = _STATUS_RE.search(str(err))
+    return int(match.group(1)) if match else None
+
+
+def _quote(etag: str) -> str:
+    """ETags go on the wire quoted (RFC 9110); ``*`` stays bare."""
+    return etag if etag == "*" or etag.startswith(('"', 'W/"')) else f'"{etag}"'
+
+
+def _unquote(etag: str | None) -> str | None:
+    return etag.strip('"') if etag else etag
+
+
+def _key_before(key: str) -> str | None:
+    """A listing offset just below ``key``: no realistic key lies between it and ``key``."""
+    code = ord(key[-1]) - 1
+    if code < 0x20 or code == 0x7F or 0xD800 <= code <= 0xDFFF:
+        return None
+    candidate = key[:-1] + chr(code) + "\U0010ffff"
+    return None if candidate.startswith("/") or "//" in candidate else candidate
+
+
+def _positive(name: str, value: Any, parse: Any = float) -> Any:
+    try:
+        out = parse(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"S3 option {name!r} must be a positive number, got {value!r}")
+    if out <= 0:
+        raise ConfigError(f"S3 option {name!r} must be > 0, got {value!r}")
+    return out
+
+
+class S3StorageProvider(BaseStorageProvider):
+    """Storage provider for Amazon S3 and S3-compatible stores (MinIO, rclone, moto, Ceph...).
+
+    Args:
+        region_name: Region to sign for. Default: ``AWS_REGION``, ``AWS_DEFAULT_REGION``, else ``us-east-1``.
+        endpoint_url: Custom endpoint, e.g. ``http://127.0.0.1:9000``. Default:
+            ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL``, else AWS.
+        base_path: ``"bucket"`` or ``"bucket/prefix"``; every key is relative to it.
+        credentials_provider: Source of credentials. Without one: ``AWS_ACCESS_KEY_ID`` /
+            ``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN``, else boto3's credential chain
+            when boto3 is installed, else unsigned (anonymous) requests.
+        multipart_threshold: Uploads larger than this use multipart. Bytes or ``"64M"``. Default 64 MiB.
+        multipart_chunksize: Part size of multipart uploads and of parallel ranged downloads.
+            Default 32 MiB. AWS requires parts of at least 5 MiB.
+        max_concurrency: Parts transferred in parallel per upload/download. Default 16.
+        io_chunksize: Chunk size when streaming an object into a file. Default 8 MiB.
+        connect_timeout: Seconds to establish a connection. Default 60.
+        read_timeout: Seconds a read may stall before the request fails. Default 60.
+        addressing_style: ``"path"``, ``"virtual"`` or ``"auto"`` (default: virtual-hosted on
+            AWS, path-style with an ``endpoint_url`` or a bucket name holding dots).
+        force_path_style: ``True`` is the same as ``addressing_style="path"``.
+        allow_http: Permit ``http://`` endpoints. Default: True only for an ``http://`` endpoint_url.
+        verify: TLS verification: ``True`` (default), ``False`` (skip; testing only) or the path
+            of a PEM CA bundle to trust in addition to the system roots.
+        request_payer: Send ``x-amz-request-payer: requester`` (requester-pays buckets).
+        profile_name: AWS shared-config profile for boto3's chain (ignored with credentials_provider).
+        max_pool_connections: Idle connections kept per host.
+        rust_client: Accepted for MSC configs: manystore always uses its Rust transport; the keys
+            multipart_chunksize, max_concurrency, connect_timeout, read_timeout and
+            max_pool_connections apply unless given at the top level.
+
+    Raises:
+        ConfigError: An unknown option or an invalid value (the message names it).
+    """
+
+    provider_name: ClassVar[str] = "s3"
+    supports_conditional_writes: ClassVar[bool] = True
+    url_scheme: ClassVar[str] = "s3"
+
+    def __init__(
+        self,
+        region_name: str = "",
+        endpoint_url: str = "",
+        base_path: str = "",
+        credentials_provider: CredentialsProvider | None = None,
+        **kwargs: Any,
+    ) -> None:
+        options = {k: kwargs.pop(k) for k in list(kwargs) if k in _OPTIONS}
+        super().__init__(base_path=base_path, **kwargs)
+        rust = options.pop("rust_client", None) or {}
+        if not isinstance(rust, dict):
+            raise ConfigError(f"S3 option 'rust_client' must be a mapping, got {rust!r}")
+        for key in _RUST_CLIENT_KEYS & set(rust):
+            options.setdefault(key, rust[key])
+        bucket, _, root = base_path.strip("/").partition("/")
+        if not bucket:
+            raise ConfigError(
+                f"{type(self).__name__}: base_path must start with a bucket name, got {base_path!r}"
+            )
+        self._bucket = bucket
+        self._root = normalize_key(root).rstrip("/")
+        self._region = (
+            region_name or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or ""
+        )
+        self._endpoint = (
+            endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or ""
+        ).rstrip("/")
+        self._credentials_provider = credentials_provider
+        self._threshold = parse_size(options.get("multipart_threshold", DEFAULT_MULTIPART_THRESHOLD))
+        self._chunksize = _positive(
+            "multipart_chunksize", options.get("multipart_chunksize", DEFAULT_MULTIPART_CHUNKSIZE), parse_size
+        )
+        self._io_chunksize = _positive(
+            "io_chunksize", options.get("io_chunksize", DEFAULT_IO_CHUNKSIZE), parse_size
+        )
+        self._max_concurrency = _positive(
+            "max_concurrency", options.get("max_concurrency", DEFAULT_MAX_CONCURRENCY), int
+        )
+        self._connect_timeout = _positive(
+            "connect_timeout", options.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)
+        )
+        self._read_timeout = _positive("read_timeout", options.get("read_timeout", DEFAULT_READ_TIMEOUT))
+        style = options.get("addressing_style", "auto")
+        if options.get("force_path_style"):
+            style = "path"
+        if style not in ("auto", "path", "virtual"):
+            raise ConfigError(
+                f"S3 option 'addressing_style' must be 'auto', 'path' or 'virtual', got {style!r}"
+            )
+        if style == "auto":
+            style = "path" if self._endpoint or "." in bucket else "virtual"
+        self._virtual_hosted = style == "virtual"
+        self._allow_http = bool(options.get("allow_http", self._endpoint.startswith("http://")))
+        self._verify: bool | str = options.get("verify", True)
+        if self._verify is None:
+            self._verify = True
+        self._request_payer = bool(options.get("request_payer", False))
+        self._profile_name: str | None = options.get("profile_name")
+        self._pool_size: int | None = None
+        if options.get("max_pool_connections") is not None:
+            self._pool_size = _positive("max_pool_connections", options["max_pool_connections"], int)
+        self._store_lock = threading.Lock()
+        self._store: S3Store | None = None
+        self._store_pid = -1
+
+    # ------------------------------------------------------------------ plumbing
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(bucket={self._bucket!r}, prefix={self._root!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_store"], state["_store_pid"], state["_store_lock"] = None, -1, None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._store_lock = threading.Lock()
+
+    @property
+    def bucket(self) -> str:
+        """The bucket name taken from ``base_path``."""
+        return self._bucket
+
+    def _full_key(self, path: str) -> str:
+        """Object key inside the bucket for ``path`` (relative to ``base_path``); ``..`` is refused."""
+        return join_key(self._root, path)
+
+    def _rel(self, key: str) -> str:
+        return key[len(self._root) + 1 :] if self._root else key
+
+    def _url(self, key: str) -> str:
+        return f"{self.url_scheme}://{self._bucket}/{key}"
+
+    def _get_store(self) -> S3Store:
+        """The obstore store of this process; built on first use and again after a fork."""
+        pid = os.getpid()
+        store = self._store
+        if store is not None and self._store_pid == pid:
+            return store
+        if self._store_pid != pid and self._store_pid != -1:
+            self._store_lock = threading.Lock()  # The parent's lock may have been held at fork time.
+        with self._store_lock:
+            if self._store is None or self._store_pid != pid:
+                self._store = self._build_store()
+                self._store_pid = pid
+            return self._store
+
+    def _store_config(self) -> tuple[dict[str, Any], dict[str, Any], Any]:
+        """S3 config, client options and credential callback for the store (subclasses adjust)."""
+        config: dict[str, Any] = {
+            "virtual_hosted_style_request": self._virtual_hosted,
+            "skip_signature": False,
+            "request_payer": self._request_payer,
+        }
+        if self._region:
+            config["region"] = self._region
+        if self._endpoint:
+            endpoint = self._endpoint
+            if self._virtual_hosted:
+                parts = urllib.parse.urlsplit(endpoint)
+                endpoint = urllib.parse.urlunsplit(parts._replace(netloc=f"{self._bucket}.{parts.netloc}"))
+            config["endpoint"] = config["aws_endpoint_url_s3"] = endpoint
+        client: dict[str, Any] = {
+            "allow_http": self._allow_http,
+            "connect_timeout": timedelta(seconds=self._connect_timeout),
+            "read_timeout": timedelta(seconds=self._read_timeout),
+            "timeout": _REQUEST_TIMEOUT,
+        }
+        if self._verify is False:
+            client["allow_invalid_certificates"] = True
+        elif isinstance(self._verify, str):
+            client["root_certificate"] = Path(self._verify).read_text()
+        if self._pool_size:
+            client["pool_max_idle_per_host"] = str(self._pool_size)
+        callback: Any = None
+        if self._credentials_provider is not None:
+            callback = _ObstoreCredentials(self._credentials_provider)
+        elif os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY"):
+            config["access_key_id"] = os.environ["AWS_ACCESS_KEY_ID"]
+            config["secret_access_key"] = os.environ["AWS_SECRET_ACCESS_KEY"]
+            if os.environ.get("AWS_SESSION_TOKEN"):
+                config["session_token"] = os.environ["AWS_SESSION_TOKEN"]
+        else:
+            callback = self._boto3_credentials(config)
+            if callback is None:
+                config["skip_signature"] = True
+        return config, client, callback
+
+    def _boto3_credentials(self, config: dict[str, Any]) -> Any:
+        """obstore's boto3 credential provider, or ``None`` if boto3 is absent or finds nothing."""
+        try:
+            import boto3
+            from obstore.auth.boto3 import Boto3CredentialProvider
+        except ImportError:
+            return None
+        try:
+            provider = Boto3CredentialProvider(boto3.Session(profile_name=self._profile_name))
+        except Exception:  # No credentials anywhere in the chain (or a broken profile): go anonymous.
+            return None
+        if "region" not in config and provider.config.get("region"):
+            config["region"] = provider.config["region"]
+        return provider
+
+    def _build_store(self) -> S3Store:
+        config, client, callback = self._store_config()
+        try:
+            return S3Store(
+                self._bucket,
+                config=cast("S3Config", config),
+                client_options=cast("ClientConfig", client),
+                retry_config={"max_retries": 0},
+                credential_provider=callback,
+            )
+        except Exception as err:
+            raise ConfigError(
+                f"{type(self).__name__}({self._bucket!r}): cannot configure S3: {_summary(str(err))}"
+            )
+
+    # ------------------------------------------------------------------ reads
+    def get_object(self, path: str, byte_range: Range | None = None, *, if_match: str | None = None) -> bytes:
+        """Return the object's bytes, or ``byte_range`` of them (clipped at the end of the object).
+
+        ``if_match`` is sent as an ``If-Match`` precondition; servers that ignore it (rclone) return the
+        current bytes.
+
+        Raises:
+            ObjectNotFoundError: No such object.
+            PreconditionFailedError: ``if_match`` does not match the object's ETag.
+        """
+        key = self._full_key(path)
+        options: dict[str, Any] = {}
+        if if_match:
+            options["if_match"] = _quote(if_match)
+        if byte_range is not None:
+            if byte_range.size == 0:
+                self.get_object_metadata(path)
+                return b""
+            options["range"] = (byte_range.offset, byte_range.end)
+        try:
+            return bytes(obs.get(self._get_store(), key, options=cast(Any, options)).bytes())
+        except Exception as err:
+            if byte_range is not None and _status_of(err) == 416:
+                return b""  # The range starts at or past the end of the object.
+            raise _translate(err, self._url(key))
+
+    def get_object_metadata(self, path: str, strict: bool = True) -> ObjectMetadata:
+        """HEAD the object. With ``strict=False`` a prefix with children answers as a directory.
+
+        Raises:
+            ObjectNotFoundError: Neither an object nor (non-strict) a directory.
+        """
+        key = self._full_key(path)
+        try:
+            result = obs.get(self._get_store(), key, options={"head": True})
+        except Exception as err:
+            error = _translate(err, self._url(key))
+            if not strict and isinstance(error, ObjectNotFoundError) and self._has_children(key):
+                return ObjectMetadata(key=path, content_length=0, last_modified=_EPOCH, type="directory")
+            raise error
+        attributes = dict(result.attributes)
+        content_type = attributes.pop("Content-Type", None)
+        storage_class = attributes.pop("Storage-Class", None)
+        user = {k: v for k, v in attributes.items() if k not in _STANDARD_ATTRIBUTES}
+        return self._to_metadata(result.meta, content_type, storage_class, user or None)
+
+    def _has_children(self, key: str) -> bool:
+        prefix = key.rstrip("/")
+        try:
+            for batch in obs.list(self._get_store(), prefix or None, chunk_size=1):
+                if batch:
+                    return True
+        except Exception as err:
+            raise _translate(err, self._url(prefix + "/"))
+        return False
+
+    def _to_metadata(
+        self,
+        meta: ObjectMeta,
+        content_type: str | None = None,
+        storage_class: str | None = None,
+        user: dict[str, Any] | None = None,
+    ) -> ObjectMetadata:
+        last_modified = meta["last_modified"]
+        if last_modified.tzinfo is None:
+            last_modified = last_modified.replace(tzinfo=timezone.utc)
+        return ObjectMetadata(
+            key=self._rel(meta["path"]),
+            content_length=meta["size"],
+            last_modified=last_modified,
+            content_type=content_type,
+            etag=_unquote(meta["e_tag"]),
+            storage_class=storage_class,
+            metadata=user,
+        )
+
+    def list_objects(
+        self,
+        prefix: str,
+        start_after: str | None = None,
+        end_at: str | None = None,
+        include_directories: bool = False,
+    ) -> Iterator[ObjectMetadata]:
+        """Objects whose keys start with ``prefix`` (a raw string prefix, as in S3), in key order.
+
+        Lists under the prefix's parent "directory" starting just below the prefix and stops at the
+        first key past it. ``start_after`` is exclusive, ``end_at`` inclusive; both are relative keys.
+        With ``include_directories`` only one level is listed, and sub-"directories" are yielded as
+        ``type="directory"`` entries (key without trailing ``/``, size 0).
+        """
+        raw = (self._root + "/" if self._root else "") + normalize_key(prefix)
+        parent = raw[: raw.rfind("/")] if "/" in raw else ""
+        low = self._full_key(start_after) if start_after is not None else None
+        high = self._full_key(end_at) if end_at is not None else None
+        if include_directories:
+            yield from self._list_one_level(raw, parent, start_after, end_at)
+            return
+        offset = _key_before(raw) if raw and not raw.endswith("/") else None
+        if low is not None and (offset is None or low > offset):
+            offset = low
+        try:
+            stream = obs.list(self._get_store(), parent or None, offset=offset, chunk_size=1000)
+            for batch in stream:
+                for meta in batch:
+                    key = meta["path"]
+                    if key < raw or (low is not None and key <= low):
+                        continue
+                    if not key.startswith(raw) or (high is not None and key > high):
+                        return
+                    yield self._to_metadata(meta)
+        except Exception as err:
+            raise _translate(err, self._url(raw))
+
+    def _list_one_level(
+        self, raw: str, parent: str, start_after: str | None, end_at: str | None
+    ) -> Iterator[ObjectMetadata]:
+        try:
+            result = obs.list_with_delimiter(self._get_store(), parent or None)
+        except Exception as err:
+            raise _translate(err, self._url(raw))
+        entries = [self._to_metadata(m) for m in result["objects"] if m["path"].startswith(raw)]
+        entries += [
+            ObjectMetadata(
+                key=self._rel(p.rstrip("/")), content_length=0, last_modified=_EPOCH, type="directory"
+            )
+            for p in result["common_prefixes"]
+            if p.startswith(raw)
+        ]
+        entries.sort(key=lambda e: e.key)
+        for entry in entries:
+            if within_bounds(entry.key, start_after, end_at):
+                yield entry
+
+    # ------------------------------------------------------------------ writes
+    def put_object(
+        self,
+        path: str,
+        body: bytes,
+        metadata: dict[str, str] | None = None,
+        if_match: str | None = None,
+        if_none_match: str | None = None,
+    ) -> None:
+        """Store ``body`` at ``path`` in one request (multipart above ``multipart_threshold``).
+
+        Args:
+            metadata: User metadata (``x-amz-meta-*``).
+            if_match: Write only if the current ETag equals this.
+            if_none_match: Only ``"*"``: write only if no object exists.
+
+        Raises:
+            ValueError: ``if_none_match`` other than ``"*"``, or both conditions given.
+            PreconditionFailedError: The condition does not hold (on servers that enforce it).
+        """
+        key = self._full_key(path)
+        mode: PutMode | None = None
+        if if_none_match is not None:
+            if if_none_match != "*":
+                raise ValueError(f"if_none_match supports only '*', got {if_none_match!r}")
+            if if_match is not None:
+                raise ValueError("if_match and if_none_match cannot be combined")
+            mode = "create"
+        elif if_match is not None:
+            mode = {"e_tag": _quote(if_match)}
+        multipart = mode is None and len(body) > self._threshold
+        try:
+            obs.put(
+                self._get_store(),
+                key,
+                body,
+                attributes=self._attributes(path, metadata),
+                mode=mode,
+                use_multipart=multipart,
+                chunk_size=self._chunksize,
+                max_concurrency=self._max_concurrency,
+            )
+        except Exception as err:
+            raise _translate(err, self._url(key))
+
+    def _attributes(self, path: str, metadata: dict[str, str] | None) -> Attributes | None:
+        """obstore attributes for a write; subclasses may add e.g. a Content-Type."""
+        return cast("Attributes", dict(metadata)) if metadata else None
+
+    def copy_object(self, src_path: str, dest_path: str) -> None:
+        """Server-side copy (``x-amz-copy-source``); overwrites ``dest_path``.
+
+        Raises:
+            ObjectNotFoundError: ``src_path`` does not exist.
+        """
+        src, dest = self._full_key(src_path), self._full_key(dest_path)
+        try:
+            obs.copy(self._get_store(), src, dest)
+        except Exception as err:
+            raise _translate(err, self._url(src))
+
+    def delete_object(self, path: str, if_match: str | None = None) -> None:
+        """Delete the object (a missing object is not an error on S3).
+
+        With ``if_match`` the object is HEAD-ed and its ETag compared first; the check and the
+        delete are two requests, so a concurrent writer can slip in between (not atomic).
+
+        Raises:
+            ObjectNotFoundError: ``if_match`` given and the object does not exist.
+            PreconditionFailedError: ``if_match`` given and the ETag differs.
+        """
+        key = self._full_key(path)
+        if if_match is not None:
+            current = self.get_object_metadata(path).etag
+            if _unquote(if_match) != current:
+                raise PreconditionFailedError(f"{self._url(key)}: ETag is {current!r}, not {if_match!r}")
+        try:
+            obs.delete(self._get_store(), key)
+        except Exception as err:
+            raise _translate(err, self._url(key))
+
+    def upload_file(self, remote_path: str, f: str | IO, attributes: dict[str, str] | None = None) -> None:
+        """Upload a local file (path or binary file object), streaming it from disk.
+
+        Objects above ``multipart_threshold`` (or of unknown size) use a multipart upload with
+        ``multipart_chunksize`` parts, ``max_concurrency`` at a time.
+        """
+        key = self._full_key(remote_path)
+        source: Any
+        if isinstance(f, (str, os.PathLike)):
+            source = Path(f)
+            size: int | None = source.stat().st_size
+        else:
+            source = f
+            try:
+                size = os.fstat(f.fileno()).st_size - f.tell()
+            except (AttributeError, OSError, ValueError):
+                size = None
+        try:
+            obs.put(
+                self._get_store(),
+                key,
+                source,
+                attributes=self._attributes(
+                    str(f) if isinstance(f, (str, os.PathLike)) else remote_path, attributes
+                ),
+                use_multipart=size is None or size > self._threshold,
+                chunk_size=self._chunksize,
+                max_concurrency=self._max_concurrency,
+            )
+        except Exception as err:
+            raise _translate(err, self._url(key))
+
+    def download_file(self, remote_path: str, f: str | IO, metadata: ObjectMetadata | None = None) -> None:
+        """Download into a local path (atomically: temp file in the same directory, then rename)
+        or into a binary file object (streamed).
+
+        Objects larger than ``multipart_chunksize`` are fetched as parallel ranged GETs pinned to the
+        ETag of the first response, so a concurrent overwrite fails with
+        :class:`PreconditionFailedError` instead of mixing versions.
+        """
+        if not isinstance(f, (str, os.PathLike)):
+            self._download_into(remote_path, f, metadata)
+            return
+        target = os.path.abspath(f)
+        directory = os.path.dirname(target)
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                self._download_into(remote_path, fh, metadata)
+            os.replace(tmp, target)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+
+    def _download_into(self, remote_path: str, fh: IO, metadata: ObjectMetadata | None) -> None:
+        key = self._full_key(remote_path)
+        url = self._url(key)
+        store = self._get_store()
+        if metadata is not None and metadata.content_length <= self._chunksize:
+            try:
+                for chunk in obs.get(store, key).stream(min_chunk_size=self._io_chunksize):
+                    fh.write(chunk)
+            except Exception as err:
+                raise _translate(err, url)
+            return
+        try:
+            first = obs.get(store, key, options={"range": (0, self._chunksize)})
+            data = first.bytes()
+        except Exception as err:
+            if _status_of(err) != 416:
+                raise _translate(err, url)
+            self._download_into(remote_path, fh, ObjectMetadata(remote_path, 0, _EPOCH))  # empty object
+            return
+        fh.write(data)
+        size, etag = first.meta["size"], first.meta["e_tag"]
+        if size > len(data):
+            self._parallel_ranges(store, key, fh, len(data), size, etag)
+
+    def _parallel_ranges(
+        self, store: S3Store, key: str, fh: IO, start: int, size: int, etag: str | None
+    ) -> None:
+        """Fetch ``[start, size)`` in ``multipart_chunksize`` ranges on a thread pool, writing in order."""
+        options: dict[str, Any] = {"if_match": _quote(etag)} if etag else {}
+
+        def fetch(lo: int) -> Any:
+            hi = min(lo + self._chunksize, size)
+            data = obs.get(store, key, options=cast(Any, {**options, "range": (lo, hi)})).bytes()
+            if len(data) != hi - lo:
+                raise S3ProviderError(f"{self._url(key)}: short read at {lo}: {len(data)} of {hi - lo} bytes")
+            return data
+
+        offsets = iter(range(start, size, self._chunksize))
+        pending: deque[Future[Any]] = deque()
+        with ThreadPoolExecutor(
+            max_workers=self._max_concurrency, thread_name_prefix="manystore-s3-get"
+        ) as pool:
+            try:
+                for lo in offsets:
+                    pending.append(pool.submit(fetch, lo))
+                    if len(pending) >= self._max_concurrency:
+                        fh.write(pending.popleft().result())
+                while pending:
+                    fh.write(pending.popleft().result())
+            except Exception as err:
+                for fut in pending:
+                    fut.cancel()
+                raise _translate(err, self._url(key))

@@ -1,0 +1,212 @@
+"""Module-level functions taking URLs: ``manystore.open("s3://bucket/key")`` and friends.
+
+Clients are built once per profile and cached. The cache is thread-safe and is
+emptied in a forked child, so a child never reuses its parent's connections.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+import threading
+from collections.abc import Iterator
+from typing import IO, TYPE_CHECKING, Any
+
+from .client import StorageClient
+from .config import StorageClientConfig, read_msc_config
+from .types import ObjectMetadata, Range
+from .urls import PathMapping, parse_url
+
+if TYPE_CHECKING:
+    from .file import ObjectFile, PosixFile
+    from .telemetry import Telemetry
+
+__all__ = [
+    "commit_metadata",
+    "copy",
+    "delete",
+    "download_file",
+    "get_telemetry",
+    "glob",
+    "info",
+    "is_empty",
+    "is_file",
+    "list",
+    "open",
+    "read",
+    "resolve_storage_client",
+    "set_telemetry",
+    "sync",
+    "upload_file",
+    "write",
+]
+
+_lock = threading.Lock()
+_clients: dict[str, StorageClient] = {}
+_config_cache: dict[str, Any] = {}
+_telemetry: Telemetry | None = None
+
+
+def _reset_after_fork() -> None:
+    global _lock
+    _lock = threading.Lock()
+    _clients.clear()
+    _config_cache.clear()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _loaded_config() -> tuple[dict[str, Any], PathMapping]:
+    if "dict" not in _config_cache:
+        config_dict, path = read_msc_config()
+        _config_cache["dict"] = config_dict
+        _config_cache["path"] = path
+        _config_cache["mapping"] = PathMapping.from_config(config_dict.get("path_mapping"))
+    return _config_cache["dict"], _config_cache["mapping"]
+
+
+def reset_cache() -> None:
+    """Forget cached clients and the loaded config (e.g. after changing ``MSC_CONFIG``)."""
+    with _lock:
+        _clients.clear()
+        _config_cache.clear()
+
+
+def resolve_storage_client(url: str) -> tuple[StorageClient, str]:
+    """The cached client serving ``url`` and the key within its profile.
+
+    Path mappings from the config are applied first; then ``msc://profile/...``
+    names a configured profile, ``s3://``/``gs://``/``ais://``/``az://`` an implicit
+    one, and ``file://`` or a plain path the local file system.
+
+    Raises:
+        InvalidURLError: The URL cannot be parsed.
+        UnknownProfileError: ``msc://`` names a profile that is not configured.
+    """
+    with _lock:
+        config_dict, mapping = _loaded_config()
+    mapped = mapping.find_mapping(os.fspath(url)) if isinstance(url, (str, os.PathLike)) else None
+    if mapped is not None:
+        profile, path = mapped
+    else:
+        parsed = parse_url(url)
+        profile, path = parsed.profile, parsed.path
+    client = _clients.get(profile)
+    if client is None:
+        with _lock:
+            client = _clients.get(profile)
+            if client is None:
+                config = StorageClientConfig.from_dict(
+                    config_dict, profile, skip_validation=True, telemetry=_telemetry
+                )
+                client = StorageClient(config)
+                _clients[profile] = client
+    return client, path
+
+
+def open(url: str, mode: str = "rb", **kwargs: Any) -> PosixFile | ObjectFile:
+    """Open ``url`` as a file object; keyword arguments as :meth:`StorageClient.open`."""
+    client, path = resolve_storage_client(url)
+    return client.open(path, mode, **kwargs)
+
+
+def read(url: str, byte_range: Range | None = None) -> bytes:
+    """The bytes of the object at ``url`` (or a ``byte_range`` slice)."""
+    client, path = resolve_storage_client(url)
+    return client.read(path, byte_range)
+
+
+def write(url: str, body: bytes, attributes: dict[str, str] | None = None) -> None:
+    """Store ``body`` at ``url`` atomically."""
+    client, path = resolve_storage_client(url)
+    client.write(path, body, attributes)
+
+
+def list(
+    url: str,
+    start_after: str | None = None,
+    end_at: str | None = None,
+    include_directories: bool = False,
+) -> Iterator[ObjectMetadata]:
+    """Objects under the URL prefix; their keys are full URLs."""
+    client, path = resolve_storage_client(url)
+    return client.list(path, start_after, end_at, include_directories, include_url_prefix=True)
+
+
+def glob(pattern: str) -> builtins.list[str]:
+    """URLs matching a glob such as ``msc://profile/data/**/*.tar``."""
+    client, path = resolve_storage_client(pattern)
+    return client.glob(path, include_url_prefix=True)
+
+
+def info(url: str, strict: bool = True) -> ObjectMetadata:
+    """Metadata of the object at ``url``."""
+    client, path = resolve_storage_client(url)
+    return client.info(path, strict)
+
+
+def is_file(url: str) -> bool:
+    """True if an object exists at ``url``."""
+    client, path = resolve_storage_client(url)
+    return client.is_file(path)
+
+
+def is_empty(url: str) -> bool:
+    """True if no object lies under ``url``."""
+    client, path = resolve_storage_client(url)
+    return client.is_empty(path)
+
+
+def delete(url: str, recursive: bool = False) -> None:
+    """Delete the object at ``url`` (and, with ``recursive``, everything under it)."""
+    client, path = resolve_storage_client(url)
+    client.delete(path, recursive)
+
+
+def copy(src_url: str, dest_url: str) -> None:
+    """Copy one object. Server-side within a profile; streamed between profiles."""
+    src_client, src_path = resolve_storage_client(src_url)
+    dest_client, dest_path = resolve_storage_client(dest_url)
+    if src_client is dest_client:
+        src_client.copy(src_path, dest_path)
+        return
+    with src_client.open(src_path, "rb") as src, dest_client.open(dest_path, "wb") as dest:
+        while chunk := src.read(8 << 20):
+            dest.write(chunk)
+
+
+def upload_file(url: str, local_path: str | IO) -> None:
+    """Upload a local file to ``url``."""
+    client, path = resolve_storage_client(url)
+    client.upload_file(path, local_path)
+
+
+def download_file(url: str, local_path: str | IO) -> None:
+    """Download ``url`` to a local path (atomically) or a binary file object."""
+    client, path = resolve_storage_client(url)
+    client.download_file(path, local_path)
+
+
+def commit_metadata(url: str) -> None:
+    """Persist pending metadata-provider updates of the profile serving ``url``."""
+    client, path = resolve_storage_client(url)
+    client.commit_metadata(path or None)
+
+
+def sync(source_url: str, target_url: str, delete_unmatched_files: bool = False) -> None:
+    """Make ``target_url`` mirror ``source_url`` (see :meth:`StorageClient.sync_from`)."""
+    source_client, source_path = resolve_storage_client(source_url)
+    target_client, target_path = resolve_storage_client(target_url)
+    target_client.sync_from(source_client, source_path, target_path, delete_unmatched_files)
+
+
+def get_telemetry() -> Telemetry | None:
+    """The telemetry instance given to clients built by these functions."""
+    return _telemetry
+
+
+def set_telemetry(telemetry: Telemetry | None) -> None:
+    """Set the telemetry instance for clients built from now on."""
+    global _telemetry
+    _telemetry = telemetry

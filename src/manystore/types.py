@@ -1,0 +1,345 @@
+"""Public data types and provider contracts of manystore.
+
+The names follow the Multi-Storage Client reference, so code written against
+``multistorageclient.types`` works after changing the import.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
+from typing import IO, Any
+
+from .errors import NotModifiedError, PreconditionFailedError, RetryableError
+
+__all__ = [
+    "Credentials",
+    "CredentialsProvider",
+    "MetadataProvider",
+    "NotModifiedError",
+    "ObjectMetadata",
+    "PreconditionFailedError",
+    "ProviderBundle",
+    "Range",
+    "RetryConfig",
+    "RetryableError",
+    "SourceVersionCheckMode",
+    "StorageProvider",
+    "StorageProviderConfig",
+]
+
+DEFAULT_RETRY_ATTEMPTS = 3
+DEFAULT_RETRY_DELAY = 1.0
+DEFAULT_RETRY_BACKOFF_MULTIPLIER = 2.0
+
+
+@dataclass(frozen=True)
+class Range:
+    """A byte range of an object: ``size`` bytes starting at ``offset``.
+
+    Args:
+        offset: First byte, zero-based. Must be >= 0.
+        size: Number of bytes. Must be >= 0.
+    """
+
+    offset: int
+    size: int
+
+    def __post_init__(self) -> None:
+        for name in ("offset", "size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"Range.{name} must be a non-negative int, got {value!r}")
+
+    @property
+    def end(self) -> int:
+        """The exclusive end offset (``offset + size``)."""
+        return self.offset + self.size
+
+
+@dataclass
+class ObjectMetadata:
+    """Metadata of one object (or, with ``type="directory"``, one directory).
+
+    Attributes:
+        key: The object's path relative to the profile (or a full URL when listing
+            with ``include_url_prefix``).
+        content_length: Size in bytes (0 for directories).
+        last_modified: Last modification time, timezone-aware (UTC).
+        type: ``"file"`` or ``"directory"``.
+        content_type: MIME type if the store reports one.
+        etag: The store's version token (S3 ETag without quotes; POSIX: mtime-size digest).
+        storage_class: The store's storage class, if any.
+        metadata: User metadata (``x-amz-meta-*`` on S3, xattrs are not read on POSIX).
+    """
+
+    key: str
+    content_length: int
+    last_modified: datetime
+    type: str = "file"
+    content_type: str | None = None
+    etag: str | None = None
+    storage_class: str | None = None
+    metadata: dict[str, Any] | None = None
+
+    @staticmethod
+    def from_dict(data: dict) -> ObjectMetadata:
+        """Build an instance from :meth:`to_dict` output (or parsed manifest JSON).
+
+        Raises:
+            ValueError: A required field (``key``, ``content_length``, ``last_modified``) is missing.
+        """
+        missing = [k for k in ("key", "content_length", "last_modified") if k not in data]
+        if missing:
+            raise ValueError(f"ObjectMetadata.from_dict: missing field(s) {missing} in {sorted(data)}")
+        last_modified = data["last_modified"]
+        if isinstance(last_modified, str):
+            last_modified = datetime.fromisoformat(last_modified.replace("Z", "+00:00"))
+        if last_modified.tzinfo is None:
+            last_modified = last_modified.replace(tzinfo=timezone.utc)
+        known = {f.name for f in fields(ObjectMetadata)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        kwargs["last_modified"] = last_modified
+        kwargs["content_length"] = int(data["content_length"])
+        return ObjectMetadata(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict; ``None`` fields are left out."""
+        out: dict[str, Any] = {
+            "key": self.key,
+            "content_length": self.content_length,
+            "last_modified": self.last_modified.isoformat(),
+            "type": self.type,
+        }
+        for name in ("content_type", "etag", "storage_class", "metadata"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+
+@dataclass
+class Credentials:
+    """Credentials for a storage provider. ``secret_key`` and ``token`` never appear in ``repr``.
+
+    Attributes:
+        access_key: Access key id (or account/user name).
+        secret_key: Secret key.
+        token: Session token, if any.
+        expiration: ISO-8601 expiry time, or ``None`` for credentials that do not expire.
+        custom_fields: Provider-specific extra values.
+    """
+
+    access_key: str
+    secret_key: str
+    token: str | None
+    expiration: str | None
+    custom_fields: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return (
+            f"Credentials(access_key={_mask(self.access_key)!r}, secret_key='***', "
+            f"token={'***' if self.token else None!r}, expiration={self.expiration!r})"
+        )
+
+    def get_custom_field(self, key: str, default: Any | None = None) -> Any:
+        """Return ``custom_fields[key]``, or ``default`` if absent."""
+        return self.custom_fields.get(key, default)
+
+    def is_expired(self, margin_seconds: float = 0.0) -> bool:
+        """True when ``expiration`` lies less than ``margin_seconds`` in the future."""
+        if not self.expiration:
+            return False
+        expiry = datetime.fromisoformat(self.expiration.replace("Z", "+00:00"))
+        if expiry.tzinfo is None:
+            expiry = expiry.replace(tzinfo=timezone.utc)
+        return (expiry - datetime.now(timezone.utc)).total_seconds() <= margin_seconds
+
+
+def _mask(value: str | None) -> str | None:
+    if not value:
+        return value
+    return value[:4] + "***" if len(value) > 8 else "***"
+
+
+@dataclass(frozen=True)
+class RetryConfig:
+    """How a :class:`manystore.StorageClient` retries transient failures.
+
+    Retried: throttling (429, 503 SlowDown), other 5xx and connection errors
+    (a provider raises :class:`RetryableError` for them). Nothing else is retried.
+    The wait before retry ``n`` (1-based) is ``delay * backoff_multiplier ** (n - 1)``
+    plus up to that much random jitter.
+
+    Attributes:
+        attempts: Total attempts including the first. Must be >= 1. Default 3.
+        delay: Base wait in seconds. Must be >= 0. Default 1.0.
+        backoff_multiplier: Growth factor of the wait. Must be >= 1.0. Default 2.0.
+    """
+
+    attempts: int = DEFAULT_RETRY_ATTEMPTS
+    delay: float = DEFAULT_RETRY_DELAY
+    backoff_multiplier: float = DEFAULT_RETRY_BACKOFF_MULTIPLIER
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.attempts, int) or isinstance(self.attempts, bool) or self.attempts < 1:
+            raise ValueError(f"RetryConfig.attempts must be an int >= 1, got {self.attempts!r}")
+        if not isinstance(self.delay, (int, float)) or self.delay < 0:
+            raise ValueError(f"RetryConfig.delay must be a number >= 0, got {self.delay!r}")
+        if not isinstance(self.backoff_multiplier, (int, float)) or self.backoff_multiplier < 1.0:
+            raise ValueError(
+                f"RetryConfig.backoff_multiplier must be a number >= 1.0, got {self.backoff_multiplier!r}"
+            )
+
+
+class SourceVersionCheckMode(enum.Enum):
+    """Whether a cached copy is checked against the source object's version."""
+
+    INHERIT = "inherit"
+    ENABLE = "enable"
+    DISABLE = "disable"
+
+
+@dataclass
+class StorageProviderConfig:
+    """The ``type`` (built-in name or fully-qualified class) and ``options`` of a storage provider."""
+
+    type: str
+    options: dict[str, Any] | None = None
+
+
+class StorageProvider(ABC):
+    """The contract every storage backend implements.
+
+    Paths are relative to the provider's ``base_path``; the provider joins them.
+    A missing object raises :class:`FileNotFoundError` (manystore's providers raise
+    :class:`manystore.errors.ObjectNotFoundError`, a subclass).
+    """
+
+    @abstractmethod
+    def put_object(
+        self,
+        path: str,
+        body: bytes,
+        metadata: dict[str, str] | None = None,
+        if_match: str | None = None,
+        if_none_match: str | None = None,
+    ) -> None:
+        """Store ``body`` at ``path`` atomically. Conditional forms raise :class:`PreconditionFailedError`."""
+
+    @abstractmethod
+    def get_object(self, path: str, byte_range: Range | None = None) -> bytes:
+        """Return the object's bytes, or the ``byte_range`` slice of them."""
+
+    @abstractmethod
+    def copy_object(self, src_path: str, dest_path: str) -> None:
+        """Copy an object within the provider (server-side where the store supports it)."""
+
+    @abstractmethod
+    def delete_object(self, path: str, if_match: str | None = None) -> None:
+        """Delete one object; with ``if_match`` only if its ETag matches."""
+
+    @abstractmethod
+    def get_object_metadata(self, path: str, strict: bool = True) -> ObjectMetadata:
+        """Metadata of the object at ``path``; with ``strict=False`` a directory also answers."""
+
+    @abstractmethod
+    def list_objects(
+        self,
+        prefix: str,
+        start_after: str | None = None,
+        end_at: str | None = None,
+        include_directories: bool = False,
+    ) -> Iterator[ObjectMetadata]:
+        """Objects whose keys start with ``prefix``, in lexicographic key order."""
+
+    @abstractmethod
+    def upload_file(self, remote_path: str, f: str | IO, attributes: dict[str, str] | None = None) -> None:
+        """Upload a local file (path or binary file object) to ``remote_path``."""
+
+    @abstractmethod
+    def download_file(self, remote_path: str, f: str | IO, metadata: ObjectMetadata | None = None) -> None:
+        """Download ``remote_path`` into a local path (atomically) or a binary file object."""
+
+    @abstractmethod
+    def glob(self, pattern: str) -> list[str]:
+        """Keys matching a glob pattern (``*``, ``?``, ``[...]``, ``**``)."""
+
+    @abstractmethod
+    def is_file(self, path: str) -> bool:
+        """True if ``path`` names an object (not a directory/prefix)."""
+
+
+class CredentialsProvider(ABC):
+    """Supplies (and refreshes) the credentials a storage provider signs requests with."""
+
+    @abstractmethod
+    def get_credentials(self) -> Credentials:
+        """The current credentials."""
+
+    def refresh_credentials(self) -> None:  # noqa: B027 - optional hook, no-op by default
+        """Fetch new credentials (e.g. before the current ones expire). No-op by default."""
+
+
+class MetadataProvider(ABC):
+    """An index of object metadata consulted instead of listing the store (e.g. a manifest)."""
+
+    @abstractmethod
+    def list_objects(
+        self,
+        prefix: str,
+        start_after: str | None = None,
+        end_at: str | None = None,
+        include_directories: bool = False,
+    ) -> Iterator[ObjectMetadata]:
+        """Objects under ``prefix`` in lexicographic key order."""
+
+    @abstractmethod
+    def get_object_metadata(self, path: str, include_pending: bool = False) -> ObjectMetadata:
+        """Metadata of ``path``; raises :class:`FileNotFoundError` if absent."""
+
+    @abstractmethod
+    def glob(self, pattern: str) -> list[str]:
+        """Keys matching a glob pattern."""
+
+    @abstractmethod
+    def realpath(self, path: str) -> tuple[str, bool]:
+        """The physical path for a virtual one, and whether it exists."""
+
+    @abstractmethod
+    def add_file(self, path: str, metadata: ObjectMetadata) -> None:
+        """Track a file (visible after :meth:`commit_updates`). Idempotent."""
+
+    @abstractmethod
+    def remove_file(self, path: str) -> None:
+        """Stop tracking a file (visible after :meth:`commit_updates`). Idempotent."""
+
+    @abstractmethod
+    def commit_updates(self) -> None:
+        """Persist pending additions and removals."""
+
+    @abstractmethod
+    def is_writable(self) -> bool:
+        """True if :meth:`add_file`/:meth:`remove_file` are allowed."""
+
+
+class ProviderBundle(ABC):
+    """A ready-made set of storage, credentials and metadata providers for one profile."""
+
+    @property
+    @abstractmethod
+    def storage_provider_config(self) -> StorageProviderConfig:
+        """Type and options of the storage provider to build."""
+
+    @property
+    @abstractmethod
+    def credentials_provider(self) -> CredentialsProvider | None:
+        """The credentials provider, if any."""
+
+    @property
+    @abstractmethod
+    def metadata_provider(self) -> MetadataProvider | None:
+        """The metadata provider, if any."""

@@ -1,0 +1,138 @@
+"""Parsing of the URLs manystore accepts, and path mapping.
+
+Accepted forms:
+    * ``msc://profile/path`` — a configured profile.
+    * ``s3://bucket/key``, ``gs://bucket/key``, ``ais://bucket/key``, ``az://container/key`` —
+      implicit profiles named ``_s3-bucket``, ``_gs-bucket``, ``_ais-bucket``, ``_az-container``.
+    * ``file:///abs/path``, ``/abs/path`` and relative paths — the ``__filesystem__`` profile
+      (relative paths are taken from the current directory).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import InvalidURLError
+from .schema import RESERVED_POSIX_PROFILE
+
+__all__ = [
+    "IMPLICIT_PROTOCOLS",
+    "MSC_PROTOCOL",
+    "ParsedURL",
+    "PathMapping",
+    "implicit_profile_config",
+    "parse_url",
+]
+
+MSC_PROTOCOL = "msc"
+#: URL scheme -> storage provider type of its implicit profile.
+IMPLICIT_PROTOCOLS: dict[str, str] = {"s3": "s3", "gs": "gcs", "ais": "ais", "az": "azure"}
+
+
+@dataclass(frozen=True)
+class ParsedURL:
+    """A URL split into the profile that serves it and the key within that profile."""
+
+    profile: str
+    path: str
+
+
+def implicit_profile_config(profile: str) -> dict[str, Any] | None:
+    """The profile dict of an implicit profile name (``_s3-bucket``), or ``None`` if not implicit."""
+    if profile == RESERVED_POSIX_PROFILE:
+        return {"storage_provider": {"type": "file", "options": {"base_path": "/"}}}
+    if not profile.startswith("_") or "-" not in profile:
+        return None
+    scheme, _, bucket = profile[1:].partition("-")
+    if scheme not in IMPLICIT_PROTOCOLS or not bucket:
+        return None
+    return {"storage_provider": {"type": IMPLICIT_PROTOCOLS[scheme], "options": {"base_path": bucket}}}
+
+
+def _split_scheme(url: str) -> tuple[str, str]:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "", url
+    return scheme.lower(), rest
+
+
+def parse_url(url: str) -> ParsedURL:
+    """Split ``url`` into (profile, path) without consulting any configuration.
+
+    Raises:
+        InvalidURLError: Not a str, empty, unknown scheme, or missing profile/bucket.
+    """
+    if isinstance(url, os.PathLike):
+        url = os.fspath(url)
+    if not isinstance(url, str):
+        raise InvalidURLError(f"expected a URL or path string, got {type(url).__name__}: {url!r}")
+    if not url:
+        raise InvalidURLError("empty URL: expected 'msc://profile/path', 's3://bucket/key' or a file path")
+    if "\x00" in url:
+        raise InvalidURLError(f"URL {url!r} contains a NUL byte")
+    scheme, rest = _split_scheme(url)
+    if scheme == "":
+        return ParsedURL(RESERVED_POSIX_PROFILE, os.path.abspath(url).lstrip("/"))
+    if scheme == "file":
+        if not rest.startswith("/"):
+            raise InvalidURLError(f"file URL {url!r} must hold an absolute path, like 'file:///data/x'")
+        return ParsedURL(RESERVED_POSIX_PROFILE, os.path.normpath(rest).lstrip("/"))
+    head, _, path = rest.partition("/")
+    if scheme == MSC_PROTOCOL:
+        if not head:
+            raise InvalidURLError(f"URL {url!r} names no profile; expected 'msc://profile/path'")
+        return ParsedURL(head, path)
+    if scheme in IMPLICIT_PROTOCOLS:
+        if not head:
+            raise InvalidURLError(f"URL {url!r} names no bucket; expected '{scheme}://bucket/key'")
+        return ParsedURL(f"_{scheme}-{head}", path)
+    allowed = ["msc", "file", *IMPLICIT_PROTOCOLS]
+    raise InvalidURLError(
+        f"URL {url!r} has unsupported scheme {scheme!r}; expected one of {allowed} or a path"
+    )
+
+
+@dataclass
+class PathMapping:
+    """Maps URL prefixes (``s3://bucket/prefix/``, ``/mnt/data/``) to ``msc://profile/`` prefixes.
+
+    Entries are grouped by protocol and bucket, longest prefix first, so the most
+    specific mapping wins.
+    """
+
+    mapping: dict[str, dict[str, list[tuple[str, str]]]] = field(default_factory=dict)
+
+    @staticmethod
+    def from_config(section: dict[str, str] | None) -> PathMapping:
+        """Build from a config's ``path_mapping`` section."""
+        out = PathMapping()
+        for source, target in (section or {}).items():
+            scheme, rest = _split_scheme(source)
+            scheme = scheme or "file"
+            bucket, _, prefix = rest.lstrip("/").partition("/") if scheme != "file" else ("", "", rest)
+            profile = target[len("msc://") :].rstrip("/")
+            out.mapping.setdefault(scheme, {}).setdefault(bucket, []).append((prefix, profile))
+        for buckets in out.mapping.values():
+            for entries in buckets.values():
+                entries.sort(key=lambda e: len(e[0]), reverse=True)
+        return out
+
+    def find_mapping(self, url: str) -> tuple[str, str] | None:
+        """``(profile, path)`` for ``url`` if a mapping covers it, else ``None``."""
+        if not self.mapping:
+            return None
+        scheme, rest = _split_scheme(url)
+        if scheme == MSC_PROTOCOL:
+            return None
+        if scheme == "":
+            scheme, rest = "file", os.path.abspath(url)
+        if scheme == "file":
+            bucket, key = "", rest
+        else:
+            bucket, _, key = rest.partition("/")
+        for prefix, profile in self.mapping.get(scheme, {}).get(bucket, []):
+            if key.startswith(prefix):
+                return profile, key[len(prefix) :]
+        return None
