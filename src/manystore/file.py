@@ -193,7 +193,7 @@ class ObjectFile(io.IOBase):
         self._stream.writelines(lines)
 
     def flush(self) -> None:
-        if not self.closed and self._spool is not None:
+        if not self.closed and self._spool is not None and not self._stream.closed:
             self._stream.flush()
 
     # ------------------------------------------------------------- closing
@@ -314,7 +314,7 @@ class PosixFile(io.IOBase):
         self._fh.writelines(lines)
 
     def flush(self) -> None:
-        if not self.closed:
+        if not self.closed and not self._fh.closed:
             self._fh.flush()
 
     def truncate(self, size: int | None = None) -> int:
