@@ -8,7 +8,7 @@ network access beyond the loopback interface.
 
 from __future__ import annotations
 
-import contextlib
+import atexit
 import importlib.metadata
 import os
 import shutil
@@ -111,6 +111,7 @@ class S3Server:
 
     def stop(self) -> None:
         """Terminate the server and remove its temporary directories. Idempotent."""
+        atexit.unregister(self.stop)
         proc, self.process = self.process, None
         if proc is not None and proc.poll() is None:
             proc.terminate()
@@ -125,6 +126,7 @@ class S3Server:
 
 
 def _wait_until_up(server: S3Server) -> None:
+    atexit.register(server.stop)  # Also clean up if the test process exits without calling stop().
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
         assert server.process is not None
@@ -241,7 +243,8 @@ def start_moto_s3() -> S3Server:
 if __name__ == "__main__":  # Manual check: python tests/servers.py
     for start in (start_rclone_s3, start_moto_s3):
         srv = start()
-        with contextlib.suppress(Exception):
-            srv.create_bucket("probe")
-        print(srv)
-        srv.stop()
+        try:
+            srv.create_bucket("probe-bucket")
+            print(srv)
+        finally:
+            srv.stop()
