@@ -14,6 +14,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from .client import StorageClient
 from .config import StorageClientConfig, read_msc_config
+from .file import READ_BLOCK_SIZE as STREAM_BLOCK
 from .types import ObjectMetadata, Range
 from .urls import PathMapping, parse_url
 
@@ -86,7 +87,7 @@ def resolve_storage_client(url: str) -> tuple[StorageClient, str]:
     """
     with _lock:
         config_dict, mapping = _loaded_config()
-    mapped = mapping.find_mapping(os.fspath(url)) if isinstance(url, (str, os.PathLike)) else None
+    mapped = mapping.find_mapping(url) if isinstance(url, (str, os.PathLike)) else None
     if mapped is not None:
         profile, path = mapped
     else:
@@ -171,8 +172,11 @@ def copy(src_url: str, dest_url: str) -> None:
     if src_client is dest_client:
         src_client.copy(src_path, dest_path)
         return
-    with src_client.open(src_path, "rb") as src, dest_client.open(dest_path, "wb") as dest:
-        while chunk := src.read(8 << 20):
+    with (
+        src_client.open(src_path, "rb", memory_load_limit=STREAM_BLOCK) as src,
+        dest_client.open(dest_path, "wb") as dest,
+    ):
+        while chunk := src.read(STREAM_BLOCK):
             dest.write(chunk)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .errors import ManystoreError
+from .file import READ_BLOCK_SIZE as STREAM_BLOCK
 from .types import ObjectMetadata
 
 if TYPE_CHECKING:
@@ -64,8 +65,11 @@ def _transfer(source: StorageClient, src_key: str, target: StorageClient, dst_ke
     if source is target:
         target.copy(src_key, dst_key)
         return
-    with source.open(src_key, "rb") as reader, target.open(dst_key, "wb") as writer:
-        while chunk := reader.read(8 << 20):
+    with (
+        source.open(src_key, "rb", memory_load_limit=STREAM_BLOCK) as reader,
+        target.open(dst_key, "wb") as writer,
+    ):
+        while chunk := reader.read(STREAM_BLOCK):
             writer.write(chunk)
 
 
