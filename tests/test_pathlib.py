@@ -15,6 +15,7 @@ import pathlib
 import pickle
 import stat
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -24,6 +25,8 @@ import manystore
 from manystore import shortcuts
 from manystore.errors import InvalidURLError
 from manystore.pathlib import MultiStoragePath, StatResult
+
+from .conftest import s3_profile
 
 Path = MultiStoragePath
 
@@ -44,12 +47,22 @@ def stores(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     shortcuts.reset_cache()
 
 
-@pytest.fixture(params=["msc", "local"])
-def root(request: pytest.FixtureRequest, stores: dict[str, pathlib.Path]) -> MultiStoragePath:
-    """An empty directory-like root that does not exist yet."""
+@pytest.fixture(params=["msc", "local", "s3-rclone", "s3-moto"])
+def root(
+    request: pytest.FixtureRequest, stores: dict[str, pathlib.Path], monkeypatch: pytest.MonkeyPatch
+) -> MultiStoragePath:
+    """An empty directory-like root that does not exist yet, on every backend."""
     if request.param == "msc":
         return Path("msc://data/run1")
-    return Path(stores["data"] / "run1")
+    if request.param == "local":
+        return Path(stores["data"] / "run1")
+    server = request.getfixturevalue("rclone_server" if request.param == "s3-rclone" else "moto_server")
+    config_path = pathlib.Path(os.environ["MSC_CONFIG"])
+    config = json.loads(config_path.read_text())
+    config["profiles"]["remote"] = s3_profile(server, f"manystore-test/{uuid.uuid4().hex}")
+    config_path.write_text(json.dumps(config))
+    shortcuts.reset_cache()
+    return Path("msc://remote/run1")
 
 
 @pytest.fixture
