@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from .caching.cache_config import CacheConfig
 from .errors import ConfigError, UnknownProfileError
 from .providers import CREDENTIALS_PROVIDERS, METADATA_PROVIDERS, STORAGE_PROVIDERS, load_class
-from .schema import RESERVED_POSIX_PROFILE, validate_config
+from .schema import RESERVED_POSIX_PROFILE, RETRY_BOUNDS, validate_config
 from .types import (
     CredentialsProvider,
     MetadataProvider,
@@ -50,16 +50,27 @@ __all__ = [
 
 DEFAULT_PROFILE = "default"
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_SECRET_WORDS = (
-    "secret",
-    "password",
-    "token",
-    "connection",
-    "credential",
-    "private_key",
-    "passphrase",
-    "sas",
+#: Keys whose string values are replaced by ``***`` (also matched as a ``_``-joined suffix,
+#: so ``aws_secret_access_key`` counts).
+_SECRET_KEYS = frozenset(
+    {
+        "secret_key",
+        "secret_access_key",
+        "password",
+        "token",
+        "session_token",
+        "connection",
+        "connection_string",
+        "account_key",
+        "sas_token",
+        "private_key",
+        "passphrase",
+        "client_secret",
+    }
 )
+#: Keys whose string values are shown as their first 4 characters followed by ``***``.
+_PARTLY_SECRET_KEYS = frozenset({"access_key", "access_key_id"})
+_MASK = "***"
 
 
 def config_search_paths() -> list[str]:
@@ -186,23 +197,66 @@ def expand_env(value: Any, where: str = "") -> Any:
     return value
 
 
-def _is_secret_key(key: str) -> bool:
+def _key_matches(key: str, names: frozenset[str]) -> bool:
     lowered = key.lower()
-    return any(word in lowered for word in _SECRET_WORDS) or lowered in ("secret_key", "key", "sas_token")
+    return lowered in names or any(lowered.endswith("_" + name) for name in names)
+
+
+def _mask_leaf(key: Any, value: Any) -> Any:
+    if not isinstance(key, str) or not isinstance(value, str) or not value:
+        return mask_secrets(value)
+    if _key_matches(key, _SECRET_KEYS):
+        return _MASK
+    if _key_matches(key, _PARTLY_SECRET_KEYS):
+        return value[:4] + _MASK if len(value) > 4 else _MASK
+    return value
 
 
 def mask_secrets(value: Any) -> Any:
-    """A deep copy of a config with secret-looking values (keys, tokens, passwords) replaced by ``***``."""
+    """A copy of a config with secret string values hidden, for display and logs.
+
+    Non-empty string values of secret-looking keys (``secret_key``, ``password``,
+    ``token``, ``session_token``, ``connection_string``, ``account_key``, ``sas_token``,
+    ``private_key``, ``passphrase``, ``client_secret`` and the like) become ``***``;
+    an ``access_key`` keeps its first 4 characters (``AKIA***``). Everything else,
+    such as provider ``type`` names, is kept, and dicts and lists are masked recursively.
+
+    Args:
+        value: A config dict (or any part of one).
+
+    Returns:
+        The masked copy; ``value`` itself is not modified.
+    """
     if isinstance(value, dict):
-        return {
-            k: (
-                "***" if isinstance(k, str) and _is_secret_key(k) and v not in (None, "") else mask_secrets(v)
-            )
-            for k, v in value.items()
-        }
+        return {k: _mask_leaf(k, v) for k, v in value.items()}
     if isinstance(value, list):
         return [mask_secrets(v) for v in value]
     return value
+
+
+def _retry_config(section: Any, where: str) -> RetryConfig:
+    """Build a :class:`RetryConfig` from a ``retry`` section, reporting bad values as config errors.
+
+    Args:
+        section: The section (``None`` for the defaults).
+        where: Its key path, e.g. ``profiles.train.retry``.
+
+    Raises:
+        ConfigError: Not a mapping, an unknown key, a wrong type or a value out of range;
+            the message names the key path, the value and the allowed range.
+    """
+    if section is None:
+        return RetryConfig()
+    if not isinstance(section, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(section).__name__} {section!r}")
+    for key, value in section.items():
+        if key not in RETRY_BOUNDS:
+            raise ConfigError(f"{where}.{key}: unknown key {key!r}; allowed keys: {sorted(RETRY_BOUNDS)}")
+        low, allowed = RETRY_BOUNDS[key]
+        is_number = isinstance(value, int) or (key != "attempts" and isinstance(value, float))
+        if isinstance(value, bool) or not is_number or value < low:
+            raise ConfigError(f"{where}.{key}: invalid value {value!r}; expected {allowed}")
+    return RetryConfig(**section)
 
 
 def _build(section: dict[str, Any], registry: dict[str, str], kind: str, where: str, **extra: Any) -> Any:
@@ -311,8 +365,7 @@ class StorageClientConfig:
                 metadata_provider=metadata,
                 telemetry=telemetry,
             )
-        retry = spec.get("retry")
-        config.retry_config = RetryConfig(**retry) if retry else RetryConfig()
+        config.retry_config = _retry_config(spec.get("retry"), f"{where}.retry")
         config.caching_enabled = bool(spec.get("caching_enabled", "cache" in config_dict))
         if "cache" in config_dict:
             config.cache_config = CacheConfig.from_dict(expand_env(config_dict["cache"], "cache"))
@@ -352,8 +405,7 @@ class StorageClientConfig:
     ) -> StorageClientConfig:
         """Build from a :class:`ProviderBundle`; ``config_dict`` may add ``retry``/``cache`` settings."""
         config = StorageClientConfig._from_bundle(config_dict, provider_bundle, DEFAULT_PROFILE, telemetry)
-        retry = config_dict.get("retry")
-        config.retry_config = RetryConfig(**retry) if retry else RetryConfig()
+        config.retry_config = _retry_config(config_dict.get("retry"), "retry")
         if "cache" in config_dict:
             config.cache_config = CacheConfig.from_dict(config_dict["cache"])
             config.caching_enabled = True

@@ -12,7 +12,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["RESERVED_POSIX_PROFILE", "validate_config"]
+__all__ = ["RESERVED_POSIX_PROFILE", "RETRY_BOUNDS", "validate_config"]
 
 #: Name of the built-in profile over the whole local file system.
 RESERVED_POSIX_PROFILE = "__filesystem__"
@@ -102,11 +102,30 @@ def _check_profile(name: Any, profile: Any) -> None:
     for section in ("storage_provider", "credentials_provider", "metadata_provider", "provider_bundle"):
         if section in profile and "type" not in profile[section]:
             raise ConfigError(f"{where}.{section}: missing required key 'type'")
-    retry = profile.get("retry") or {}
-    if "attempts" in retry and retry["attempts"] < 1:
-        raise ConfigError(f"{where}.retry.attempts: expected an int >= 1, got {retry['attempts']!r}")
-    if "delay" in retry and retry["delay"] < 0:
-        raise ConfigError(f"{where}.retry.delay: expected a number >= 0, got {retry['delay']!r}")
+    _check_retry(profile.get("retry") or {}, f"{where}.retry")
+
+
+#: Allowed range of each ``retry`` key: (lower bound, human description).
+RETRY_BOUNDS: dict[str, tuple[float, str]] = {
+    "attempts": (1, "an int >= 1"),
+    "delay": (0, "a number >= 0"),
+    "backoff_multiplier": (1.0, "a number >= 1.0"),
+}
+
+
+def _check_retry(retry: dict[str, Any], where: str) -> None:
+    """Check the values of a ``retry`` section (types were checked by :func:`_check`).
+
+    Args:
+        retry: The section, e.g. ``{"attempts": 3, "delay": 0.5}``.
+        where: Its key path, e.g. ``profiles.train.retry``.
+
+    Raises:
+        ConfigError: A value is out of range; names the key path, value and allowed range.
+    """
+    for key, (low, allowed) in RETRY_BOUNDS.items():
+        if key in retry and retry[key] < low:
+            raise ConfigError(f"{where}.{key}: invalid value {retry[key]!r}; expected {allowed}")
 
 
 def validate_config(config: Any) -> None:

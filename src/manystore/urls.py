@@ -24,6 +24,7 @@ __all__ = [
     "PathMapping",
     "implicit_profile_config",
     "parse_url",
+    "url_to_str",
 ]
 
 MSC_PROTOCOL = "msc"
@@ -58,14 +59,45 @@ def _split_scheme(url: str) -> tuple[str, str]:
     return scheme.lower(), rest
 
 
-def parse_url(url: str) -> ParsedURL:
+def url_to_str(url: Any) -> Any:
+    """The string form of a URL or path object; anything else is returned unchanged.
+
+    A ``str`` is returned as is. An object whose ``str()`` is a URL (holds ``://``, as
+    :class:`manystore.pathlib.MultiStoragePath` does for remote paths, whose
+    ``__fspath__`` raises :class:`TypeError`) gives that string. Any other
+    :class:`os.PathLike` gives :func:`os.fspath`.
+
+    Args:
+        url: A str, a path object, or something else (left for the caller to reject).
+
+    Returns:
+        The URL or path string, or ``url`` itself if it is neither.
+    """
+    if isinstance(url, str):
+        return url
+    if isinstance(url, os.PathLike):
+        text = str(url)
+        if "://" in text:
+            return text
+        return os.fspath(url)
+    return url
+
+
+def parse_url(url: str | os.PathLike[str]) -> ParsedURL:
     """Split ``url`` into (profile, path) without consulting any configuration.
+
+    Args:
+        url: ``msc://profile/key``, ``s3://bucket/key`` (and the other implicit schemes),
+            ``file:///abs/path``, a local path, or a path object such as
+            :class:`pathlib.Path` or :class:`manystore.pathlib.MultiStoragePath`.
+
+    Returns:
+        The profile and the key within it.
 
     Raises:
         InvalidURLError: Not a str, empty, unknown scheme, or missing profile/bucket.
     """
-    if isinstance(url, os.PathLike):
-        url = os.fspath(url)
+    url = url_to_str(url)
     if not isinstance(url, str):
         raise InvalidURLError(f"expected a URL or path string, got {type(url).__name__}: {url!r}")
     if not url:
@@ -119,9 +151,16 @@ class PathMapping:
                 entries.sort(key=lambda e: len(e[0]), reverse=True)
         return out
 
-    def find_mapping(self, url: str) -> tuple[str, str] | None:
-        """``(profile, path)`` for ``url`` if a mapping covers it, else ``None``."""
+    def find_mapping(self, url: str | os.PathLike[str]) -> tuple[str, str] | None:
+        """``(profile, path)`` for ``url`` if a mapping covers it, else ``None``.
+
+        Args:
+            url: A URL, a local path or a path object (see :func:`url_to_str`).
+        """
         if not self.mapping:
+            return None
+        url = url_to_str(url)
+        if not isinstance(url, str):
             return None
         scheme, rest = _split_scheme(url)
         if scheme == MSC_PROTOCOL:
