@@ -502,11 +502,11 @@ def test_fork_after_use(provider: S3StorageProvider) -> None:
 def test_fork_fallback_error(monkeypatch: pytest.MonkeyPatch) -> None:
     import obstore
 
-    from manystore.providers import s3
+    from manystore.providers import _obstore
 
     monkeypatch.setattr(obstore._obstore, "__file__", "/nonexistent/_obstore.so")
     with pytest.raises(ObstoreForkError, match="spawn"):
-        s3._load_private_obstore()
+        _obstore._load_private_obstore()
 
 
 FORK_SCRIPT = """

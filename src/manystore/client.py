@@ -13,7 +13,7 @@ from typing import IO, Any
 from .config import StorageClientConfig
 from .errors import ObjectNotFoundError, ReadOnlyError, RetryableError
 from .file import ObjectFile, PosixFile, check_mode
-from .providers.base import BaseStorageProvider
+from .providers.base import BaseStorageProvider, ObjectWriter
 from .retry import backoff_delay, call_with_retry
 from .schema import RESERVED_POSIX_PROFILE
 from .types import (
@@ -130,6 +130,12 @@ class StorageClient:
             self._storage_provider.download_file(physical, fileobj)
 
         self._retry(attempt, f"download {path}")
+
+    def _open_writer(self, path: str) -> ObjectWriter | None:
+        sp = self._storage_provider
+        if not isinstance(sp, BaseStorageProvider):
+            return None
+        return sp.open_writer(self._physical(path, for_write=True), self._retry_config)
 
     def _store_spool(self, path: str, spool: IO[bytes], size: int) -> None:
         physical = self._physical(path, for_write=True)

@@ -26,6 +26,9 @@ from .providers.posix_file import TEMP_SUFFIX
 from .types import ObjectMetadata, Range
 
 if TYPE_CHECKING:
+    from .providers.base import ObjectWriter
+
+if TYPE_CHECKING:
     from .client import StorageClient
 
 __all__ = ["READ_BLOCK_SIZE", "SPOOL_MEMORY_LIMIT", "VALID_MODES", "ObjectFile", "PosixFile", "check_mode"]
@@ -79,27 +82,71 @@ class _RangeReader(io.RawIOBase):
         return size
 
 
-class _Spool(io.RawIOBase):
-    """Write target of an ObjectFile: memory up to a limit, then a temporary file."""
+class _Sink(io.RawIOBase):
+    """Where an ObjectFile's written bytes go until ``commit`` (store) or ``discard``."""
 
-    def __init__(self) -> None:
-        self.file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_LIMIT)  # noqa: SIM115
-        self.size = 0
+    size = 0
 
     def writable(self) -> bool:
         return True
+
+    def close(self) -> None:  # the owner decides when the sink goes away
+        pass
+
+    def commit(self) -> None:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        """Free resources after a successful commit."""
+        super().close()
+
+    def discard(self) -> None:
+        """Drop everything written; nothing is stored."""
+        super().close()
+
+
+class _Spool(_Sink):
+    """Memory up to :data:`SPOOL_MEMORY_LIMIT`, then a temp file; stored in one call on commit."""
+
+    def __init__(self, client: StorageClient, path: str) -> None:
+        self._client, self._path = client, path
+        self.file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_LIMIT)  # noqa: SIM115
 
     def write(self, data: Any) -> int:
         n = self.file.write(data)
         self.size += n
         return n
 
-    def close(self) -> None:  # the owner decides when the spool goes away
-        pass
+    def commit(self) -> None:
+        self._client._store_spool(self._path, self.file, self.size)
+
+    def release(self) -> None:
+        self.file.close()
+        super().release()
 
     def discard(self) -> None:
         self.file.close()
-        super().close()
+        super().discard()
+
+
+class _Streamer(_Sink):
+    """Sends bytes as they are written (a multipart upload); completes it on commit."""
+
+    def __init__(self, writer: ObjectWriter) -> None:
+        self._writer = writer
+
+    def write(self, data: Any) -> int:
+        # Copy: the transport may keep the buffer after returning, and callers reuse theirs.
+        n = self._writer.write(bytes(data))
+        self.size += n
+        return n
+
+    def commit(self) -> None:
+        self._writer.close()
+
+    def discard(self) -> None:
+        self._writer.abort()
+        super().discard()
 
 
 class ObjectFile(io.IOBase):
@@ -120,8 +167,8 @@ class ObjectFile(io.IOBase):
         check_mode(mode)
         self._client, self._path, self._mode = client, path, mode
         self._on_commit = on_commit
-        self._spool: _Spool | None = None
-        self._committed = False
+        self._sink: _Sink | None = None
+        self._stored = False
         binary: IO[bytes]
         if mode.startswith("r"):
             meta = client._head(path)
@@ -132,12 +179,16 @@ class ObjectFile(io.IOBase):
                 binary = io.BufferedReader(_RangeReader(client, path, meta), buffer_size=READ_BLOCK_SIZE)
         else:
             self._meta = None
-            self._spool = _Spool()
-            if mode.startswith("a"):
-                with contextlib.suppress(FileNotFoundError):
-                    client._download_into(path, self._spool.file)
-                    self._spool.size = self._spool.file.tell()
-            binary = io.BufferedWriter(self._spool, buffer_size=1 << 20)
+            writer = client._open_writer(path) if mode.startswith("w") else None
+            if writer is not None:
+                self._sink = _Streamer(writer)
+            else:
+                spool = self._sink = _Spool(client, path)
+                if mode.startswith("a"):
+                    with contextlib.suppress(FileNotFoundError):
+                        client._download_into(path, spool.file)
+                        spool.size = spool.file.tell()
+            binary = io.BufferedWriter(self._sink, buffer_size=1 << 20)
         self._stream: IO[Any] = (
             binary if "b" in mode else io.TextIOWrapper(binary, encoding=encoding or "utf-8")
         )
@@ -180,9 +231,9 @@ class ObjectFile(io.IOBase):
         return self._stream.seek(offset, whence)
 
     def tell(self) -> int:
-        if self._spool is not None:
+        if self._sink is not None:
             self._stream.flush()
-            return self._spool.size
+            return self._sink.size
         return self._stream.tell()
 
     # ------------------------------------------------------------- writing
@@ -193,7 +244,7 @@ class ObjectFile(io.IOBase):
         self._stream.writelines(lines)
 
     def flush(self) -> None:
-        if not self.closed and self._spool is not None and not self._stream.closed:
+        if not self.closed and self._sink is not None and not self._stream.closed:
             self._stream.flush()
 
     # ------------------------------------------------------------- closing
@@ -202,10 +253,10 @@ class ObjectFile(io.IOBase):
         if self.closed:
             return
         try:
-            if self._spool is not None and not self._committed:
+            if self._sink is not None:
                 self._stream.flush()
-                self._client._store_spool(self._path, self._spool.file, self._spool.size)
-                self._committed = True
+                self._sink.commit()
+                self._stored = True
                 if self._on_commit is not None:
                     self._on_commit()
         finally:
@@ -214,14 +265,16 @@ class ObjectFile(io.IOBase):
     def abort(self) -> None:
         """Discard written bytes without storing anything."""
         if not self.closed:
-            self._committed = True
             self._release()
 
     def _release(self) -> None:
         with contextlib.suppress(Exception):
             self._stream.close()
-        if self._spool is not None:
-            self._spool.discard()
+        if self._sink is not None:
+            if self._stored:
+                self._sink.release()
+            else:
+                self._sink.discard()
         super().close()
 
     def __exit__(

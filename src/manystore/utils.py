@@ -95,15 +95,33 @@ def glob_to_regex(pattern: str) -> re.Pattern[str]:
             if j >= n:
                 out.append(re.escape(c))
             else:
-                body = pattern[i + 1 : j]
-                if body[:1] in ("!", "^"):
-                    body = "^" + body[1:]
-                out.append("[" + body.replace("\\", "\\\\") + "]")
+                out.append(_class_to_regex(pattern[i + 1 : j]))
                 i = j
         else:
             out.append(re.escape(c))
         i += 1
     return re.compile("".join(out) + r"\Z", re.DOTALL)
+
+
+def _class_to_regex(body: str) -> str:
+    """Regex for the body of a glob ``[...]`` class; every character is literal but ``-`` ranges."""
+    negate = body[:1] in ("!", "^")
+    if negate:
+        body = body[1:]
+    items: list[str] = []
+    k = 0
+    while k < len(body):
+        if k + 2 < len(body) and body[k + 1] == "-":
+            lo, hi = body[k], body[k + 2]
+            if lo <= hi:  # a reversed range matches nothing, as in fnmatch
+                items.append(f"{re.escape(lo)}-{re.escape(hi)}")
+            k += 3
+        else:
+            items.append(re.escape(body[k]))
+            k += 1
+    if not items:
+        return "." if negate else "(?!)"
+    return "[" + ("^" if negate else "") + "".join(items) + "]"
 
 
 def match_glob(pattern: str, key: str) -> bool:

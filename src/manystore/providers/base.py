@@ -10,18 +10,31 @@ from __future__ import annotations
 
 import os
 from abc import abstractmethod
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from ..errors import ConfigError
-from ..types import Range, StorageProvider
+from ..types import Range, RetryConfig, StorageProvider
 from ..utils import filter_glob, glob_literal_prefix, join_key, normalize_key
 
-__all__ = ["BaseStorageProvider"]
+__all__ = ["BaseStorageProvider", "ObjectWriter"]
 
 # Options the reference accepts on every provider for telemetry wiring; manystore ignores them here.
 _TELEMETRY_OPTIONS = frozenset(
     {"metric_counters", "metric_gauges", "metric_attributes_providers", "telemetry"}
 )
+
+
+class ObjectWriter(Protocol):
+    """A streaming upload: bytes are sent while written; visible only after :meth:`close`."""
+
+    def write(self, data: Any) -> int:
+        """Send ``data`` (bytes-like); returns its length."""
+
+    def close(self) -> None:
+        """Complete the upload (the object appears atomically)."""
+
+    def abort(self) -> None:
+        """Abandon the upload: no object, no dangling multipart upload."""
 
 
 class BaseStorageProvider(StorageProvider):
@@ -100,6 +113,11 @@ class BaseStorageProvider(StorageProvider):
     # ------------------------------------------------- optional operations
     def local_path(self, path: str) -> str | None:
         """The local file path of ``path`` if this provider stores plain files, else ``None``."""
+        return None
+
+    def open_writer(self, path: str, retry: RetryConfig | None = None) -> ObjectWriter | None:
+        """A streaming writer for a new object at ``path``, or ``None`` if the provider has none
+        (the client then spools the bytes and stores them with one call on close)."""
         return None
 
     def delete_prefix(self, prefix: str) -> int:

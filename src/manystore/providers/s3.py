@@ -32,9 +32,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ClassVar, cast
 
-import obstore as obs
-from obstore.store import S3Store
-
 from ..errors import (
     ConfigError,
     InvalidPathError,
@@ -44,8 +41,9 @@ from ..errors import (
     PreconditionFailedError,
     RetryableError,
 )
-from ..types import Credentials, CredentialsProvider, ObjectMetadata, Range
+from ..types import Credentials, CredentialsProvider, ObjectMetadata, Range, RetryConfig
 from ..utils import join_key, normalize_key, parse_size, within_bounds
+from ._obstore import ObstoreForkError, ObstoreWriter, obstore_api
 from .base import BaseStorageProvider
 
 if TYPE_CHECKING:
@@ -100,89 +98,6 @@ class S3PermissionError(ManystoreError, PermissionError):
 
 class S3ProviderError(ManystoreError, OSError):
     """Any other failure reported by the S3 server or the transport."""
-
-
-class ObstoreForkError(ManystoreError, RuntimeError):
-    """obstore cannot be used in this forked process (its private copy could not be loaded)."""
-
-
-# obstore (0.12) keeps one process-wide tokio runtime and never rebuilds it after fork(): a child
-# forked while it runs hangs on its first request. At fork time, note whether the runtime's worker
-# threads exist (Linux: /proc; elsewhere: whether this module used obstore). Such a child loads a
-# private copy of obstore's extension module, which brings its own fresh runtime (~15 MB, ~10 ms).
-_fork_state: dict[str, Any] = {"live_at_fork": False, "broken": False, "used_here": False, "private": None}
-_fork_lock = threading.Lock()
-
-
-def _runtime_threads_running() -> bool:
-    try:
-        tasks = os.listdir("/proc/self/task")
-    except OSError:
-        return bool(_fork_state["used_here"])
-    for task in tasks:
-        with contextlib.suppress(OSError), open(f"/proc/self/task/{task}/comm") as fh:
-            if fh.read().startswith("tokio-"):
-                return True
-    return False
-
-
-def _before_fork() -> None:
-    _fork_state["live_at_fork"] = _fork_state["broken"] or _runtime_threads_running()
-
-
-def _after_fork_in_child() -> None:
-    global _fork_lock
-    _fork_lock = threading.Lock()
-    _fork_state.update(broken=_fork_state["live_at_fork"], used_here=False, private=None)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
-
-
-def _load_private_obstore() -> Any:
-    import importlib.machinery
-    import importlib.util
-    import shutil
-
-    source = obs._obstore.__file__
-    tmpdir = tempfile.mkdtemp(prefix="manystore-obstore-")
-    try:
-        path = os.path.join(tmpdir, os.path.basename(source))
-        shutil.copyfile(source, path)
-        loader = importlib.machinery.ExtensionFileLoader("obstore._obstore", path)
-        spec = importlib.util.spec_from_file_location("obstore._obstore", path, loader=loader)
-        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-        loader.exec_module(module)
-        module._store.S3Store  # noqa: B018 - fail here if the layout differs
-        return module
-    except Exception as err:
-        raise ObstoreForkError(
-            f"process {os.getpid()} was forked while obstore's I/O runtime was running in its parent, "
-            f"and loading a private copy of obstore failed ({err}). Start workers with the 'spawn' or "
-            "'forkserver' multiprocessing method, or fork before the first storage request"
-        ) from err
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
-
-
-def obstore_api() -> tuple[Any, Any]:
-    """``(functions, S3Store class)`` of an obstore usable in this process.
-
-    Normally the ``obstore`` package itself; in a child forked while obstore's runtime was running,
-    a private copy of its extension module (``get``, ``put``, ``list``... have the same signatures).
-
-    Raises:
-        ObstoreForkError: Forked child and the private copy cannot be loaded (e.g. ``noexec`` tmp dir).
-    """
-    if not _fork_state["broken"]:
-        _fork_state["used_here"] = True
-        return obs, S3Store
-    with _fork_lock:
-        if _fork_state["private"] is None:
-            _fork_state["private"] = _load_private_obstore()
-    module = _fork_state["private"]
-    return module, module._store.S3Store
 
 
 class StaticS3CredentialsProvider(CredentialsProvider):
@@ -425,8 +340,10 @@ class S3StorageProvider(BaseStorageProvider):
         self._store_lock, self._lock_pid = threading.Lock(), os.getpid()
         self._store: Any = None
         self._api: Any = None
+        self._store_class: Any = None
         self._store_pid = -1
         self._ranges_broken = False  # Set once the server answered a ranged GET with 200.
+        self._writer_stores: dict[Any, Any] = {}
 
     # ------------------------------------------------------------------ plumbing
     def __repr__(self) -> str:
@@ -435,6 +352,7 @@ class S3StorageProvider(BaseStorageProvider):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_store"], state["_api"], state["_store_pid"], state["_store_lock"] = None, None, -1, None
+        state["_writer_stores"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -466,8 +384,8 @@ class S3StorageProvider(BaseStorageProvider):
             self._store_lock, self._lock_pid = threading.Lock(), pid
         with self._store_lock:
             if self._store is None or self._store_pid != pid:
-                self._api, store_class = obstore_api()
-                self._store = self._build_store(store_class)
+                self._api, self._store_class = obstore_api()
+                self._store = self._build_store(self._store_class)
                 self._store_pid = pid
             return self._store
 
@@ -534,20 +452,49 @@ class S3StorageProvider(BaseStorageProvider):
             config["region"] = session.region_name
         return _Boto3Credentials(credentials)
 
-    def _build_store(self, store_class: Any) -> Any:
+    def _build_store(self, store_class: Any, retry: RetryConfig | None = None) -> Any:
+        """A store with obstore's retries off, or (for streaming writers, which the client cannot
+        replay) with obstore retrying each part per ``retry``: one retry layer either way."""
+        retry_config: dict[str, Any] = {"max_retries": 0}
+        if retry is not None:
+            retry_config = {
+                "max_retries": retry.attempts - 1,
+                "backoff": {
+                    "init_backoff": timedelta(seconds=retry.delay),
+                    "base": retry.backoff_multiplier,
+                    "max_backoff": timedelta(seconds=max(retry.delay * retry.backoff_multiplier**4, 1.0)),
+                },
+            }
         try:
             config, client, callback = self._store_config()
             return store_class(
                 self._bucket,
                 config=cast("S3Config", config),
                 client_options=cast("ClientConfig", client),
-                retry_config={"max_retries": 0},
+                retry_config=cast("Any", retry_config),
                 credential_provider=callback,
             )
         except ManystoreError:
             raise
         except Exception as err:
             raise ConfigError(f"{self!r}: cannot configure S3: {_summary(str(err))}")
+
+    def open_writer(self, path: str, retry: RetryConfig | None = None) -> ObstoreWriter:
+        """Stream a new object to ``path`` as a multipart upload (single PUT when small).
+
+        At most ``multipart_chunksize`` x 4 bytes are buffered. Nothing is visible until
+        ``close()``; ``abort()`` (or a failed part) aborts the upload.
+        """
+        key = self._full_key(path)
+        self._get_store()  # resolves the obstore module of this process (fork safety)
+        with self._store_lock:
+            cache_key = (os.getpid(), retry)
+            store = self._writer_stores.get(cache_key)
+            if store is None:
+                store = self._build_store(self._store_class, retry)
+                self._writer_stores = {cache_key: store}
+        raw = self._api.open_writer(store, key, buffer_size=self._chunksize, max_concurrency=4)
+        return ObstoreWriter(raw, self._url(key), _translate)
 
     # ------------------------------------------------------------------ reads
     def get_object(self, path: str, byte_range: Range | None = None, *, if_match: str | None = None) -> bytes:
