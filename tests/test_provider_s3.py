@@ -631,3 +631,26 @@ def test_s8k_infers_content_type(server: S3Server) -> None:
     )
     s8k.put_object("clip.wav", b"RIFF")
     assert s8k.get_object_metadata("clip.wav").content_type in ("audio/x-wav", "audio/wav")
+
+
+# ais_s3 signs with AIStore tokens, not SigV4 keys: rclone refuses it; its config is tested above.
+@pytest.mark.parametrize("provider_type", ["s3", "s8k", "gcs_s3"])
+def test_s3_compatible_types_work_from_config(rclone_server: S3Server, provider_type: str) -> None:
+    """Every S3-compatible ``type`` is a thin configuration of the S3 provider: same wire protocol."""
+    from manystore import StorageClient, StorageClientConfig
+
+    profile = {
+        "storage_provider": {
+            "type": provider_type,
+            "options": {"base_path": "manystore-test/variants", "endpoint_url": rclone_server.endpoint_url},
+        },
+        "credentials_provider": {
+            "type": "S3Credentials",
+            "options": {"access_key": rclone_server.access_key, "secret_key": rclone_server.secret_key},
+        },
+    }
+    client = StorageClient(StorageClientConfig.from_dict({"profiles": {"v": profile}}, "v"))
+    assert client.config.storage_provider.provider_name == provider_type  # type: ignore[attr-defined]
+    client.write(f"{provider_type}.bin", b"variant")
+    assert client.read(f"{provider_type}.bin") == b"variant"
+    assert f"{provider_type}.bin" in [m.key for m in client.list("")]
