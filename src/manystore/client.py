@@ -115,11 +115,21 @@ class StorageClient:
         return self._retry(lambda: self._storage_provider.get_object_metadata(physical), f"info {path}")
 
     def _get_range(self, path: str, byte_range: Range | None, etag: str | None) -> bytes:
-        physical = self._physical(path)
+        physical = self._physical(path) if self._metadata_provider is not None else path
         sp = self._storage_provider
         if isinstance(sp, BaseStorageProvider):
-            return self._retry(lambda: sp.get_object(physical, byte_range, if_match=etag), f"read {path}")
-        return self._retry(lambda: sp.get_object(physical, byte_range), f"read {path}")
+
+            def attempt() -> bytes:
+                return sp.get_object(physical, byte_range, if_match=etag)
+        else:
+
+            def attempt() -> bytes:
+                return sp.get_object(physical, byte_range)
+
+        try:  # first attempt inline: the common case pays for no retry machinery
+            return attempt()
+        except RetryableError as exc:
+            return call_with_retry(attempt, self._retry_config, f"read {path}", first_error=exc)
 
     def _download_into(self, path: str, fileobj: IO[bytes]) -> None:
         physical = self._physical(path)

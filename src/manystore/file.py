@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
-from .providers.posix_file import TEMP_SUFFIX
+from .providers.posix_file import temp_file_beside
 from .types import ObjectMetadata, Range
 
 if TYPE_CHECKING:
@@ -312,8 +312,7 @@ class PosixFile(io.IOBase):
         if not atomic:
             self._fh = open(real_path, mode, buffering, encoding=text_encoding)  # noqa: SIM115
             return
-        directory, name = os.path.split(real_path)
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=TEMP_SUFFIX, dir=directory)
+        fd, self._tmp = temp_file_beside(real_path)
         os.close(fd)
         if mode.startswith("a") and os.path.exists(real_path):
             shutil.copyfile(real_path, self._tmp)

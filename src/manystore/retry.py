@@ -23,16 +23,23 @@ def backoff_delay(config: RetryConfig, attempt: int) -> float:
     return base + random.uniform(0, base)
 
 
-def call_with_retry(fn: Callable[[], T], config: RetryConfig | None, what: str) -> T:
+def call_with_retry(
+    fn: Callable[[], T], config: RetryConfig | None, what: str, first_error: RetryableError | None = None
+) -> T:
     """Run ``fn``; on :class:`RetryableError` wait and try again, up to ``config.attempts`` in all.
 
     Any other exception propagates at once. The last :class:`RetryableError` is re-raised
-    with the attempt count added to its message.
+    with the attempt count added to its message. ``first_error`` is the failure of a first
+    attempt the caller already made itself (hot paths call the provider directly once).
     """
     config = config or RetryConfig()
     attempt = 1
+    pending = first_error
     while True:
         try:
+            if pending is not None:
+                exc, pending = pending, None
+                raise exc
             return fn()
         except RetryableError as exc:
             if attempt >= config.attempts:

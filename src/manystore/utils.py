@@ -34,6 +34,10 @@ def normalize_key(key: str) -> str:
     """
     if not isinstance(key, str):
         raise InvalidPathError(f"object key must be a str, got {type(key).__name__}: {key!r}")
+    if (  # fast path: already normal (checked with C-level string scans)
+        key and key[0] not in "/." and "//" not in key and "/." not in key and "\x00" not in key
+    ):
+        return key
     if "\x00" in key:
         raise InvalidPathError(f"object key {key!r} contains a NUL byte")
     trailing = key.endswith("/")

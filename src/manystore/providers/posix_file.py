@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
 import shutil
-import tempfile
+import stat
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import IO, Any
@@ -29,9 +31,13 @@ from ..types import ObjectMetadata, Range
 from ..utils import normalize_key, within_bounds
 from .base import BaseStorageProvider
 
-__all__ = ["PosixFileStorageProvider", "atomic_write"]
+__all__ = ["TEMP_SUFFIX", "PosixFileStorageProvider", "atomic_write", "temp_file_beside"]
 
 _COPY_CHUNK = 8 << 20
+_VERIFIED_DIRS_LIMIT = 8192
+_READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC
+_MAX_SINGLE_READ = 1 << 30
+_temp_counter = itertools.count()
 #: Suffix of in-flight temporary files; listings skip them.
 TEMP_SUFFIX = ".manystore-tmp"
 
@@ -50,9 +56,16 @@ def _metadata(key: str, st: os.stat_result, is_dir: bool = False) -> ObjectMetad
     )
 
 
-def _temp_path(destination: str) -> tuple[int, str]:
+def temp_file_beside(destination: str) -> tuple[int, str]:
+    """Create a new, unique temp file beside ``destination`` (mode 0o666 less the umask)."""
     directory, name = os.path.split(destination)
-    return tempfile.mkstemp(prefix=f".{name}.", suffix=TEMP_SUFFIX, dir=directory or ".")
+    while True:
+        token = f"{os.getpid()}-{threading.get_ident()}-{next(_temp_counter)}"
+        tmp = os.path.join(directory or ".", f".{name}.{token}{TEMP_SUFFIX}")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), tmp
+        except FileExistsError:  # a stale temp file of a dead process with a recycled pid
+            continue
 
 
 def atomic_write(source: str | IO, destination: str) -> None:
@@ -62,7 +75,7 @@ def atomic_write(source: str | IO, destination: str) -> None:
     renamed over it: readers see the old file or the new one, never a mix.
     """
     os.makedirs(os.path.dirname(destination) or ".", exist_ok=True)
-    fd, tmp = _temp_path(destination)
+    fd, tmp = temp_file_beside(destination)
     try:
         with os.fdopen(fd, "wb") as out:
             if isinstance(source, str):
@@ -97,16 +110,61 @@ class PosixFileStorageProvider(BaseStorageProvider):
         super().__init__(base_path=os.path.abspath(os.path.expanduser(base_path)), **kwargs)
         self._base_real = os.path.realpath(self._base_path)
         self._base_prefix = self._base_real.rstrip(os.sep) + os.sep
+        self._base_join = self._base_path.rstrip(os.sep) + os.sep
+        # Verified parent directories -> (st_dev, st_ino) seen when verified.
+        self._verified: dict[str, tuple[int, int]] = {}
 
     # ---------------------------------------------------------------- paths
-    def _path(self, key: str) -> str:
-        """Absolute file path for ``key``, refusing anything that resolves outside ``base_path``."""
+    def _resolve(self, key: str, check_final: bool = True) -> tuple[str, bool]:
+        """``(absolute path, parent directory exists)`` for ``key``, refusing any escape.
+
+        Fast path: the parent directory was verified before and ``stat`` still finds the
+        same inode there, and the final component is not a symlink. Otherwise the path is
+        resolved with ``realpath`` and must stay inside ``base_path``.
+        """
         rel = normalize_key(key)
-        full = os.path.join(self._base_path, rel) if rel else self._base_path
+        if not rel:
+            return self._base_path, True
+        full = self._base_join + rel
+        parent = full.rpartition("/")[0] or "/"
+        ident = self._verified.get(parent)
+        if ident is not None:
+            try:
+                st = os.stat(parent)
+                final = os.lstat(full) if check_final else None
+            except FileNotFoundError:
+                final = None
+                st = None
+            except NotADirectoryError:
+                return full, False
+            if (
+                st is not None
+                and (st.st_dev, st.st_ino) == ident
+                and (final is None or not stat.S_ISLNK(final.st_mode))
+            ):
+                return full, True
+        return self._resolve_slow(key, full, parent)
+
+    def _resolve_slow(self, key: str, full: str, parent: str) -> tuple[str, bool]:
         real = os.path.realpath(full)
         if real != self._base_real and not real.startswith(self._base_prefix):
             raise InvalidPathError(f"key {key!r} resolves to {real!r}, outside base_path {self._base_path!r}")
-        return full
+        try:
+            st = os.stat(parent)
+        except OSError:
+            return full, False
+        if not stat.S_ISDIR(st.st_mode):
+            return full, False
+        parent_real = os.path.realpath(parent)
+        if parent_real == self._base_real or parent_real.startswith(self._base_prefix):
+            if len(self._verified) >= _VERIFIED_DIRS_LIMIT:
+                self._verified.clear()
+            self._verified[parent] = (st.st_dev, st.st_ino)
+        return full, True
+
+    def _path(self, key: str) -> str:
+        """Absolute file path for ``key``, refusing anything that resolves outside ``base_path``."""
+        return self._resolve(key)[0]
 
     def local_path(self, path: str) -> str | None:
         """The confined absolute file path of ``path``."""
@@ -136,7 +194,7 @@ class PosixFileStorageProvider(BaseStorageProvider):
         """Write ``body`` atomically (temp file + rename); ``metadata`` is not stored on POSIX."""
         if if_none_match not in (None, "*"):
             raise ValueError(f"if_none_match supports only '*', got {if_none_match!r}")
-        dest = self._path(path)
+        dest, parent_exists = self._resolve(path)
         if if_match is not None:
             try:
                 current = _etag(os.stat(dest))
@@ -146,8 +204,9 @@ class PosixFileStorageProvider(BaseStorageProvider):
                 raise PreconditionFailedError(
                     f"{dest}: if_match={if_match!r} but the current ETag is {current!r}"
                 )
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        fd, tmp = _temp_path(dest)
+        if not parent_exists:
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+        fd, tmp = temp_file_beside(dest)
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(body)
@@ -191,20 +250,35 @@ class PosixFileStorageProvider(BaseStorageProvider):
 
     # -------------------------------------------------------------- reads
     def get_object(self, path: str, byte_range: Range | None = None, *, if_match: str | None = None) -> bytes:
-        full = self._path(path)
+        full = self._resolve(path, check_final=False)[0]
         try:
-            with open(full, "rb") as fh:
-                if if_match is not None and _etag(os.fstat(fh.fileno())) != if_match:
-                    raise PreconditionFailedError(
-                        f"{full}: if_match={if_match!r} does not match the current ETag"
-                    )
-                if byte_range is None:
-                    return fh.read()
-                return os.pread(fh.fileno(), byte_range.size, byte_range.offset)
+            try:  # O_NOFOLLOW: a symlink as the final component takes the checked slow path
+                fd = os.open(full, _READ_FLAGS | os.O_NOFOLLOW)
+            except OSError as err:
+                if err.errno != errno.ELOOP:
+                    raise
+                fd = os.open(self._resolve_slow(path, full, full.rpartition("/")[0] or "/")[0], _READ_FLAGS)
         except (FileNotFoundError, NotADirectoryError):
             raise self._missing(path)
-        except IsADirectoryError:
-            raise self._missing(path)
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise self._missing(path)
+            if if_match is not None and _etag(st) != if_match:
+                raise PreconditionFailedError(
+                    f"{full}: if_match={if_match!r} does not match the current ETag"
+                )
+            if byte_range is not None:
+                return os.pread(fd, byte_range.size, byte_range.offset)
+            data = os.read(fd, st.st_size + 1) if st.st_size < _MAX_SINGLE_READ else b""
+            if len(data) <= st.st_size:  # short read, a large file, or the file grew: read to EOF
+                parts = [data]
+                while chunk := os.read(fd, _COPY_CHUNK):
+                    parts.append(chunk)
+                data = b"".join(parts)
+            return data
+        finally:
+            os.close(fd)
 
     def download_file(self, remote_path: str, f: str | IO, metadata: ObjectMetadata | None = None) -> None:
         """Copy out to a local path (atomically) or into a binary file object."""
