@@ -208,3 +208,37 @@ def test_write_through_read_only_metadata_provider(seeded: Backend) -> None:
         with pytest.raises(ReadOnlyError, match="read-only metadata provider"):
             action()
     assert snapshot(seeded.client) == before
+
+
+def test_symlink_swapped_in_after_use_is_refused(tmp_path: Path) -> None:
+    """The POSIX fast path caches verified directories; a directory replaced by an escaping
+    symlink (or an escaping symlink as the last component) must still be refused."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_bytes(b"s")
+    config = {"profiles": {"p": {"storage_provider": {"type": "file", "options": {"base_path": str(root)}}}}}
+    client = StorageClient(StorageClientConfig.from_dict(config, "p"))
+    client.write("d/f", b"1")
+    assert client.read("d/f") == b"1"  # "d" is now a verified directory
+    os.symlink(outside / "secret", root / "d" / "link")
+    with pytest.raises(InvalidPathError, match="outside base_path"):
+        client.read("d/link")
+    (root / "d" / "link").unlink()
+    (root / "d" / "f").unlink()
+    (root / "d").rmdir()
+    os.symlink(outside, root / "d")
+    with pytest.raises(InvalidPathError, match="outside base_path"):
+        client.read("d/secret")
+    with pytest.raises(InvalidPathError, match="outside base_path"):
+        client.write("d/new", b"x")
+    assert sorted(os.listdir(outside)) == ["secret"]
+
+
+def test_symlink_inside_base_is_followed(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "real").mkdir(parents=True)
+    (root / "real" / "f").write_bytes(b"inside")
+    os.symlink(root / "real" / "f", root / "alias")
+    config = {"profiles": {"p": {"storage_provider": {"type": "file", "options": {"base_path": str(root)}}}}}
+    client = StorageClient(StorageClientConfig.from_dict(config, "p"))
+    assert client.read("alias") == b"inside"
