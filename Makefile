@@ -28,7 +28,14 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest -q tests
 
-bench: $(STAMP)
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	touch $(BENCH_STAMP)
+
+# Side-by-side benchmarks against the peers (own rclone server). BENCH_ARGS=--quick for ~1 minute.
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:

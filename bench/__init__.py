@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of manystore and its peers (``python -m bench.run``)."""
