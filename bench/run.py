@@ -73,55 +73,67 @@ def _rate(threads: int, fn: Callable[[int], object], n: int) -> float:
 
 
 def _small_ops(
-    report: Report, scen: str, lib: str, make: Callable[[], object], n: int, runs: int, threads: tuple
+    report: Report, scen: str, makers: dict[str, Callable[[], object]], n: int, runs: int, threads: tuple
 ) -> None:
-    """PUT then GET ``n`` 4 KiB objects, per thread count; records ops/s medians."""
+    """PUT then GET ``n`` 4 KiB objects, per thread count; records ops/s medians.
+
+    Runs are interleaved across libraries (and the order rotates each run), so page-cache,
+    server and CPU-frequency drift hit every library alike instead of whichever runs first.
+    """
     body = os.urandom(SMALL)
-    try:
-        adapter = make()
-    except Exception as exc:
-        for t in threads:
-            for op in ("PUT", "GET"):
-                report.error(scen, op, t, lib, exc)
-        return
-    for t in threads:
-        put_rates: list[float] = []
-        get_rates: list[float] = []
+    adapters: dict[str, object] = {}
+    for lib, make in makers.items():
         try:
-            for run in range(runs):
+            adapters[lib] = make()
+        except Exception as exc:
+            for t in threads:
+                for op in ("PUT", "GET"):
+                    report.error(scen, op, t, lib, exc)
+    for t in threads:
+        rates: dict[str, dict[str, list[float]]] = {lib: {"PUT": [], "GET": []} for lib in adapters}
+        failed: set[str] = set()
+        order = list(adapters)
+        for run in range(runs):
+            for lib in order[run % len(order) :] + order[: run % len(order)] if order else []:
+                if lib in failed:
+                    continue
+                adapter = adapters[lib]
                 keys = [f"{scen.lower()}/{lib}/t{t}/r{run}/obj{i:06d}" for i in range(n)]
 
-                def put(i: int, keys: list[str] = keys) -> None:
+                def put(i: int, keys: list[str] = keys, adapter: object = adapter) -> None:
                     adapter.put(keys[i], body)  # type: ignore[attr-defined]
 
-                def get(i: int, keys: list[str] = keys) -> None:
+                def get(i: int, keys: list[str] = keys, adapter: object = adapter) -> None:
                     if len(adapter.get(keys[i])) != SMALL:  # type: ignore[attr-defined]
                         raise RuntimeError(f"short read of {keys[i]}")
 
-                put_rates.append(_rate(t, put, n))
-                get_rates.append(_rate(t, get, n))
-        except Exception as exc:
-            report.error(scen, "PUT", t, lib, exc)
-            report.error(scen, "GET", t, lib, exc)
-            continue
-        report.value(scen, "PUT", t, lib, statistics.median(put_rates))
-        report.value(scen, "GET", t, lib, statistics.median(get_rates))
+                try:
+                    rates[lib]["PUT"].append(_rate(t, put, n))
+                    rates[lib]["GET"].append(_rate(t, get, n))
+                except Exception as exc:
+                    failed.add(lib)
+                    report.error(scen, "PUT", t, lib, exc)
+                    report.error(scen, "GET", t, lib, exc)
+        for lib in adapters:
+            if lib not in failed:
+                report.value(scen, "PUT", t, lib, statistics.median(rates[lib]["PUT"]))
+                report.value(scen, "GET", t, lib, statistics.median(rates[lib]["GET"]))
 
 
 def s1(report: Report, ep: Endpoint, libs: list[str], sizes: dict, runs: int) -> None:
     n = sizes["objects"]
     report.describe("S1", f"{n:,} x 4 KiB objects, PUT then GET", "ops/s")
-    for lib in [x for x in libs if x in S3_LIBS]:
-        print(f"  S1 {lib}", flush=True)
-        _small_ops(report, "S1", lib, lambda lib=lib: make_s3(lib, ep), n, runs, S1_THREADS)
+    print("  S1", flush=True)
+    makers = {lib: (lambda lib=lib: make_s3(lib, ep)) for lib in libs if lib in S3_LIBS}
+    _small_ops(report, "S1", makers, n, runs, S1_THREADS)
 
 
 def s4(report: Report, root: str, libs: list[str], sizes: dict, runs: int) -> None:
     n = sizes["objects"]
     report.describe("S4", f"POSIX, {n:,} x 4 KiB files, write then read", "ops/s")
-    for lib in [x for x in libs if x in POSIX_LIBS]:
-        print(f"  S4 {lib}", flush=True)
-        _small_ops(report, "S4", lib, lambda lib=lib: make_posix(lib, root), n, runs, S1_THREADS)
+    print("  S4", flush=True)
+    makers = {lib: (lambda lib=lib: make_posix(lib, root)) for lib in libs if lib in POSIX_LIBS}
+    _small_ops(report, "S4", makers, n, runs, S1_THREADS)
 
 
 def s3(report: Report, ep: Endpoint, libs: list[str], sizes: dict, runs: int) -> None:

@@ -131,18 +131,17 @@ class PosixFileStorageProvider(BaseStorageProvider):
         if ident is not None:
             try:
                 st = os.stat(parent)
-                final = os.lstat(full) if check_final else None
-            except FileNotFoundError:
-                final = None
+            except (FileNotFoundError, NotADirectoryError):
                 st = None
-            except NotADirectoryError:
-                return full, False
-            if (
-                st is not None
-                and (st.st_dev, st.st_ino) == ident
-                and (final is None or not stat.S_ISLNK(final.st_mode))
-            ):
-                return full, True
+            if st is not None and (st.st_dev, st.st_ino) == ident:
+                if not check_final:
+                    return full, True
+                try:
+                    final_is_link = stat.S_ISLNK(os.lstat(full).st_mode)
+                except FileNotFoundError:
+                    final_is_link = False
+                if not final_is_link:
+                    return full, True
         return self._resolve_slow(key, full, parent)
 
     def _resolve_slow(self, key: str, full: str, parent: str) -> tuple[str, bool]:
