@@ -241,6 +241,13 @@ def _positive(name: str, value: Any, parse: Any = float) -> Any:
     return out
 
 
+class _Appender:
+    """A ``write`` that appends to a list (collects parallel ranges for one join)."""
+
+    def __init__(self, parts: list[Any]) -> None:
+        self.write = parts.append
+
+
 class S3StorageProvider(BaseStorageProvider):
     """Storage provider for Amazon S3 and S3-compatible stores (MinIO, rclone, moto, Ceph...).
 
@@ -512,7 +519,7 @@ class S3StorageProvider(BaseStorageProvider):
         options: dict[str, Any] = {"if_match": _quote(if_match)} if if_match else {}
         try:
             if byte_range is None:
-                return bytes(self._obs("get")(key, options=options).bytes())
+                return self._get_whole(key, options)
             if byte_range.size == 0:
                 self.get_object_metadata(path)
                 return b""
@@ -521,6 +528,20 @@ class S3StorageProvider(BaseStorageProvider):
             if byte_range is not None and _status_of(err) == 416:
                 return b""  # The range starts at or past the end of the object.
             raise _translate(err, self._url(key))
+
+    def _get_whole(self, key: str, options: dict[str, Any]) -> bytes:
+        """One GET; for an object above ``multipart_chunksize`` the rest after the first chunk is
+        fetched as parallel ranged GETs pinned to the first response's ETag, joined with one copy."""
+        result = self._obs("get")(key, options=options)
+        size = result.meta["size"]
+        if size <= self._chunksize:
+            return bytes(result.bytes())
+        etag = result.meta.get("e_tag")
+        first = next(iter(result.stream(min_chunk_size=self._io_chunksize)), b"")
+        del result  # drops the connection: the remaining bytes come as parallel ranges
+        parts: list[Any] = [first]
+        self._parallel_ranges(key, _Appender(parts), len(first), size, etag, self._io_chunksize)
+        return b"".join(parts)
 
     def _read_range(self, key: str, lo: int, hi: int, options: dict[str, Any]) -> Any:
         """Bytes ``[lo, hi)`` (clipped) as a buffer. Servers that answer ranged GETs with
@@ -777,25 +798,23 @@ class S3StorageProvider(BaseStorageProvider):
 
     def _download_into(self, remote_path: str, fh: IO, metadata: ObjectMetadata | None) -> None:
         key = self._full_key(remote_path)
-        if self._ranges_broken or (metadata is not None and metadata.content_length <= self._chunksize):
+        if metadata is not None and metadata.content_length <= self._chunksize:
             self._stream_into(key, fh)
             return
         try:
-            first = self._obs("get")(key, options={"range": (0, self._chunksize)})
-            data = first.bytes()
+            result = self._obs("get")(key)
+            size, etag = result.meta["size"], result.meta.get("e_tag")
+            stream = iter(result.stream(min_chunk_size=self._io_chunksize))
+            if size <= self._chunksize:
+                for chunk in stream:
+                    fh.write(chunk)
+                return
+            first = next(stream, b"")
+            del stream, result  # the rest comes as parallel ranged GETs
         except Exception as err:
-            if _status_of(err) == 416:  # Empty object: no byte range is satisfiable.
-                self._stream_into(key, fh)
-                return
-            if "non-partial response" in str(err):
-                self._ranges_broken = True
-                self._stream_into(key, fh)
-                return
             raise _translate(err, self._url(key))
-        fh.write(data)
-        size, etag = first.meta["size"], first.meta["e_tag"]
-        if size > len(data):
-            self._parallel_ranges(key, fh, len(data), size, etag)
+        fh.write(first)
+        self._parallel_ranges(key, fh, len(first), size, etag)
 
     def _stream_into(self, key: str, fh: IO) -> None:
         """One GET of the whole object, written to ``fh`` in ``io_chunksize`` chunks."""
@@ -805,18 +824,22 @@ class S3StorageProvider(BaseStorageProvider):
         except Exception as err:
             raise _translate(err, self._url(key))
 
-    def _parallel_ranges(self, key: str, fh: IO, start: int, size: int, etag: str | None) -> None:
-        """Fetch ``[start, size)`` in ``multipart_chunksize`` ranges on a thread pool, writing in order."""
+    def _parallel_ranges(
+        self, key: str, fh: Any, start: int, size: int, etag: str | None, part: int | None = None
+    ) -> None:
+        """Fetch ``[start, size)`` in ``part``-byte ranges (default ``multipart_chunksize``) on a
+        thread pool, writing them to ``fh`` in order; every range is pinned to ``etag``."""
         options: dict[str, Any] = {"if_match": _quote(etag)} if etag else {}
+        part = part or self._chunksize
 
         def fetch(lo: int) -> Any:
-            hi = min(lo + self._chunksize, size)
+            hi = min(lo + part, size)
             data = self._read_range(key, lo, hi, options)
             if len(data) != hi - lo:
                 raise S3ProviderError(f"{self._url(key)}: short read at {lo}: {len(data)} of {hi - lo} bytes")
             return data
 
-        offsets = iter(range(start, size, self._chunksize))
+        offsets = iter(range(start, size, part))
         pending: deque[Future[Any]] = deque()
         with ThreadPoolExecutor(self._max_concurrency, thread_name_prefix="manystore-s3-get") as pool:
             try:
