@@ -37,3 +37,22 @@ def test_download_of_large_object_is_exact(client: StorageClient, tmp_path: Path
     client.download_file("dl.bin", str(tmp_path / "dl.bin"))
     assert (tmp_path / "dl.bin").read_bytes() == data
     assert os.listdir(tmp_path) == ["dl.bin"]
+
+
+def test_streaming_read_with_readahead_and_seeks(
+    client: StorageClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import manystore.file
+
+    monkeypatch.setattr(manystore.file, "READ_BLOCK_SIZE", 1 << 20)
+    data = os.urandom((7 << 20) + 333)
+    client.write("stream.bin", data)
+    with client.open("stream.bin", "rb", memory_load_limit=0) as f:
+        out = b"".join(iter(lambda: f.read(300_001), b""))
+        assert out == data
+        f.seek(5 << 20)
+        assert f.read(10) == data[5 << 20 : (5 << 20) + 10]
+        f.seek(100)
+        assert f.read(2 << 20) == data[100 : 100 + (2 << 20)]
+        f.seek(-50, os.SEEK_END)
+        assert f.read() == data[-50:]

@@ -18,7 +18,9 @@ import io
 import os
 import shutil
 import tempfile
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
@@ -36,6 +38,8 @@ __all__ = ["READ_BLOCK_SIZE", "SPOOL_MEMORY_LIMIT", "VALID_MODES", "ObjectFile",
 VALID_MODES = ("r", "rb", "w", "wb", "a", "ab")
 #: Bytes fetched per ranged request when streaming a large object.
 READ_BLOCK_SIZE = 8 << 20
+#: Blocks fetched ahead while an object is read in order.
+READAHEAD_BLOCKS = 2
 #: Bytes an ObjectFile being written keeps in memory before spilling to a temp file.
 SPOOL_MEMORY_LIMIT = 8 << 20
 
@@ -47,11 +51,22 @@ def check_mode(mode: str) -> None:
 
 
 class _RangeReader(io.RawIOBase):
-    """Raw reader issuing one ranged GET per ``readinto``, pinned to one ETag."""
+    """Raw reader over ranged GETs of :data:`READ_BLOCK_SIZE`, all pinned to one ETag.
+
+    After two consecutive blocks are read in order, the next :data:`READAHEAD_BLOCKS`
+    blocks are fetched in the background, so streaming overlaps network and consumer.
+    A seek elsewhere cancels the read-ahead; random access fetches only what it reads.
+    """
 
     def __init__(self, client: StorageClient, path: str, meta: ObjectMetadata) -> None:
         self._client, self._path, self._meta = client, path, meta
+        self._size = meta.content_length
         self._pos = 0
+        self._block: memoryview | None = None
+        self._block_start = 0
+        self._ahead: deque[tuple[int, Future[bytes]]] = deque()
+        self._in_order = 0
+        self._pool: ThreadPoolExecutor | None = None
 
     def readable(self) -> bool:
         return True
@@ -63,23 +78,63 @@ class _RangeReader(io.RawIOBase):
         return self._pos
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._meta.content_length}[whence]
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
         if base + offset < 0:
             raise ValueError(f"negative seek position {base + offset}")
         self._pos = base + offset
         return self._pos
 
+    def _fetch(self, start: int) -> bytes:
+        size = min(READ_BLOCK_SIZE, self._size - start)
+        data = self._client._get_range(self._path, Range(start, size), self._meta.etag)
+        if len(data) != size:
+            raise OSError(f"{self._path}: short read at offset {start}: got {len(data)} of {size} bytes")
+        return data
+
+    def _load_block(self, start: int) -> memoryview:
+        while self._ahead and self._ahead[0][0] != start:
+            self._ahead.popleft()[1].cancel()
+        if self._ahead:
+            data = self._ahead.popleft()[1].result()
+        else:
+            data = self._fetch(start)
+        sequential = self._block is not None and start == self._block_start + len(self._block)
+        self._in_order = self._in_order + 1 if sequential else 0
+        if self._in_order >= 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(READAHEAD_BLOCKS, thread_name_prefix="manystore-readahead")
+            nxt = self._ahead[-1][0] + READ_BLOCK_SIZE if self._ahead else start + len(data)
+            while len(self._ahead) < READAHEAD_BLOCKS and nxt < self._size:
+                self._ahead.append((nxt, self._pool.submit(self._fetch, nxt)))
+                nxt += READ_BLOCK_SIZE
+        return memoryview(data)
+
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
-        size = min(len(view), self._meta.content_length - self._pos)
-        if size <= 0:
-            return 0
-        data = self._client._get_range(self._path, Range(self._pos, size), self._meta.etag)
-        if len(data) != size:
-            raise OSError(f"{self._path}: short read at offset {self._pos}: got {len(data)} of {size} bytes")
-        view[:size] = data
-        self._pos += size
-        return size
+        want = min(len(view), self._size - self._pos)
+        done = 0
+        while done < want:
+            block = self._block
+            if block is None or not (self._block_start <= self._pos < self._block_start + len(block)):
+                start = self._pos - self._pos % READ_BLOCK_SIZE
+                block = self._block = self._load_block(start)
+                self._block_start = start
+            offset = self._pos - self._block_start
+            take = min(want - done, len(block) - offset)
+            view[done : done + take] = block[offset : offset + take]
+            done += take
+            self._pos += take
+        return max(done, 0)
+
+    def close(self) -> None:
+        for _, fut in self._ahead:
+            fut.cancel()
+        self._ahead.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+        self._block = None
+        super().close()
 
 
 class _Sink(io.RawIOBase):
