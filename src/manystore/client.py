@@ -300,10 +300,16 @@ class StorageClient:
         """Store ``body`` at ``path`` atomically (one PUT, or a completed multipart upload)."""
         if not isinstance(body, (bytes, bytearray, memoryview)):
             raise TypeError(f"write() body must be bytes-like, got {type(body).__name__}")
-        physical = self._physical(path, for_write=True)
-        self._retry(
-            lambda: self._storage_provider.put_object(physical, bytes(body), attributes), f"write {path}"
-        )
+        physical = self._physical(path, for_write=True) if self._metadata_provider is not None else path
+        data = body if isinstance(body, bytes) else bytes(body)  # a snapshot: retries resend the same bytes
+
+        def attempt() -> None:
+            self._storage_provider.put_object(physical, data, attributes)
+
+        try:  # first attempt inline: the common case pays for no retry machinery
+            attempt()
+        except RetryableError as exc:
+            call_with_retry(attempt, self._retry_config, f"write {path}", first_error=exc)
         self._track(path, physical)
 
     def put_object(
