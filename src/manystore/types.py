@@ -60,7 +60,7 @@ class Range:
         return self.offset + self.size
 
 
-@dataclass
+@dataclass(slots=True)
 class ObjectMetadata:
     """Metadata of one object (or, with ``type="directory"``, one directory).
 
