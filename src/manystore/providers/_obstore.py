@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 import threading
 from typing import Any
@@ -18,13 +19,95 @@ from typing import Any
 import obstore as obs
 from obstore.store import S3Store
 
-from ..errors import ManystoreError
+from ..errors import (
+    InvalidPathError,
+    ManystoreError,
+    NotModifiedError,
+    ObjectNotFoundError,
+    PreconditionFailedError,
+    RetryableError,
+)
 
-__all__ = ["ObstoreForkError", "ObstoreWriter", "obstore_api"]
+__all__ = [
+    "ObstoreForkError",
+    "ObstoreWriter",
+    "S3PermissionError",
+    "S3ProviderError",
+    "obstore_api",
+    "status_of",
+    "summary",
+    "translate_error",
+]
 
 
 class ObstoreForkError(ManystoreError, RuntimeError):
     """obstore cannot be used in this forked process (its private copy could not be loaded)."""
+
+
+_RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+_STATUS_RE = re.compile(r"status(?: code)?: (\d{3})\b")
+_CODE_RE = re.compile(r"<Code>([^<]{1,64})</Code>")
+# Transport failures without an HTTP status (matched lower-case, including obstore's debug tail).
+_TRANSPORT_MARKERS = (
+    "error sending request", "connection closed", "connection reset", "connection refused", "timed out",
+    "error decoding response body", "broken pipe", "unexpected eof", "kind: connect", "kind: timeout",
+    "kind: body", "kind: decode",
+)  # fmt: skip
+
+
+class S3PermissionError(ManystoreError, PermissionError):
+    """The server refused the credentials (401) or the operation (403). (Raised for every
+    obstore-backed store, S3-compatible or not; the name is kept for compatibility.)"""
+
+
+class S3ProviderError(ManystoreError, OSError):
+    """Any other failure reported by the S3 server or the transport."""
+
+
+def summary(text: str) -> str:
+    """First line of an obstore message, without the XML body or the ``Debug source`` tail."""
+    head = text.split("\n\nDebug source", 1)[0]
+    first = head.split("\n", 1)[0].split(": <?xml", 1)[0].rstrip(": ")
+    code = _CODE_RE.search(head)
+    if code and code.group(1) not in first:
+        first += f" ({code.group(1)})"
+    return first[:400]
+
+
+def translate_error(err: Exception, url: str) -> Exception:
+    """Map an obstore (or builtin) exception to manystore's error hierarchy.
+
+    Args:
+        err: The exception raised by an obstore call.
+        url: ``s3://bucket/key`` of the object, named in the new message.
+    """
+    if isinstance(err, ManystoreError):
+        return err
+    text = str(err)
+    msg = f"{url}: {summary(text)}"
+    kinds = {cls.__name__ for cls in type(err).__mro__}  # by name: a private obstore copy has its own classes
+    if isinstance(err, FileNotFoundError) or "NotFoundError" in kinds:
+        return ObjectNotFoundError(msg)
+    if kinds & {"PreconditionError", "AlreadyExistsError"}:
+        return PreconditionFailedError(msg)
+    if "NotModifiedError" in kinds:
+        return NotModifiedError(msg)
+    if kinds & {"PermissionDeniedError", "UnauthenticatedError"}:
+        return S3PermissionError(msg)
+    match = _STATUS_RE.search(text)
+    status = int(match.group(1)) if match else None
+    if status in _RETRYABLE_STATUS:
+        return RetryableError(msg, status=status)
+    if status is None and any(marker in text.lower() for marker in _TRANSPORT_MARKERS):
+        return RetryableError(msg, status=None)
+    if isinstance(err, ValueError) or "InvalidPathError" in kinds:
+        return InvalidPathError(msg)
+    return S3ProviderError(msg)
+
+
+def status_of(err: Exception) -> int | None:
+    match = _STATUS_RE.search(str(err))
+    return int(match.group(1)) if match else None
 
 
 _fork_state: dict[str, Any] = {"live_at_fork": False, "broken": False, "used_here": False, "private": None}

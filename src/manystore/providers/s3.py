@@ -10,7 +10,9 @@ Backend notes (where this provider differs from the Multi-Storage Client's boto3
 * ``delete_object`` HEADs first (S3 itself deletes missing keys silently): a missing key raises
   :class:`manystore.errors.ObjectNotFoundError`; ``if_match`` is compared there, so it is not atomic.
 * Servers that answer ranged GETs with ``200`` (``rclone serve s3`` up to 1.75) are detected once;
-  ranges are then cut from a stream of the object, and downloads use a single GET.
+  ranged GETs are then presigned and sent by a small HTTP client that accepts that answer.
+* Whole reads and downloads of objects above ``multipart_chunksize`` fetch the rest after the
+  first chunk as parallel ranged GETs pinned to the first response's ETag.
 * Fork: obstore's runtime does not survive ``fork()``; a child forked while it runs loads a private
   copy of obstore (see :func:`obstore_api`), so forked DataLoader-style workers keep working.
 * Object keys may not hold ASCII control characters (``object_store`` refuses them).
@@ -21,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import re
 import tempfile
 import threading
 import urllib.parse
@@ -34,17 +35,23 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar, cast
 
 from ..errors import (
     ConfigError,
-    InvalidPathError,
     ManystoreError,
-    NotModifiedError,
     ObjectNotFoundError,
     PreconditionFailedError,
-    RetryableError,
 )
 from ..types import Credentials, CredentialsProvider, ObjectMetadata, Range, RetryConfig
 from ..utils import join_key, normalize_key, parse_size, within_bounds
 from ._http_range import ranged_get
-from ._obstore import ObstoreForkError, ObstoreWriter, obstore_api
+from ._obstore import (
+    ObstoreForkError,
+    ObstoreWriter,
+    S3PermissionError,
+    S3ProviderError,
+    obstore_api,
+)
+from ._obstore import status_of as _status_of
+from ._obstore import summary as _summary
+from ._obstore import translate_error as _translate
 from .base import BaseStorageProvider
 
 if TYPE_CHECKING:
@@ -71,15 +78,6 @@ DEFAULT_READ_TIMEOUT = 60.0
 # caught by read_timeout instead.
 _REQUEST_TIMEOUT = timedelta(hours=24)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-_STATUS_RE = re.compile(r"status(?: code)?: (\d{3})\b")
-_CODE_RE = re.compile(r"<Code>([^<]{1,64})</Code>")
-# Transport failures without an HTTP status (matched lower-case, including obstore's debug tail).
-_TRANSPORT_MARKERS = (
-    "error sending request", "connection closed", "connection reset", "connection refused", "timed out",
-    "error decoding response body", "broken pipe", "unexpected eof", "kind: connect", "kind: timeout",
-    "kind: body", "kind: decode",
-)  # fmt: skip
 _STANDARD_ATTRIBUTES = frozenset(
     {"Content-Type", "Content-Disposition", "Content-Encoding", "Content-Language", "Cache-Control"}
 )
@@ -91,14 +89,6 @@ _OPTIONS = _RUST_CLIENT_KEYS | {
     "multipart_threshold", "io_chunksize", "addressing_style", "force_path_style", "allow_http", "verify",
     "request_payer", "profile_name", "rust_client",
 }  # fmt: skip
-
-
-class S3PermissionError(ManystoreError, PermissionError):
-    """The server refused the credentials (401) or the operation (403)."""
-
-
-class S3ProviderError(ManystoreError, OSError):
-    """Any other failure reported by the S3 server or the transport."""
 
 
 class StaticS3CredentialsProvider(CredentialsProvider):
@@ -165,52 +155,6 @@ class _Boto3Credentials:
             "token": frozen.token,
             "expires_at": expires_at,
         }
-
-
-def _summary(text: str) -> str:
-    """First line of an obstore message, without the XML body or the ``Debug source`` tail."""
-    head = text.split("\n\nDebug source", 1)[0]
-    first = head.split("\n", 1)[0].split(": <?xml", 1)[0].rstrip(": ")
-    code = _CODE_RE.search(head)
-    if code and code.group(1) not in first:
-        first += f" ({code.group(1)})"
-    return first[:400]
-
-
-def _translate(err: Exception, url: str) -> Exception:
-    """Map an obstore (or builtin) exception to manystore's error hierarchy.
-
-    Args:
-        err: The exception raised by an obstore call.
-        url: ``s3://bucket/key`` of the object, named in the new message.
-    """
-    if isinstance(err, ManystoreError):
-        return err
-    text = str(err)
-    msg = f"{url}: {_summary(text)}"
-    kinds = {cls.__name__ for cls in type(err).__mro__}  # by name: a private obstore copy has its own classes
-    if isinstance(err, FileNotFoundError) or "NotFoundError" in kinds:
-        return ObjectNotFoundError(msg)
-    if kinds & {"PreconditionError", "AlreadyExistsError"}:
-        return PreconditionFailedError(msg)
-    if "NotModifiedError" in kinds:
-        return NotModifiedError(msg)
-    if kinds & {"PermissionDeniedError", "UnauthenticatedError"}:
-        return S3PermissionError(msg)
-    match = _STATUS_RE.search(text)
-    status = int(match.group(1)) if match else None
-    if status in _RETRYABLE_STATUS:
-        return RetryableError(msg, status=status)
-    if status is None and any(marker in text.lower() for marker in _TRANSPORT_MARKERS):
-        return RetryableError(msg, status=None)
-    if isinstance(err, ValueError) or "InvalidPathError" in kinds:
-        return InvalidPathError(msg)
-    return S3ProviderError(msg)
-
-
-def _status_of(err: Exception) -> int | None:
-    match = _STATUS_RE.search(str(err))
-    return int(match.group(1)) if match else None
 
 
 def _quote(etag: str) -> str:
