@@ -9,6 +9,7 @@ The servers start once per session on free ports and are stopped at the end.
 
 from __future__ import annotations
 
+import importlib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +23,14 @@ from manystore import shortcuts as _shortcuts
 
 from .servers import S3Server, start_moto_s3, start_rclone_s3
 
+#: Backends with a local server. Optional ones join when their server module exists
+#: (``tests/servers_<kind>.py`` exporting ``start()``, ``profile(server, base)`` and the
+#: server's ``enforces_conditional_writes``/``stop()``).
 BACKENDS = ["file", "s3-rclone", "s3-moto"]
+OPTIONAL_BACKENDS = {"azure-azurite": "servers_azure", "gcs-emulator": "servers_gcs"}
+BACKENDS += [
+    name for name, module in OPTIONAL_BACKENDS.items() if (Path(__file__).parent / f"{module}.py").exists()
+]
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +47,24 @@ def moto_server() -> Iterator[S3Server]:
     server.create_bucket("manystore-test")
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def optional_servers() -> Iterator[dict[str, Any]]:
+    """Servers of the optional backends, started on first use and stopped at the end."""
+    started: dict[str, Any] = {}
+    yield started
+    for server in started.values():
+        server.stop()
+
+
+def optional_server(request: pytest.FixtureRequest, name: str) -> tuple[Any, Any]:
+    """``(module, server)`` of optional backend ``name``, starting its server once per session."""
+    module = importlib.import_module(f"tests.{OPTIONAL_BACKENDS[name]}")
+    started = request.getfixturevalue("optional_servers")
+    if name not in started:
+        started[name] = module.start()
+    return module, started[name]
 
 
 def s3_profile(server: S3Server, base_path: str, **options: Any) -> dict[str, Any]:
@@ -69,7 +95,7 @@ class Backend:
     config: dict[str, Any]
     client: StorageClient
     enforces_conditional_writes: bool
-    server: S3Server | None = None
+    server: Any = None
 
     def other_client(self, profile: str = "test") -> StorageClient:
         """A fresh client built from the same config (e.g. to check what is really stored)."""
@@ -85,6 +111,10 @@ def make_backend(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> B
         }
         server = None
         enforces = True
+    elif name in OPTIONAL_BACKENDS:
+        module, server = optional_server(request, name)
+        config = {"profiles": {"test": module.profile(server, uuid.uuid4().hex)}}
+        enforces = server.enforces_conditional_writes
     else:
         server = request.getfixturevalue("rclone_server" if name == "s3-rclone" else "moto_server")
         config = {"profiles": {"test": s3_profile(server, f"manystore-test/{uuid.uuid4().hex}")}}
