@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean servers
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,8 +24,16 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check $(LINT_DIRS)
 	$(BIN)/mypy
 
+# Azurite (Microsoft's Azure Blob emulator) for the azure backend tests, project-local.
+AZURITE := .tools/azurite/node_modules/.bin/azurite-blob
+
+$(AZURITE):
+	npm install --silent --no-audit --no-fund --prefix .tools/azurite azurite@3
+
+servers: $(AZURITE)
+
 # pytest exits 5 when it collected no test; make treats any non-zero exit as failure.
-test: lint
+test: lint servers
 	$(BIN)/python -m pytest -q tests
 
 BENCH_STAMP := $(VENV)/.bench-installed
@@ -39,4 +47,4 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache
