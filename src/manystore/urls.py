@@ -4,6 +4,9 @@ Accepted forms:
     * ``msc://profile/path`` — a configured profile.
     * ``s3://bucket/key``, ``gs://bucket/key``, ``ais://bucket/key``, ``az://container/key`` —
       implicit profiles named ``_s3-bucket``, ``_gs-bucket``, ``_ais-bucket``, ``_az-container``.
+    * ``https://ACCOUNT.blob.core.windows.net/container/key`` — implicit profile
+      ``_azblob-ACCOUNT-container`` (Azure account names hold no ``-``), an Azure profile with
+      ``endpoint_url=https://ACCOUNT.blob.core.windows.net`` and ``base_path=container``.
     * ``file:///abs/path``, ``/abs/path`` and relative paths — the ``__filesystem__`` profile
       (relative paths are taken from the current directory).
 """
@@ -28,6 +31,9 @@ __all__ = [
 ]
 
 MSC_PROTOCOL = "msc"
+#: Host suffix of Azure Blob Storage account URLs, and the implicit-profile tag of such URLs.
+AZURE_BLOB_HOST_SUFFIX = ".blob.core.windows.net"
+AZURE_BLOB_PROFILE_TAG = "azblob"
 #: URL scheme -> storage provider type of its implicit profile.
 IMPLICIT_PROTOCOLS: dict[str, str] = {"s3": "s3", "gs": "gcs", "ais": "ais", "az": "azure"}
 
@@ -47,6 +53,12 @@ def implicit_profile_config(profile: str) -> dict[str, Any] | None:
     if not profile.startswith("_") or "-" not in profile:
         return None
     scheme, _, bucket = profile[1:].partition("-")
+    if scheme == AZURE_BLOB_PROFILE_TAG:
+        account, _, container = bucket.partition("-")
+        if not account or not container:
+            return None
+        options = {"endpoint_url": f"https://{account}{AZURE_BLOB_HOST_SUFFIX}", "base_path": container}
+        return {"storage_provider": {"type": "azure", "options": options}}
     if scheme not in IMPLICIT_PROTOCOLS or not bucket:
         return None
     return {"storage_provider": {"type": IMPLICIT_PROTOCOLS[scheme], "options": {"base_path": bucket}}}
@@ -112,6 +124,8 @@ def parse_url(url: str | os.PathLike[str]) -> ParsedURL:
             raise InvalidURLError(f"file URL {url!r} must hold an absolute path, like 'file:///data/x'")
         return ParsedURL(RESERVED_POSIX_PROFILE, os.path.normpath(rest).lstrip("/"))
     head, _, path = rest.partition("/")
+    if scheme == "https" and head.lower().endswith(AZURE_BLOB_HOST_SUFFIX):
+        return _parse_azure_blob_url(url, head, path)
     if scheme == MSC_PROTOCOL:
         if not head:
             raise InvalidURLError(f"URL {url!r} names no profile; expected 'msc://profile/path'")
@@ -122,8 +136,23 @@ def parse_url(url: str | os.PathLike[str]) -> ParsedURL:
         return ParsedURL(f"_{scheme}-{head}", path)
     allowed = ["msc", "file", *IMPLICIT_PROTOCOLS]
     raise InvalidURLError(
-        f"URL {url!r} has unsupported scheme {scheme!r}; expected one of {allowed} or a path"
+        f"URL {url!r} has unsupported scheme {scheme!r}; expected one of {allowed}, "
+        f"https://ACCOUNT{AZURE_BLOB_HOST_SUFFIX}/container/key or a path"
     )
+
+
+def _parse_azure_blob_url(url: str, host: str, path: str) -> ParsedURL:
+    """``https://ACCOUNT.blob.core.windows.net/container/key`` -> ``_azblob-ACCOUNT-container``."""
+    account = host[: -len(AZURE_BLOB_HOST_SUFFIX)].lower()
+    if not account or not account.isalnum() or not account.isascii():
+        raise InvalidURLError(f"URL {url!r}: {account!r} is not an Azure storage account name")
+    container, _, key = path.partition("/")
+    if not container or "?" in url or "#" in url:
+        raise InvalidURLError(
+            f"URL {url!r}: expected 'https://ACCOUNT{AZURE_BLOB_HOST_SUFFIX}/container/key' "
+            "without query or fragment"
+        )
+    return ParsedURL(f"_{AZURE_BLOB_PROFILE_TAG}-{account}-{container}", key)
 
 
 @dataclass

@@ -34,6 +34,7 @@ __all__ = [
     "S3PermissionError",
     "S3ProviderError",
     "obstore_api",
+    "obstore_store_class",
     "status_of",
     "summary",
     "translate_error",
@@ -183,6 +184,20 @@ def obstore_api() -> tuple[Any, Any]:
             _fork_state["private"] = _load_private_obstore()
     module = _fork_state["private"]
     return module, module._store.S3Store
+
+
+def obstore_store_class(name: str) -> Any:
+    """Store class ``name`` (``"AzureStore"``, ``"S3Store"``...) of the obstore usable in this process.
+
+    Same fork handling as :func:`obstore_api`: in a child forked while obstore's runtime was running,
+    the class comes from the private copy of the extension module.
+    """
+    module, _ = obstore_api()
+    if module is obs:
+        import obstore.store
+
+        return getattr(obstore.store, name)
+    return getattr(module._store, name)
 
 
 class ObstoreWriter:
