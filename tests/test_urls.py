@@ -253,3 +253,20 @@ def test_range_negative_size(offset: int, size: int) -> None:
 def test_range_rejects_non_ints(offset: object, size: object) -> None:
     with pytest.raises(ValueError):
         Range(offset, size)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("profile", "prefix"),
+    [
+        ("__filesystem__", "/"),
+        ("_s3-bkt", "s3://bkt/"),
+        ("_gs-bkt", "gs://bkt/"),
+        ("_az-cont", "az://cont/"),
+        ("_azblob-acct-cont", "https://acct.blob.core.windows.net/cont/"),
+        ("train", None),
+    ],
+)
+def test_implicit_url_prefix(profile: str, prefix: str | None) -> None:
+    from manystore.urls import implicit_url_prefix
+
+    assert implicit_url_prefix(profile) == prefix

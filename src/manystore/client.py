@@ -15,7 +15,6 @@ from .errors import ObjectNotFoundError, ReadOnlyError, RetryableError
 from .file import ObjectFile, PosixFile, check_mode
 from .providers.base import BaseStorageProvider, ObjectWriter
 from .retry import backoff_delay, call_with_retry
-from .schema import RESERVED_POSIX_PROFILE
 from .types import (
     MetadataProvider,
     ObjectMetadata,
@@ -24,7 +23,7 @@ from .types import (
     SourceVersionCheckMode,
     StorageProvider,
 )
-from .urls import IMPLICIT_PROTOCOLS
+from .urls import implicit_url_prefix
 from .utils import filter_glob, glob_literal_prefix, normalize_key
 
 __all__ = ["StorageClient"]
@@ -73,13 +72,7 @@ class StorageClient:
     @property
     def url_prefix(self) -> str:
         """The URL prefix of this profile's keys: ``msc://profile/``, ``s3://bucket/`` or ``/``."""
-        profile = self.profile
-        if profile == RESERVED_POSIX_PROFILE:
-            return "/"
-        scheme, _, bucket = profile[1:].partition("-")
-        if profile.startswith("_") and scheme in IMPLICIT_PROTOCOLS:
-            return f"{scheme}://{bucket}/"
-        return f"msc://{profile}/"
+        return implicit_url_prefix(self.profile) or f"msc://{self.profile}/"
 
     def __repr__(self) -> str:
         return f"StorageClient(profile={self.profile!r}, provider={self._storage_provider!r})"

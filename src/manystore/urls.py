@@ -64,6 +64,19 @@ def implicit_profile_config(profile: str) -> dict[str, Any] | None:
     return {"storage_provider": {"type": IMPLICIT_PROTOCOLS[scheme], "options": {"base_path": bucket}}}
 
 
+def implicit_url_prefix(profile: str) -> str | None:
+    """The URL prefix an implicit profile's keys are shown with (``s3://bucket/``, ``/``), or ``None``."""
+    if profile == RESERVED_POSIX_PROFILE:
+        return "/"
+    if not profile.startswith("_"):
+        return None
+    scheme, _, rest = profile[1:].partition("-")
+    if scheme == AZURE_BLOB_PROFILE_TAG:
+        account, _, container = rest.partition("-")
+        return f"https://{account}.blob.core.windows.net/{container}/" if container else None
+    return f"{scheme}://{rest}/" if scheme in IMPLICIT_PROTOCOLS and rest else None
+
+
 def _split_scheme(url: str) -> tuple[str, str]:
     scheme, sep, rest = url.partition("://")
     if not sep:
