@@ -125,7 +125,7 @@ def test_missing_object(seeded: Backend) -> None:
 
 def test_conditional_write_conflict(seeded: Backend) -> None:
     if not seeded.enforces_conditional_writes:
-        pytest.skip(f"{seeded.name}: rclone serve s3 does not enforce If-None-Match (server limitation)")
+        pytest.skip(f"{seeded.name}: this server does not enforce If-None-Match (server limitation)")
     before = snapshot(seeded.client)
     with pytest.raises(PreconditionFailedError):
         seeded.client.put_object("keep/a", b"overwrite", if_none_match="*")

@@ -327,7 +327,7 @@ def test_read_never_mixes_versions(backend: Backend) -> None:
 
 def test_conditional_create(backend: Backend) -> None:
     if not backend.enforces_conditional_writes:
-        pytest.skip(f"{backend.name}: rclone serve s3 does not enforce If-None-Match (server limitation)")
+        pytest.skip(f"{backend.name}: this server does not enforce If-None-Match (server limitation)")
     c = backend.client
     c.put_object("cond", b"first", if_none_match="*")
     with pytest.raises(PreconditionFailedError):
@@ -337,7 +337,7 @@ def test_conditional_create(backend: Backend) -> None:
 
 def test_conditional_replace(backend: Backend) -> None:
     if not backend.enforces_conditional_writes:
-        pytest.skip(f"{backend.name}: rclone serve s3 does not enforce If-Match (server limitation)")
+        pytest.skip(f"{backend.name}: this server does not enforce If-Match (server limitation)")
     c = backend.client
     c.write("cm", b"v1")
     etag = c.info("cm").etag

@@ -1,0 +1,813 @@
+"""Google Cloud Storage through its JSON API, on top of ``google-cloud-storage``.
+
+The SDK is imported on first use (``import manystore`` never imports ``google``).
+
+Backend notes (where GCS differs from the S3 provider):
+
+* **ETag = object generation.** :attr:`ObjectMetadata.etag` is the object's generation number
+  as a decimal string (not GCS's own ``etag`` field, which also changes on metadata updates).
+  So ``if_match=etag`` maps exactly onto GCS's ``ifGenerationMatch`` on writes, reads and
+  deletes, and ``if_none_match="*"`` onto ``ifGenerationMatch=0``. A non-numeric ``if_match``
+  can match no generation and fails with :class:`PreconditionFailedError` without a request.
+* The SDK's own retries are off (``retry=None`` on every call): a transient failure is raised
+  once as :class:`RetryableError` and :class:`manystore.StorageClient` retries it. Streaming
+  writers, which the client cannot replay, let the SDK retry their chunks per the profile's
+  :class:`RetryConfig` instead (one retry layer either way).
+* ``delete_object`` is one request: missing objects raise :class:`ObjectNotFoundError` (GCS
+  itself reports 404) and ``if_match`` is atomic (``ifGenerationMatch``).
+* Reads pinned with ``if_match`` also check the generation reported in the response; when a
+  server reports none (the gcp-storage-emulator), it is checked against the object's metadata
+  after the read, so a concurrent overwrite never yields mixed versions there either.
+* Listing uses GCS's raw string ``prefix``; ``start_after``/``end_at`` are sent as
+  ``startOffset`` and are also applied client-side (servers that ignore them still work).
+* Uploads above ``multipart_threshold`` are resumable uploads in ``multipart_chunksize``
+  chunks (rounded up to a multiple of 256 KiB, GCS's chunk granularity).
+* Fork: the ``storage.Client`` (and its HTTP session) is built lazily per process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import mimetypes
+import os
+import tempfile
+import threading
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timezone
+from typing import IO, Any, ClassVar
+
+from ..errors import (
+    ConfigError,
+    ManystoreError,
+    NotModifiedError,
+    ObjectNotFoundError,
+    PreconditionFailedError,
+    RetryableError,
+)
+from ..types import Credentials, CredentialsProvider, ObjectMetadata, Range, RetryConfig
+from ..utils import join_key, normalize_key, parse_size, within_bounds
+from .base import BaseStorageProvider
+
+__all__ = [
+    "GCSPermissionError",
+    "GCSProviderError",
+    "GoogleIdentityPoolCredentialsProvider",
+    "GoogleServiceAccountCredentialsProvider",
+    "GoogleStorageProvider",
+    "StringTokenSupplier",
+]
+
+MiB = 1 << 20
+_GRANULE = 256 * 1024  # resumable-upload chunks must be multiples of this
+DEFAULT_MULTIPART_THRESHOLD = 64 * MiB
+DEFAULT_MULTIPART_CHUNKSIZE = 32 * MiB
+DEFAULT_IO_CHUNKSIZE = 8 * MiB
+DEFAULT_MAX_CONCURRENCY = 16
+DEFAULT_CONNECT_TIMEOUT = 60.0
+DEFAULT_READ_TIMEOUT = 60.0
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+_OPTIONS = frozenset({
+    "multipart_threshold", "multipart_chunksize", "io_chunksize", "max_concurrency", "timeout",
+    "connect_timeout", "read_timeout", "max_pool_connections", "skip_signature", "rust_client",
+})  # fmt: skip
+_LOCAL_HOSTS = ("http://127.0.0.1", "http://localhost", "http://[::1]")
+_ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"
+
+
+class GCSPermissionError(ManystoreError, PermissionError):
+    """GCS refused the credentials (401) or the operation (403)."""
+
+
+class GCSProviderError(ManystoreError, OSError):
+    """Any other failure reported by GCS or the transport."""
+
+
+# ------------------------------------------------------------------ credentials
+class StringTokenSupplier:
+    """Supplies a fixed subject token to Google's identity-pool (workload identity federation) flow.
+
+    Args:
+        token: The external identity token (e.g. an OIDC ID token). Never shown by ``repr``.
+    """
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def get_subject_token(self, context: Any, request: Any) -> str:
+        """Return the token (``context`` and ``request`` are unused)."""
+        return self._token
+
+    def __repr__(self) -> str:
+        return "StringTokenSupplier(token='***')"
+
+
+class GoogleIdentityPoolCredentialsProvider(CredentialsProvider):
+    """Workload identity federation: exchange an external token for Google credentials.
+
+    Args:
+        audience: The workload identity pool provider's audience
+            (``//iam.googleapis.com/projects/.../providers/...``).
+        token_supplier: The subject token itself (a string, as in the reference client).
+    """
+
+    def __init__(self, audience: str, token_supplier: str) -> None:
+        self._audience = audience
+        self._token = token_supplier
+
+    def get_credentials(self) -> Credentials:
+        """The audience and token, in ``custom_fields`` (``audience``, ``token``)."""
+        return Credentials("", "", None, None, {"audience": self._audience, "token": self._token})
+
+    def refresh_credentials(self) -> None:
+        """Nothing to refresh: google-auth exchanges the token when needed."""
+
+    def google_credentials(self) -> Any:
+        """A ``google.auth.identity_pool.Credentials`` (built without network access)."""
+        from google.auth import identity_pool
+
+        return identity_pool.Credentials(
+            audience=self._audience,
+            subject_token_type=_ID_TOKEN_TYPE,
+            token_url="https://sts.googleapis.com/v1/token",
+            subject_token_supplier=StringTokenSupplier(self._token),
+        )
+
+    def __repr__(self) -> str:
+        return f"GoogleIdentityPoolCredentialsProvider(audience={self._audience!r})"
+
+
+class GoogleServiceAccountCredentialsProvider(CredentialsProvider):
+    """A service-account key: a JSON key file path or its parsed contents (exactly one).
+
+    Args:
+        file: Path of the service-account JSON key file.
+        info: The key file's contents as a dict.
+
+    Raises:
+        ConfigError: Neither or both given, or the file is not readable JSON.
+    """
+
+    def __init__(self, file: str | None = None, info: dict[str, Any] | None = None) -> None:
+        if (file is None) == (info is None):
+            raise ConfigError("GoogleServiceAccountCredentialsProvider: give exactly one of 'file' or 'info'")
+        if file is not None:
+            try:
+                with open(file, encoding="utf-8") as fh:
+                    info = json.load(fh)
+            except (OSError, ValueError) as err:
+                raise ConfigError(f"cannot read service-account key file {file!r}: {type(err).__name__}")
+        if not isinstance(info, dict):
+            raise ConfigError("GoogleServiceAccountCredentialsProvider: the key must be a JSON object")
+        self._info = dict(info)
+
+    def get_credentials(self) -> Credentials:
+        """The key's ``client_email`` as access key; the whole key in ``custom_fields["info"]``."""
+        return Credentials(
+            str(self._info.get("client_email", "")), "", None, None, {"info": dict(self._info)}
+        )
+
+    def refresh_credentials(self) -> None:
+        """Nothing to refresh: google-auth mints access tokens from the key."""
+
+    def google_credentials(self) -> Any:
+        """A ``google.oauth2.service_account.Credentials``."""
+        from google.oauth2 import service_account
+
+        return service_account.Credentials.from_service_account_info(self._info)
+
+    def __repr__(self) -> str:
+        return f"GoogleServiceAccountCredentialsProvider(client_email={self._info.get('client_email')!r})"
+
+
+# ------------------------------------------------------------------ errors
+def _status(err: BaseException) -> int | None:
+    code = getattr(err, "code", None)
+    if isinstance(code, int):
+        return code
+    response = getattr(err, "response", None)
+    status = getattr(response, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def _translate(err: BaseException, url: str) -> Exception:
+    """Map a google-cloud-storage / transport exception to manystore's error hierarchy."""
+    if isinstance(err, ManystoreError):
+        return err
+    if isinstance(err, FileNotFoundError):
+        return ObjectNotFoundError(f"{url}: {err}")
+    names = {cls.__name__ for cls in type(err).__mro__}
+    status = _status(err)
+    text = str(getattr(err, "message", "") or err).split("\n", 1)[0][:300]
+    msg = f"{url}: {text}" if text else f"{url}: {type(err).__name__}"
+    if status == 404:
+        return ObjectNotFoundError(msg)
+    if status == 412:
+        return PreconditionFailedError(msg)
+    if status == 304:
+        return NotModifiedError(msg)
+    if status in (401, 403) or "RefreshError" in names:
+        return GCSPermissionError(msg)
+    if status in _RETRYABLE_STATUS:
+        return RetryableError(msg, status=status)
+    if status is None and (
+        isinstance(err, (ConnectionError, TimeoutError))
+        or names & {"ConnectionError", "Timeout", "ChunkedEncodingError", "TransportError", "DataCorruption",
+                    "ProtocolError", "ReadTimeoutError", "NewConnectionError", "RetryError"}
+    ):  # fmt: skip
+        return RetryableError(msg, status=None)
+    return GCSProviderError(msg)
+
+
+def _generation(if_match: str | None, url: str) -> int | None:
+    """The generation an ``if_match`` ETag names (a non-number matches nothing)."""
+    if if_match is None:
+        return None
+    value = if_match.strip('"')
+    if not value.isdigit():
+        raise PreconditionFailedError(f"{url}: ETag {if_match!r} is not a GCS generation")
+    return int(value)
+
+
+def _positive(name: str, value: Any, parse: Any = float) -> Any:
+    try:
+        out = parse(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"GCS option {name!r} must be a positive number, got {value!r}")
+    if out <= 0:
+        raise ConfigError(f"GCS option {name!r} must be > 0, got {value!r}")
+    return out
+
+
+# ------------------------------------------------------------------ writer
+class _GCSWriter:
+    """A resumable upload: chunks are sent while written; the object appears on ``close``."""
+
+    def __init__(self, provider: GoogleStorageProvider, blob: Any, url: str, retry: Any) -> None:
+        self._provider, self._url = provider, url
+        self._raw = blob.open("wb", chunk_size=provider._chunksize, retry=retry, ignore_flush=True)
+        self._done = False
+
+    def write(self, data: Any) -> int:
+        try:
+            self._raw.write(data)
+        except Exception as err:
+            self.abort()
+            raise _translate(err, self._url)
+        return len(memoryview(data))
+
+    def close(self) -> None:
+        if self._done:
+            return
+        try:
+            self._raw.close()
+        except Exception as err:
+            self.abort()
+            raise _translate(err, self._url)
+        self._done = True
+
+    def abort(self) -> None:
+        """Cancel the resumable session (DELETE on its URL) so no object is ever created."""
+        if self._done:
+            return
+        self._done = True
+        inner = getattr(self._raw, "raw", self._raw)  # BufferedWriter -> BlobWriter
+        started = getattr(inner, "_upload_and_transport", None)
+        if started:
+            upload, transport = started
+            with contextlib.suppress(Exception):
+                transport.request("DELETE", upload.resumable_url, timeout=self._provider._timeout)
+        with contextlib.suppress(Exception):
+            inner._upload_and_transport = None
+            inner._buffer = type(inner._buffer)()  # nothing left to flush
+
+
+# ------------------------------------------------------------------ provider
+class GoogleStorageProvider(BaseStorageProvider):
+    """Storage provider for Google Cloud Storage (JSON API via ``google-cloud-storage``).
+
+    Args:
+        project_id: Google Cloud project. Default: the one of the credentials/environment.
+        endpoint_url: Custom endpoint, e.g. an emulator ``http://127.0.0.1:9023``. Default:
+            ``STORAGE_EMULATOR_HOST`` if set, else Google's.
+        base_path: ``"bucket"`` or ``"bucket/prefix"``; every key is relative to it.
+        credentials_provider: :class:`GoogleServiceAccountCredentialsProvider`,
+            :class:`GoogleIdentityPoolCredentialsProvider`, or any provider whose ``token`` is an
+            OAuth2 access token. Without one: anonymous for a local emulator (``endpoint_url`` on
+            ``http://127.0.0.1``/``localhost`` or ``STORAGE_EMULATOR_HOST`` set) or with
+            ``skip_signature``, else application-default credentials (``google.auth.default``).
+        multipart_threshold: Uploads above this are resumable. Bytes or ``"64M"``. Default 64 MiB.
+        multipart_chunksize: Resumable-upload chunk and parallel-download part size. Default 32 MiB.
+        max_concurrency: Parallel ranged GETs per download (and delete_prefix workers). Default 16.
+        io_chunksize: Accepted for compatibility (downloads stream in the SDK's chunks). Default 8 MiB.
+        timeout: Seconds, or ``[connect, read]``. Default ``[60, 60]``.
+        connect_timeout: Seconds to connect (overrides ``timeout``'s first value).
+        read_timeout: Seconds a read may stall (overrides ``timeout``'s second value).
+        max_pool_connections: HTTP connections kept per host. Default: ``max_concurrency``.
+        skip_signature: Anonymous requests (public buckets).
+        rust_client: Accepted for MSC configs and ignored (manystore uses the Python SDK here).
+
+    Raises:
+        ConfigError: An unknown option or an invalid value (the message names it).
+    """
+
+    provider_name: ClassVar[str] = "gcs"
+    supports_conditional_writes: ClassVar[bool] = True
+    url_scheme: ClassVar[str] = "gs"
+
+    def __init__(
+        self,
+        project_id: str = "",
+        endpoint_url: str = "",
+        base_path: str = "",
+        credentials_provider: CredentialsProvider | None = None,
+        **kwargs: Any,
+    ) -> None:
+        options = {k: kwargs.pop(k) for k in list(kwargs) if k in _OPTIONS}
+        super().__init__(base_path=base_path, **kwargs)
+        bucket, _, root = base_path.strip("/").partition("/")
+        if not bucket:
+            raise ConfigError(
+                f"{type(self).__name__}: base_path must start with a bucket name, got {base_path!r}"
+            )
+        self._bucket = bucket
+        self._root = normalize_key(root).rstrip("/")
+        self._project_id = project_id
+        emulator = os.environ.get("STORAGE_EMULATOR_HOST", "")
+        self._endpoint = (endpoint_url or "").rstrip("/")
+        self._anonymous = bool(options.get("skip_signature")) or (
+            credentials_provider is None and (bool(emulator) or self._endpoint.startswith(_LOCAL_HOSTS))
+        )
+        self._credentials_provider = credentials_provider
+
+        def number(name: str, default: Any, parse: Any = float) -> Any:
+            return _positive(name, options.get(name, default), parse)
+
+        self._threshold: int = number("multipart_threshold", DEFAULT_MULTIPART_THRESHOLD, parse_size)
+        chunk: int = number("multipart_chunksize", DEFAULT_MULTIPART_CHUNKSIZE, parse_size)
+        self._chunksize = -(-chunk // _GRANULE) * _GRANULE
+        self._io_chunksize: int = number("io_chunksize", DEFAULT_IO_CHUNKSIZE, parse_size)
+        self._max_concurrency: int = number("max_concurrency", DEFAULT_MAX_CONCURRENCY, int)
+        timeout = options.get("timeout", (DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT))
+        if not isinstance(timeout, (list, tuple)):
+            timeout = (timeout, timeout)
+        if len(timeout) != 2:
+            raise ConfigError(f"GCS option 'timeout' must be a number or [connect, read], got {timeout!r}")
+        self._timeout: tuple[float, float] = (
+            number("connect_timeout", timeout[0]),
+            number("read_timeout", timeout[1]),
+        )
+        pool = options.get("max_pool_connections", self._max_concurrency)
+        self._pool_size: int = _positive("max_pool_connections", pool, int)
+        self._lock, self._lock_pid = threading.Lock(), os.getpid()
+        self._client: Any = None
+        self._client_pid = -1
+
+    # ------------------------------------------------------------------ plumbing
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(bucket={self._bucket!r}, prefix={self._root!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_client"], state["_client_pid"], state["_lock"] = None, -1, None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock, self._lock_pid = threading.Lock(), os.getpid()
+
+    @property
+    def bucket(self) -> str:
+        """The bucket name taken from ``base_path``."""
+        return self._bucket
+
+    def _full_key(self, path: str) -> str:
+        """Object name inside the bucket for ``path``; ``..`` is refused."""
+        return join_key(self._root, path)
+
+    def _rel(self, key: str) -> str:
+        return key[len(self._root) + 1 :] if self._root else key
+
+    def _url(self, key: str) -> str:
+        return f"gs://{self._bucket}/{key}"
+
+    def _get_client(self) -> Any:
+        """The ``storage.Client`` of this process: built on first use and again after a fork."""
+        pid = os.getpid()
+        if self._client is not None and self._client_pid == pid:
+            return self._client
+        if self._lock_pid != pid:  # forked: the parent's lock may have been held at fork time
+            self._lock, self._lock_pid = threading.Lock(), pid
+        with self._lock:
+            if self._client is None or self._client_pid != pid:
+                self._client = self._build_client()
+                self._client_pid = pid
+            return self._client
+
+    def _google_credentials(self) -> Any:
+        from google.auth.credentials import AnonymousCredentials
+
+        provider = self._credentials_provider
+        if self._anonymous:
+            return AnonymousCredentials()
+        if provider is None:
+            import google.auth
+
+            credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+            return credentials
+        build = getattr(provider, "google_credentials", None)
+        if callable(build):
+            return build()
+        from google.oauth2.credentials import Credentials as OAuth2Credentials
+
+        return OAuth2Credentials(token=provider.get_credentials().token)
+
+    def _build_client(self) -> Any:
+        try:
+            from google.auth.transport.requests import AuthorizedSession
+            from google.cloud import storage
+            from requests.adapters import HTTPAdapter
+        except ImportError as err:
+            raise ConfigError(f"{self!r}: google-cloud-storage is not installed ({err})")
+        try:
+            credentials = self._google_credentials()
+            session = AuthorizedSession(credentials)
+            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self._pool_size, max_retries=0)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+            client_options = {"api_endpoint": self._endpoint} if self._endpoint else None
+            project = self._project_id or ("test" if self._anonymous else None)
+            return storage.Client(
+                project=project, credentials=credentials, client_options=client_options, _http=session
+            )
+        except ManystoreError:
+            raise
+        except Exception as err:
+            raise ConfigError(f"{self!r}: cannot configure GCS: {type(err).__name__}: {str(err)[:300]}")
+
+    def _blob(self, key: str, generation: int | None = None) -> Any:
+        return self._get_client().bucket(self._bucket).blob(key, generation=generation)
+
+    def _metadata(self, blob: Any) -> ObjectMetadata:
+        modified = blob.updated or _EPOCH
+        return ObjectMetadata(
+            self._rel(blob.name),
+            int(blob.size or 0),
+            modified if modified.tzinfo else modified.replace(tzinfo=timezone.utc),
+            "file",
+            blob.content_type,
+            str(blob.generation) if blob.generation is not None else None,
+            storage_class=blob.storage_class,
+            metadata=dict(blob.metadata) if blob.metadata else None,
+        )
+
+    def _stat(self, key: str) -> Any:
+        """The blob with its properties loaded (raises the SDK's NotFound)."""
+        blob = self._get_client().bucket(self._bucket).get_blob(key, retry=None, timeout=self._timeout)
+        if blob is None:
+            raise ObjectNotFoundError(f"{self._url(key)}: no such object")
+        return blob
+
+    # ------------------------------------------------------------------ reads
+    def get_object(self, path: str, byte_range: Range | None = None, *, if_match: str | None = None) -> bytes:
+        """Return the object's bytes, or ``byte_range`` of them (clipped at the end of the object).
+
+        Raises:
+            ObjectNotFoundError: No such object.
+            PreconditionFailedError: ``if_match`` is not the object's current generation.
+        """
+        key = self._full_key(path)
+        generation = _generation(if_match, self._url(key))
+        try:
+            if byte_range is None:
+                return self._download(key, None, None, generation)
+            if byte_range.size == 0:
+                self._stat(key)
+                return b""
+            return self._download(key, byte_range.offset, byte_range.end, generation)
+        except Exception as err:
+            if byte_range is not None and _status(err) == 416:
+                return b""  # the range starts at or past the end of the object
+            raise _translate(err, self._url(key))
+
+    def _download(self, key: str, lo: int | None, hi: int | None, generation: int | None) -> bytes:
+        """Bytes ``[lo, hi)`` (whole object if ``lo`` is None), pinned to ``generation`` if given."""
+        blob = self._blob(key)
+        data = blob.download_as_bytes(
+            start=lo, end=None if hi is None else hi - 1, if_generation_match=generation,
+            checksum="auto" if lo is None else None, retry=None, timeout=self._timeout,
+        )  # fmt: skip
+        if generation is not None:
+            self._check_generation(key, blob.generation, generation)
+        return bytes(data)
+
+    def _check_generation(self, key: str, reported: Any, expected: int) -> None:
+        """Fail unless the bytes came from ``expected``; servers that report no generation
+        (emulators) are checked against the object's metadata after the read."""
+        if reported is None:
+            reported = self._stat(key).generation
+        if int(reported) != expected:
+            raise PreconditionFailedError(f"{self._url(key)}: generation is {reported}, not {expected}")
+
+    def get_object_metadata(self, path: str, strict: bool = True) -> ObjectMetadata:
+        """Metadata of the object. With ``strict=False`` a prefix with children answers as a directory.
+
+        Raises:
+            ObjectNotFoundError: Neither an object nor (non-strict) a directory.
+        """
+        key = self._full_key(path)
+        try:
+            return self._metadata(self._stat(key))
+        except Exception as err:
+            error = _translate(err, self._url(key))
+            if not strict and isinstance(error, ObjectNotFoundError) and self._has_children(key):
+                return ObjectMetadata(key=path, content_length=0, last_modified=_EPOCH, type="directory")
+            raise error
+
+    def _has_children(self, key: str) -> bool:
+        prefix = key.rstrip("/") + "/" if key.strip("/") else ""
+        try:
+            blobs = self._get_client().list_blobs(
+                self._bucket, prefix=prefix, max_results=1, retry=None, timeout=self._timeout
+            )
+            return any(True for _ in blobs)
+        except Exception as err:
+            raise _translate(err, self._url(prefix))
+
+    def list_objects(
+        self,
+        prefix: str,
+        start_after: str | None = None,
+        end_at: str | None = None,
+        include_directories: bool = False,
+    ) -> Iterator[ObjectMetadata]:
+        """Objects whose names start with ``prefix`` (a raw string prefix), in lexicographic order.
+
+        ``start_after`` is exclusive, ``end_at`` inclusive (relative keys). With
+        ``include_directories`` only one level is listed (delimiter ``/``) and sub-"directories"
+        are yielded as ``type="directory"`` entries (key without trailing ``/``, size 0).
+        """
+        raw = (self._root + "/" if self._root else "") + normalize_key(prefix)
+        if include_directories:
+            yield from self._list_one_level(raw, start_after, end_at)
+            return
+        low = self._full_key(start_after) if start_after is not None else None
+        high = self._full_key(end_at) if end_at is not None else None
+        try:
+            blobs = self._get_client().list_blobs(
+                self._bucket, prefix=raw or None, start_offset=low, page_size=1000,
+                retry=None, timeout=self._timeout,
+            )  # fmt: skip
+            for blob in blobs:
+                name = blob.name
+                if low is not None and name <= low:
+                    continue
+                if high is not None and name > high:
+                    return
+                yield self._metadata(blob)
+        except Exception as err:
+            raise _translate(err, self._url(raw))
+
+    def _list_one_level(
+        self, raw: str, start_after: str | None, end_at: str | None
+    ) -> Iterator[ObjectMetadata]:
+        try:
+            blobs = self._get_client().list_blobs(
+                self._bucket, prefix=raw or None, delimiter="/", page_size=1000,
+                retry=None, timeout=self._timeout,
+            )  # fmt: skip
+            entries = [self._metadata(b) for b in blobs]
+            prefixes = set(blobs.prefixes)
+        except Exception as err:
+            raise _translate(err, self._url(raw))
+        entries += [
+            ObjectMetadata(
+                key=self._rel(p.rstrip("/")), content_length=0, last_modified=_EPOCH, type="directory"
+            )
+            for p in prefixes
+        ]
+        entries.sort(key=lambda e: e.key)
+        for entry in entries:
+            if within_bounds(entry.key, start_after, end_at):
+                yield entry
+
+    # ------------------------------------------------------------------ writes
+    def put_object(
+        self,
+        path: str,
+        body: bytes,
+        metadata: dict[str, str] | None = None,
+        if_match: str | None = None,
+        if_none_match: str | None = None,
+    ) -> None:
+        """Store ``body`` at ``path`` (resumable upload above ``multipart_threshold``).
+
+        Args:
+            metadata: User metadata (GCS custom metadata).
+            if_match: Write only if the current generation (manystore's ETag) equals this.
+            if_none_match: Only ``"*"``: write only if no object exists (``ifGenerationMatch=0``).
+
+        Raises:
+            ValueError: ``if_none_match`` other than ``"*"``, or both conditions given.
+            PreconditionFailedError: The condition does not hold (on servers that enforce it).
+        """
+        key = self._full_key(path)
+        generation = _generation(if_match, self._url(key))
+        if if_none_match is not None:
+            if if_none_match != "*":
+                raise ValueError(f"if_none_match supports only '*', got {if_none_match!r}")
+            if if_match is not None:
+                raise ValueError("if_match and if_none_match cannot be combined")
+            generation = 0
+        blob = self._blob(key)
+        blob.metadata = dict(metadata) if metadata else None
+        if len(body) > self._threshold:
+            blob.chunk_size = self._chunksize
+        try:
+            blob.upload_from_string(
+                bytes(body), content_type="application/octet-stream", if_generation_match=generation,
+                retry=None, timeout=self._timeout,
+            )  # fmt: skip
+        except Exception as err:
+            raise _translate(err, self._url(key))
+
+    def copy_object(self, src_path: str, dest_path: str) -> None:
+        """Server-side copy (GCS ``rewrite``, repeated until done); overwrites ``dest_path``.
+
+        Raises:
+            ObjectNotFoundError: ``src_path`` does not exist.
+        """
+        src, dest = self._full_key(src_path), self._full_key(dest_path)
+        try:
+            token = None
+            target = self._blob(dest)
+            while True:
+                token, _, _ = target.rewrite(self._blob(src), token=token, retry=None, timeout=self._timeout)
+                if token is None:
+                    return
+        except Exception as err:
+            raise _translate(err, self._url(src))
+
+    def delete_object(self, path: str, if_match: str | None = None) -> None:
+        """Delete one object in one request (``if_match`` is sent as ``ifGenerationMatch``).
+
+        Raises:
+            ObjectNotFoundError: The object does not exist.
+            PreconditionFailedError: ``if_match`` given and the generation differs.
+        """
+        key = self._full_key(path)
+        generation = _generation(if_match, self._url(key))
+        try:
+            self._blob(key).delete(if_generation_match=generation, retry=None, timeout=self._timeout)
+        except Exception as err:
+            raise _translate(err, self._url(key))
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object whose name starts with ``prefix``, ``max_concurrency`` at a time.
+
+        Returns:
+            The number of objects deleted (objects that vanished meanwhile are not counted).
+        """
+        keys = [meta.key for meta in self.list_objects(prefix)]
+
+        def delete(key: str) -> int:
+            try:
+                self.delete_object(key)
+                return 1
+            except ObjectNotFoundError:
+                return 0
+
+        if len(keys) <= 1:
+            return sum(delete(k) for k in keys)
+        with ThreadPoolExecutor(min(self._max_concurrency, len(keys)), "manystore-gcs-del") as pool:
+            return sum(pool.map(delete, keys))
+
+    def upload_file(self, remote_path: str, f: str | IO, attributes: dict[str, str] | None = None) -> None:
+        """Upload a local file (path or binary file object), streamed from disk.
+
+        Files above ``multipart_threshold`` (or of unknown size) use a resumable upload in
+        ``multipart_chunksize`` chunks; the object appears only when complete.
+        """
+        key = self._full_key(remote_path)
+        if isinstance(f, (str, os.PathLike)):
+            with open(f, "rb") as fh:
+                self._upload_stream(key, fh, os.fstat(fh.fileno()).st_size, str(f), attributes)
+            return
+        size: int | None = None
+        try:
+            size = os.fstat(f.fileno()).st_size - f.tell()
+        except (AttributeError, OSError, ValueError):
+            pass
+        self._upload_stream(key, f, size, remote_path, attributes)
+
+    def _upload_stream(
+        self, key: str, fh: IO, size: int | None, name: str, attributes: dict[str, str] | None
+    ) -> None:
+        blob = self._blob(key)
+        blob.metadata = dict(attributes) if attributes else None
+        if size is None or size > self._threshold:
+            blob.chunk_size = self._chunksize
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        try:
+            blob.upload_from_file(
+                fh, size=size, content_type=content_type, retry=None, timeout=self._timeout, checksum=None
+            )
+        except Exception as err:
+            raise _translate(err, self._url(key))
+
+    def download_file(self, remote_path: str, f: str | IO, metadata: ObjectMetadata | None = None) -> None:
+        """Download into a local path (atomically: temp file in the same directory, then rename)
+        or into a binary file object.
+
+        Objects above ``multipart_chunksize`` are fetched as parallel ranged GETs pinned to the
+        generation (a concurrent overwrite fails with :class:`PreconditionFailedError`).
+        """
+        if not isinstance(f, (str, os.PathLike)):
+            self._download_into(remote_path, f, metadata)
+            return
+        target = os.path.abspath(f)
+        directory = os.path.dirname(target)
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                self._download_into(remote_path, fh, metadata)
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    def _download_into(self, remote_path: str, fh: IO, metadata: ObjectMetadata | None) -> None:
+        key = self._full_key(remote_path)
+        url = self._url(key)
+        try:
+            if metadata is None or not (metadata.etag or "").isdigit():
+                metadata = self._metadata(self._stat(key))
+            size, generation = metadata.content_length, int(metadata.etag or 0)
+            if size <= self._chunksize:
+                blob = self._blob(key)
+                blob.download_to_file(fh, if_generation_match=generation, retry=None, timeout=self._timeout)
+                self._check_generation(key, blob.generation, generation)
+                return
+        except Exception as err:
+            raise _translate(err, url)
+        self._parallel_ranges(key, fh, size, generation)
+
+    def _parallel_ranges(self, key: str, fh: IO, size: int, generation: int) -> None:
+        """Fetch ``[0, size)`` in ``multipart_chunksize`` ranges on a thread pool, in order."""
+        part = self._chunksize
+        reported: set[Any] = set()
+
+        def fetch(lo: int) -> bytes:
+            hi = min(lo + part, size)
+            blob = self._blob(key)
+            data = blob.download_as_bytes(
+                start=lo, end=hi - 1, if_generation_match=generation, checksum=None,
+                retry=None, timeout=self._timeout,
+            )  # fmt: skip
+            reported.add(blob.generation)
+            if len(data) != hi - lo:
+                raise GCSProviderError(
+                    f"{self._url(key)}: short read at {lo}: {len(data)} of {hi - lo} bytes"
+                )
+            return bytes(data)
+
+        pending: deque[Future[bytes]] = deque()
+        with ThreadPoolExecutor(self._max_concurrency, thread_name_prefix="manystore-gcs-get") as pool:
+            try:
+                for lo in range(0, size, part):
+                    pending.append(pool.submit(fetch, lo))
+                    if len(pending) >= self._max_concurrency:
+                        fh.write(pending.popleft().result())
+                while pending:
+                    fh.write(pending.popleft().result())
+                for value in reported or {None}:
+                    self._check_generation(key, value, generation)
+            except Exception as err:
+                for fut in pending:
+                    fut.cancel()
+                raise _translate(err, self._url(key))
+
+    def open_writer(self, path: str, retry: RetryConfig | None = None) -> _GCSWriter:
+        """Stream a new object to ``path`` as a resumable upload in ``multipart_chunksize`` chunks.
+
+        Nothing is visible until ``close()``; ``abort()`` cancels the upload session. As the client
+        cannot replay a stream, the SDK retries each chunk per ``retry`` (if given).
+        """
+        key = self._full_key(path)
+        policy = None
+        if retry is not None and retry.attempts > 1:
+            from google.cloud.storage.retry import DEFAULT_RETRY
+
+            waits = sum(retry.delay * retry.backoff_multiplier**i for i in range(retry.attempts - 1))
+            policy = DEFAULT_RETRY.with_delay(
+                initial=max(retry.delay, 0.01), multiplier=retry.backoff_multiplier
+            ).with_timeout(waits + 2 * sum(self._timeout) * retry.attempts)
+        try:
+            return _GCSWriter(self, self._blob(key), self._url(key), policy)
+        except Exception as err:
+            raise _translate(err, self._url(key))
