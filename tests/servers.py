@@ -151,11 +151,15 @@ def _spawn(cmd: list[str], log_path: str, env: dict[str, str] | None = None) -> 
         return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
 
 
-def start_rclone_s3(tmpdir: str | os.PathLike[str] | None = None) -> S3Server:
+def start_rclone_s3(
+    tmpdir: str | os.PathLike[str] | None = None, extra_auth_keys: list[tuple[str, str]] | None = None
+) -> S3Server:
     """Start ``rclone serve s3`` over a directory; each top-level subdirectory is a bucket.
 
     Args:
         tmpdir: Directory to serve. A fresh temporary directory (removed by ``stop()``) if ``None``.
+        extra_auth_keys: Further ``(access_key, secret_key)`` pairs the server accepts besides
+            :attr:`S3Server.access_key` / :attr:`S3Server.secret_key`.
 
     Raises:
         RuntimeError: rclone is not installed or did not come up.
@@ -192,6 +196,8 @@ def start_rclone_s3(tmpdir: str | os.PathLike[str] | None = None) -> S3Server:
         "--log-level",
         "NOTICE",
     ]
+    for extra_access, extra_secret in extra_auth_keys or []:
+        cmd += ["--auth-key", f"{extra_access},{extra_secret}"]
     server = S3Server(
         name="rclone",
         endpoint_url=f"http://127.0.0.1:{port}",
