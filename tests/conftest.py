@@ -26,7 +26,7 @@ from .servers import S3Server, start_moto_s3, start_rclone_s3
 #: Backends with a local server. Optional ones join when their server module exists
 #: (``tests/servers_<kind>.py`` exporting ``start()``, ``profile(server, base)`` and the
 #: server's ``enforces_conditional_writes``/``stop()``).
-BACKENDS = ["file", "s3-rclone", "s3-moto"]
+BACKENDS = ["file", "s3-rclone", "s3-moto", "ais_s3-rclone"]
 OPTIONAL_BACKENDS = {"azure-azurite": "servers_azure", "gcs-emulator": "servers_gcs"}
 BACKENDS += [
     name for name, module in OPTIONAL_BACKENDS.items() if (Path(__file__).parent / f"{module}.py").exists()
@@ -116,8 +116,11 @@ def make_backend(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> B
         config = {"profiles": {"test": module.profile(server, uuid.uuid4().hex)}}
         enforces = server.enforces_conditional_writes
     else:
-        server = request.getfixturevalue("rclone_server" if name == "s3-rclone" else "moto_server")
-        config = {"profiles": {"test": s3_profile(server, f"manystore-test/{uuid.uuid4().hex}")}}
+        server = request.getfixturevalue("moto_server" if name == "s3-moto" else "rclone_server")
+        profile = s3_profile(server, f"manystore-test/{uuid.uuid4().hex}")
+        if name == "ais_s3-rclone":  # AIStore's S3 API is the same wire protocol: same contract
+            profile["storage_provider"]["type"] = "ais_s3"
+        config = {"profiles": {"test": profile}}
         enforces = server.enforces_conditional_writes
     client = StorageClient(StorageClientConfig.from_dict(config, "test"))
     return Backend(name, config, client, enforces, server)

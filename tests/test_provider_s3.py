@@ -633,8 +633,7 @@ def test_s8k_infers_content_type(server: S3Server) -> None:
     assert s8k.get_object_metadata("clip.wav").content_type in ("audio/x-wav", "audio/wav")
 
 
-# ais_s3 signs with AIStore tokens, not SigV4 keys: rclone refuses it; its config is tested above.
-@pytest.mark.parametrize("provider_type", ["s3", "s8k", "gcs_s3"])
+@pytest.mark.parametrize("provider_type", ["s3", "s8k", "gcs_s3", "ais_s3"])
 def test_s3_compatible_types_work_from_config(rclone_server: S3Server, provider_type: str) -> None:
     """Every S3-compatible ``type`` is a thin configuration of the S3 provider: same wire protocol."""
     from manystore import StorageClient, StorageClientConfig

@@ -21,9 +21,10 @@ class AIStoreS3StorageProvider(S3StorageProvider):
 
     Args:
         endpoint_url: The S3 endpoint, e.g. ``http://ais:8080/s3``. Default: ``$AIS_ENDPOINT`` + ``/s3``.
-        credentials_provider: With a token (e.g. an AIStore JWT), requests carry
-            ``Authorization: Bearer <token>`` instead of a SigV4 signature (read when the
-            connection is set up). Without one, requests are signed with placeholder keys.
+        credentials_provider: Credentials with an access key and secret (e.g. ``S3Credentials``)
+            sign requests with SigV4 as on S3. Token-only credentials (e.g. an AIStore JWT
+            from ``AISCredentials``) are sent as ``Authorization: Bearer <token>`` (read when the
+            connection is set up). Without a provider, requests are signed with placeholder keys.
     """
 
     provider_name: ClassVar[str] = "ais_s3"
@@ -45,14 +46,20 @@ class AIStoreS3StorageProvider(S3StorageProvider):
             endpoint_url = ais + "/s3"
         kwargs.setdefault("addressing_style", "path")
         self._ais_credentials = credentials_provider
-        dummy = StaticS3CredentialsProvider(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY)
-        super().__init__(region_name or "us-east-1", endpoint_url, base_path, dummy, **kwargs)
+        super().__init__(region_name or "us-east-1", endpoint_url, base_path, credentials_provider, **kwargs)
 
     def _store_config(self) -> tuple[dict[str, Any], dict[str, Any], Any]:
-        config, client, callback = super()._store_config()
-        token = self._ais_credentials.get_credentials().token if self._ais_credentials else None
-        if token:
+        provider = self._ais_credentials
+        creds = provider.get_credentials() if provider is not None else None
+        if creds is not None and creds.access_key and creds.secret_key:
+            return super()._store_config()  # SigV4 with the given keys, refreshed by obstore
+        self._credentials_provider = StaticS3CredentialsProvider(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY)
+        try:
+            config, client, callback = super()._store_config()
+        finally:
+            self._credentials_provider = provider
+        if creds is not None and creds.token:
             config["skip_signature"] = True
-            client["default_headers"] = {"Authorization": f"Bearer {token}"}
+            client["default_headers"] = {"Authorization": f"Bearer {creds.token}"}
             callback = None
         return config, client, callback
