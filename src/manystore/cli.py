@@ -540,6 +540,10 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("file", metavar="FILE", nargs="?", help="default: the config file found")
     validate.set_defaults(func=_cmd_config_validate, command="config validate")
+
+    from .cli_manifest import register as _register_manifest
+
+    _register_manifest(sub, common)
     return parser
 
 

@@ -8,11 +8,11 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .config import StorageClientConfig
 from .errors import ObjectNotFoundError, ReadOnlyError, RetryableError
-from .file import ObjectFile, PosixFile, check_mode
+from .file import READ_BLOCK_SIZE, ObjectFile, PosixFile, check_mode
 from .providers.base import BaseStorageProvider, ObjectWriter
 from .retry import backoff_delay, call_with_retry
 from .types import (
@@ -25,6 +25,9 @@ from .types import (
 )
 from .urls import implicit_url_prefix
 from .utils import filter_glob, glob_literal_prefix, normalize_key
+
+if TYPE_CHECKING:
+    from .caching.cache_manager import CacheManager
 
 __all__ = ["StorageClient"]
 
@@ -53,6 +56,8 @@ class StorageClient:
         self._storage_provider: StorageProvider = config.storage_provider
         self._metadata_provider: MetadataProvider | None = config.metadata_provider
         self._retry_config = config.retry_config
+        self._cache_manager: CacheManager | None = None
+        self._cache_usable: bool | None = None
 
     # ------------------------------------------------------------- identity
     @property
@@ -79,6 +84,101 @@ class StorageClient:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (StorageClient, (self._config,))
+
+    # ---------------------------------------------------------------- cache
+    def _cache(self) -> CacheManager | None:
+        """The read cache, built on first use; None unless caching is on for an object store."""
+        if self._cache_manager is not None or self._cache_usable is False:
+            return self._cache_manager
+        cfg = self._config
+        sp = self._storage_provider
+        usable = cfg.caching_enabled and cfg.cache_config is not None
+        if usable and isinstance(sp, BaseStorageProvider):
+            try:
+                usable = sp.local_path("") is None
+            except Exception:
+                usable = False
+        self._cache_usable = usable
+        if usable and cfg.cache_config is not None:
+            from .caching.cache_manager import CacheManager
+
+            given = cfg.cache_manager
+            self._cache_manager = (
+                given if isinstance(given, CacheManager) else CacheManager(cfg.cache_config, self.profile)
+            )
+        return self._cache_manager
+
+    def _check_version(self, mode: SourceVersionCheckMode) -> bool:
+        if mode is SourceVersionCheckMode.ENABLE:
+            return True
+        if mode is SourceVersionCheckMode.DISABLE:
+            return False
+        return bool(self._config.cache_config is None or self._config.cache_config.use_etag)
+
+    def _invalidate(self, path: str, recursive: bool = False) -> None:
+        cache = self._cache()
+        if cache is not None:
+            cache.invalidate(path)
+            if recursive:
+                prefix = normalize_key(path).rstrip("/")
+                cache.invalidate_prefix(prefix + "/" if prefix else "")
+
+    def _cached_open(
+        self, path: str, memory_load_limit: int, check: bool
+    ) -> tuple[ObjectMetadata, bytes | None]:
+        """Metadata of ``path`` and, if it is at most ``memory_load_limit`` bytes, its content (via the cache)."""
+        cache = self._cache()
+        if cache is None:
+            meta = self._head(path)
+            small = meta.content_length <= memory_load_limit
+            return meta, self._get_range(path, None, meta.etag) if small else None
+        hit = cache.get_object(
+            path,
+            lambda: self._head(path),
+            lambda m: self._get_range(path, None, m.etag),
+            check,
+            payload_limit=memory_load_limit,
+        )
+        return hit.meta, hit.data
+
+    def _fetch_block(self, path: str, start: int, size: int, etag: str | None, cached: bool) -> bytes:
+        """``size`` bytes at ``start`` of version ``etag`` (one block), via the cache when ``cached``."""
+
+        def fetch() -> bytes:
+            data = self._get_range(path, Range(start, size), etag)
+            if len(data) != size:
+                raise OSError(f"{path}: short read at offset {start}: got {len(data)} of {size} bytes")
+            return data
+
+        cache = self._cache() if cached and etag is not None else None
+        if cache is None or etag is None:
+            return fetch()
+        data = cache.read_slice(path, etag, start, size)
+        if data is not None and len(data) == size:
+            return data
+        return cache.get_block(path, etag, start, fetch)
+
+    def _cached_range(self, cache: CacheManager, path: str, byte_range: Range, check: bool) -> bytes:
+        hit = cache.get_object(
+            path, lambda: self._head(path), lambda m: self._get_range(path, None, m.etag), check, -1
+        )
+        etag, total = hit.meta.etag, hit.meta.content_length
+        if etag is None:
+            return self._get_range(path, byte_range, None)
+        start, end = byte_range.offset, min(total, byte_range.offset + byte_range.size)
+        if start >= end:
+            return b""
+        if hit.complete:
+            data = cache.read_slice(path, etag, start, end - start)
+            if data is not None and len(data) == end - start:
+                return data
+        first = start - start % READ_BLOCK_SIZE
+        blocks = [
+            self._fetch_block(path, block, min(READ_BLOCK_SIZE, total - block), etag, True)
+            for block in range(first, end, READ_BLOCK_SIZE)
+        ]
+        joined = blocks[0] if len(blocks) == 1 else b"".join(blocks)
+        return joined[start - first : end - first]
 
     # -------------------------------------------------------------- helpers
     def _retry(self, fn: Any, what: str) -> Any:
@@ -159,7 +259,17 @@ class StorageClient:
         Raises:
             FileNotFoundError: No object at ``path``.
         """
-        return self._get_range(path, byte_range, None)
+        cache = self._cache()
+        if cache is None:
+            return self._get_range(path, byte_range, None)
+        check = self._check_version(SourceVersionCheckMode.INHERIT)
+        if byte_range is not None:
+            return self._cached_range(cache, path, byte_range, check)
+        hit = cache.get_object(
+            path, lambda: self._head(path), lambda m: self._get_range(path, None, m.etag), check
+        )
+        assert hit.data is not None
+        return hit.data
 
     def info(self, path: str, strict: bool = True) -> ObjectMetadata:
         """Metadata of the object at ``path``.
@@ -286,7 +396,18 @@ class StorageClient:
             if not writing and not os.path.isfile(local):
                 raise ObjectNotFoundError(f"{self.url_prefix}{path}: no such file")
             return PosixFile(local, mode, buffering, encoding, atomic, on_commit)
-        return ObjectFile(self, path, mode, encoding, memory_load_limit, on_commit)
+        cache = self._cache()
+        if writing and cache is not None:
+            track = on_commit
+
+            def on_commit() -> None:
+                self._invalidate(path)
+                if track is not None:
+                    track()
+
+        cached = cache is not None and not writing and not disable_read_cache
+        check = self._check_version(check_source_version) if cached else None
+        return ObjectFile(self, path, mode, encoding, memory_load_limit, on_commit, cache_check=check)
 
     # --------------------------------------------------------------- writes
     def write(self, path: str, body: bytes, attributes: dict[str, str] | None = None) -> None:
@@ -303,6 +424,7 @@ class StorageClient:
             attempt()
         except RetryableError as exc:
             call_with_retry(attempt, self._retry_config, f"write {path}", first_error=exc)
+        self._invalidate(path)
         self._track(path, physical)
 
     def put_object(
@@ -325,6 +447,7 @@ class StorageClient:
             ),
             f"write {path}",
         )
+        self._invalidate(path)
         self._track(path, physical)
 
     def upload_file(
@@ -341,6 +464,7 @@ class StorageClient:
             self._storage_provider.upload_file(physical, local_path, attributes)
 
         self._retry(attempt, f"upload {remote_path}")
+        self._invalidate(remote_path)
         self._track(remote_path, physical)
 
     def download_file(self, remote_path: str, local_path: str | IO) -> None:
@@ -359,6 +483,7 @@ class StorageClient:
         src = self._physical(src_path)
         dest = self._physical(dest_path, for_write=True)
         self._retry(lambda: self._storage_provider.copy_object(src, dest), f"copy {src_path}")
+        self._invalidate(dest_path)
         self._track(dest_path, dest)
 
     def delete(self, path: str, recursive: bool = False) -> None:
@@ -372,11 +497,13 @@ class StorageClient:
         if not recursive:
             physical = self._physical(path)
             self._retry(lambda: self._storage_provider.delete_object(physical), f"delete {path}")
+            self._invalidate(path)
             if self._metadata_provider is not None:
                 self._metadata_provider.remove_file(path)
             return
         prefix = normalize_key(path).rstrip("/")
         prefix = prefix + "/" if prefix else ""
+        self._invalidate(path, recursive=True)
         deleted = 0
         if prefix and self.is_file(prefix.rstrip("/")):
             self.delete(prefix.rstrip("/"))

@@ -25,7 +25,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
 from .providers.posix_file import temp_file_beside
-from .types import ObjectMetadata, Range
+from .types import ObjectMetadata
 
 if TYPE_CHECKING:
     from .providers.base import ObjectWriter
@@ -58,8 +58,9 @@ class _RangeReader(io.RawIOBase):
     A seek elsewhere cancels the read-ahead; random access fetches only what it reads.
     """
 
-    def __init__(self, client: StorageClient, path: str, meta: ObjectMetadata) -> None:
+    def __init__(self, client: StorageClient, path: str, meta: ObjectMetadata, cached: bool = False) -> None:
         self._client, self._path, self._meta = client, path, meta
+        self._cached = cached
         self._size = meta.content_length
         self._pos = 0
         self._block: memoryview | None = None
@@ -86,10 +87,7 @@ class _RangeReader(io.RawIOBase):
 
     def _fetch(self, start: int) -> bytes:
         size = min(READ_BLOCK_SIZE, self._size - start)
-        data = self._client._get_range(self._path, Range(start, size), self._meta.etag)
-        if len(data) != size:
-            raise OSError(f"{self._path}: short read at offset {start}: got {len(data)} of {size} bytes")
-        return data
+        return self._client._fetch_block(self._path, start, size, self._meta.etag, self._cached)
 
     def _load_block(self, start: int) -> memoryview:
         while self._ahead and self._ahead[0][0] != start:
@@ -208,6 +206,10 @@ class ObjectFile(io.IOBase):
     """A file object over one object of an object store (see the module docs).
 
     Not thread-safe: share a client, not a file object, between threads.
+
+    ``cache_check`` (set by :meth:`manystore.StorageClient.open`) reads through the
+    client's read cache, validating against the source's ETag when True; ``None``
+    reads straight from the store.
     """
 
     def __init__(
@@ -218,6 +220,7 @@ class ObjectFile(io.IOBase):
         encoding: str | None = None,
         memory_load_limit: int = 512 << 20,
         on_commit: Callable[[], None] | None = None,
+        cache_check: bool | None = None,
     ) -> None:
         check_mode(mode)
         self._client, self._path, self._mode = client, path, mode
@@ -226,12 +229,18 @@ class ObjectFile(io.IOBase):
         self._stored = False
         binary: IO[bytes]
         if mode.startswith("r"):
-            meta = client._head(path)
-            self._meta: ObjectMetadata | None = meta
-            if meta.content_length <= memory_load_limit:
-                binary = io.BytesIO(client._get_range(path, None, meta.etag))
+            if cache_check is None:
+                meta = client._head(path)
+                small = meta.content_length <= memory_load_limit
+                data = client._get_range(path, None, meta.etag) if small else None
             else:
-                binary = io.BufferedReader(_RangeReader(client, path, meta), buffer_size=READ_BLOCK_SIZE)
+                meta, data = client._cached_open(path, memory_load_limit, cache_check)
+            self._meta: ObjectMetadata | None = meta
+            if data is not None:
+                binary = io.BytesIO(data)
+            else:
+                reader = _RangeReader(client, path, meta, cached=cache_check is not None)
+                binary = io.BufferedReader(reader, buffer_size=READ_BLOCK_SIZE)
         else:
             self._meta = None
             writer = client._open_writer(path) if mode.startswith("w") else None

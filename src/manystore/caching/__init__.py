@@ -1,5 +1,6 @@
-"""Caching configuration (the cache itself arrives with the cache/manifest layer)."""
+"""Caching: configuration and the filesystem read cache (:class:`CacheManager`)."""
 
 from .cache_config import CacheBackendConfig, CacheConfig, EvictionPolicyConfig
+from .cache_manager import CacheHit, CacheManager
 
-__all__ = ["CacheBackendConfig", "CacheConfig", "EvictionPolicyConfig"]
+__all__ = ["CacheBackendConfig", "CacheConfig", "CacheHit", "CacheManager", "EvictionPolicyConfig"]

@@ -1,0 +1,455 @@
+"""A metadata provider answering ``list``/``glob``/``info`` from a manifest instead of the store.
+
+On-disk layout, under the manifest directory (``manifest_path``, relative to the storage
+provider's base, default ``.msc_manifests``)::
+
+    msc_manifest_index.json          {"version": "1", "parts": [{"path": "parts/..."}], "format": "jsonl"}
+    parts/msc_manifest_part000001.jsonl
+    parts/msc_manifest_part000002.jsonl   one object's metadata per line; the size is "size_bytes"
+
+Part paths in the index are relative to the index's directory. The whole manifest is
+loaded once; entries are held as compact tuples in a dict plus a sorted key list, so
+listings are answered with :mod:`bisect` and never send a LIST request to the store.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import posixpath
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from ..errors import ObjectNotFoundError, ReadOnlyError
+from ..types import MetadataProvider, ObjectMetadata, StorageProvider
+from ..utils import filter_glob, glob_literal_prefix, normalize_key, within_bounds
+
+__all__ = [
+    "DEFAULT_MANIFEST_BASE_DIR",
+    "MANIFEST_INDEX_FILENAME",
+    "MANIFEST_PARTS_CHILD_DIR",
+    "MANIFEST_PART_PREFIX",
+    "MAX_ENTRIES_PER_PART",
+    "Manifest",
+    "ManifestMetadataProvider",
+    "ManifestPartReference",
+    "entry_to_line",
+    "parse_part",
+    "part_path",
+]
+
+DEFAULT_MANIFEST_BASE_DIR = ".msc_manifests"
+MANIFEST_INDEX_FILENAME = "msc_manifest_index.json"
+MANIFEST_PARTS_CHILD_DIR = "parts"
+MANIFEST_PART_PREFIX = "msc_manifest_part"
+MANIFEST_VERSION = "1"
+SEQUENCE_PADDING = 6
+#: Most entries written to one part file.
+MAX_ENTRIES_PER_PART = 100_000
+_EPOCH = datetime.fromtimestamp(0, tz=timezone.utc)
+_OBJECT_FIELDS = ("type", "content_type", "storage_class", "metadata")
+
+#: A loaded entry: (size, last_modified as stored, etag, other fields or None).
+Entry = tuple[int, str, str | None, dict[str, Any] | None]
+
+
+@dataclass
+class ManifestPartReference:
+    """A reference to one manifest part.
+
+    Attributes:
+        path: The part's path, relative to the index's directory.
+    """
+
+    path: str
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> ManifestPartReference:
+        """Build from ``{"path": ...}``.
+
+        Raises:
+            ValueError: ``path`` is missing.
+        """
+        if not isinstance(data, dict) or "path" not in data:
+            raise ValueError(f"manifest part reference needs a 'path': {data!r}")
+        return ManifestPartReference(path=str(data["path"]))
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"path": ...}``."""
+        return {"path": self.path}
+
+
+@dataclass
+class Manifest:
+    """A manifest index: the schema version and the parts holding the entries.
+
+    Attributes:
+        version: Schema version (``"1"``).
+        parts: References to the parts, in key order.
+        format: Format of the parts; only ``"jsonl"`` is supported.
+    """
+
+    version: str
+    parts: list[ManifestPartReference] = field(default_factory=list)
+    format: str = "jsonl"
+
+    @staticmethod
+    def from_dict(data: dict) -> Manifest:
+        """Build from parsed index JSON.
+
+        Raises:
+            ValueError: A required field is missing.
+        """
+        try:
+            parts = [ManifestPartReference.from_dict(p) for p in data["parts"]]
+            return Manifest(version=str(data["version"]), parts=parts, format=data.get("format", "jsonl"))
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"invalid manifest index: missing or bad field ({exc})") from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        """The index as a JSON-serialisable dict."""
+        return {"version": self.version, "parts": [p.to_dict() for p in self.parts], "format": self.format}
+
+    def to_json(self) -> str:
+        """The index as JSON text."""
+        return json.dumps(self.to_dict())
+
+
+def part_path(sequence: int) -> str:
+    """The relative path of part number ``sequence`` (``parts/msc_manifest_part000001.jsonl``)."""
+    return f"{MANIFEST_PARTS_CHILD_DIR}/{MANIFEST_PART_PREFIX}{sequence:0{SEQUENCE_PADDING}d}.jsonl"
+
+
+def parse_part(data: bytes) -> list[dict[str, Any]]:
+    """The records of a JSONL part (blank lines skipped)."""
+    lines = [line for line in data.splitlines() if line.strip()]
+    try:  # one C-level parse of the whole part is much faster than a call per line
+        records = json.loads(b"[" + b",".join(lines) + b"]")
+    except ValueError:
+        records = None
+    if not isinstance(records, list) or len(records) != len(lines):
+        records = [json.loads(line) for line in lines]  # a line holding several values: per-line errors
+    return records
+
+
+def entry_to_line(key: str, entry: Entry) -> str:
+    """One JSONL line for ``entry``, with the reference's field names."""
+    size, last_modified, etag, extra = entry
+    record: dict[str, Any] = {"key": key, "size_bytes": size, "last_modified": last_modified}
+    record["type"] = extra.get("type", "file") if extra else "file"
+    if etag is not None:
+        record["etag"] = etag
+    if extra:
+        record.update((k, v) for k, v in extra.items() if k != "type")
+    return json.dumps(record)
+
+
+def _entry_from_record(record: dict[str, Any]) -> tuple[str, Entry]:
+    key = record.pop("key")
+    size = record.pop("size_bytes", None)
+    if size is None:
+        size = record.pop("content_length")
+    last_modified = record.pop("last_modified")
+    etag = record.pop("etag", None)
+    if record.get("type") == "file":
+        del record["type"]
+    return key, (int(size), last_modified, etag, record or None)
+
+
+def _entry_from_metadata(meta: ObjectMetadata) -> Entry:
+    extra = {name: getattr(meta, name) for name in _OBJECT_FIELDS if getattr(meta, name) is not None}
+    if extra.get("type") == "file":
+        del extra["type"]
+    return (meta.content_length, meta.last_modified.isoformat(), meta.etag, extra or None)
+
+
+def _parse_time(value: str) -> datetime:
+    stamp = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=timezone.utc)
+
+
+def _to_metadata(key: str, entry: Entry) -> ObjectMetadata:
+    size, last_modified, etag, extra = entry
+    meta = ObjectMetadata(key=key, content_length=size, last_modified=_parse_time(last_modified), etag=etag)
+    if extra:
+        for name in _OBJECT_FIELDS:
+            if name in extra:
+                setattr(meta, name, extra[name])
+    return meta
+
+
+class ManifestMetadataProvider(MetadataProvider):
+    """Object metadata from a manifest stored through ``storage_provider``.
+
+    Args:
+        storage_provider: The profile's storage provider; the manifest is read and written with it.
+        manifest_path: The manifest directory (holding ``msc_manifest_index.json``), relative to
+            the provider's base; a path ending in ``.json`` names the index file itself.
+        writable: Allow :meth:`add_file`/:meth:`remove_file` and :meth:`commit_updates`.
+
+    Raises:
+        FileNotFoundError: Read-only and no manifest index exists at ``manifest_path``
+            (a writable provider starts empty instead).
+    """
+
+    def __init__(
+        self,
+        storage_provider: StorageProvider,
+        manifest_path: str = DEFAULT_MANIFEST_BASE_DIR,
+        writable: bool = False,
+    ) -> None:
+        self._storage_provider = storage_provider
+        self._writable = bool(writable)
+        path = normalize_key(manifest_path).rstrip("/")
+        if path.endswith(".json"):
+            self._index_path = path
+            self._manifest_dir = posixpath.dirname(path)
+        else:
+            self._manifest_dir = path
+            self._index_path = (
+                posixpath.join(path, MANIFEST_INDEX_FILENAME) if path else MANIFEST_INDEX_FILENAME
+            )
+        self._lock = threading.Lock()
+        self._entries: dict[str, Entry] = {}
+        self._keys: list[str] = []
+        self._part_paths: list[str] = []
+        self._pending_adds: dict[str, Entry] = {}
+        self._pending_removes: set[str] = set()
+        self._load()
+
+    def __repr__(self) -> str:
+        return (
+            f"ManifestMetadataProvider(index={self._index_path!r}, entries={len(self._keys)}, "
+            f"writable={self._writable})"
+        )
+
+    # ------------------------------------------------------------------ loading
+    def _resolve(self, relative: str) -> str:
+        if relative.startswith("/"):
+            return relative
+        return posixpath.join(self._manifest_dir, relative) if self._manifest_dir else relative
+
+    def _load(self) -> None:
+        for attempt in range(3):  # a part may vanish if a writer commits while we read: reread the index
+            try:
+                raw = self._storage_provider.get_object(self._index_path)
+            except FileNotFoundError as exc:
+                if self._writable:
+                    return
+                raise ObjectNotFoundError(f"manifest index {self._index_path!r} not found") from exc
+            manifest = Manifest.from_dict(json.loads(raw))
+            if manifest.version != MANIFEST_VERSION:
+                raise ValueError(f"manifest {self._index_path!r}: unsupported version {manifest.version!r}")
+            if manifest.format != "jsonl":
+                raise ValueError(
+                    f"manifest {self._index_path!r}: unsupported part format {manifest.format!r}"
+                )
+            try:
+                entries: dict[str, Entry] = {}
+                paths = [self._resolve(p.path) for p in manifest.parts]
+                for path in paths:
+                    for record in parse_part(self._storage_provider.get_object(path)):
+                        key, entry = _entry_from_record(record)
+                        entries[key] = entry
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
+                continue
+            self._entries = entries
+            self._keys = sorted(entries)
+            self._part_paths = paths
+            return
+
+    # ------------------------------------------------------------------ queries
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def list_objects(
+        self,
+        prefix: str,
+        start_after: str | None = None,
+        end_at: str | None = None,
+        include_directories: bool = False,
+    ) -> Iterator[ObjectMetadata]:
+        """Committed entries whose keys start with ``prefix``, in lexicographic order.
+
+        Args:
+            prefix: Raw key prefix.
+            start_after: Exclusive lower bound (need not exist).
+            end_at: Inclusive upper bound (need not exist).
+            include_directories: List one level below the prefix's parent directory and yield
+                sub-directories as ``type="directory"`` entries (key without trailing ``/``).
+        """
+        prefix = normalize_key(prefix) if prefix else ""
+        keys, entries = self._keys, self._entries  # a snapshot: commits replace, never mutate
+        lo = bisect.bisect_left(keys, prefix)
+        if start_after is not None:
+            lo = max(lo, bisect.bisect_right(keys, start_after))
+        if include_directories:
+            yield from self._list_one_level(keys, entries, lo, prefix, start_after, end_at)
+            return
+        for i in range(lo, len(keys)):
+            key = keys[i]
+            if not key.startswith(prefix) or (end_at is not None and key > end_at):
+                return
+            yield _to_metadata(key, entries[key])
+
+    @staticmethod
+    def _list_one_level(
+        keys: list[str],
+        entries: dict[str, Entry],
+        lo: int,
+        prefix: str,
+        start_after: str | None,
+        end_at: str | None,
+    ) -> Iterator[ObjectMetadata]:
+        parent = prefix[: prefix.rfind("/") + 1]
+        found: list[ObjectMetadata] = []
+        i, n = lo, len(keys)
+        while i < n:
+            key = keys[i]
+            if not key.startswith(prefix):
+                break
+            slash = key.find("/", len(parent))
+            if slash < 0:
+                if within_bounds(key, start_after, end_at):
+                    found.append(_to_metadata(key, entries[key]))
+                i += 1
+                continue
+            directory = key[:slash]
+            if within_bounds(directory, start_after, end_at):
+                found.append(
+                    ObjectMetadata(key=directory, content_length=0, last_modified=_EPOCH, type="directory")
+                )
+            i = bisect.bisect_left(keys, directory + "0", i + 1)  # "0" follows "/": skip the subtree
+        found.sort(key=lambda m: m.key)
+        yield from found
+
+    def get_object_metadata(self, path: str, include_pending: bool = False) -> ObjectMetadata:
+        """Metadata of the entry at ``path``.
+
+        Args:
+            path: The key.
+            include_pending: Also consider uncommitted :meth:`add_file`/:meth:`remove_file` calls.
+
+        Raises:
+            FileNotFoundError: No such entry.
+        """
+        key = normalize_key(path)
+        if include_pending:
+            with self._lock:
+                if key in self._pending_adds:
+                    return _to_metadata(key, self._pending_adds[key])
+                if key in self._pending_removes:
+                    raise ObjectNotFoundError(
+                        f"{key!r}: removed (pending commit) from manifest {self._index_path!r}"
+                    )
+        entry = self._entries.get(key)
+        if entry is None:
+            raise ObjectNotFoundError(f"{key!r}: not in manifest {self._index_path!r}")
+        return _to_metadata(key, entry)
+
+    def glob(self, pattern: str) -> list[str]:
+        """Committed keys matching ``pattern``, sorted."""
+        return list(filter_glob(pattern, self.list_objects(glob_literal_prefix(pattern))))
+
+    def realpath(self, path: str) -> tuple[str, bool]:
+        """``(physical path, exists)``; pending additions exist, pending removals do not."""
+        key = normalize_key(path)
+        with self._lock:
+            entry = self._pending_adds.get(key)
+            removed = key in self._pending_removes
+        if entry is None and not removed:
+            entry = self._entries.get(key)
+        if entry is None:
+            return key, False
+        extra = entry[3]
+        physical = extra.get("physical_path") if extra else None
+        return (physical if isinstance(physical, str) and physical else key), True
+
+    # ------------------------------------------------------------------ updates
+    def is_writable(self) -> bool:
+        """True if the provider was built with ``writable=True``."""
+        return self._writable
+
+    def _check_writable(self, what: str, path: str) -> None:
+        if not self._writable:
+            raise ReadOnlyError(f"{what} {path!r}: manifest {self._index_path!r} is read-only")
+
+    def add_file(self, path: str, metadata: ObjectMetadata) -> None:
+        """Track ``path`` with ``metadata`` from the next :meth:`commit_updates` on. Idempotent.
+
+        Raises:
+            ReadOnlyError: The provider is read-only.
+        """
+        self._check_writable("add_file", path)
+        key = normalize_key(path)
+        with self._lock:
+            self._pending_removes.discard(key)
+            self._pending_adds[key] = _entry_from_metadata(metadata)
+
+    def remove_file(self, path: str) -> None:
+        """Stop tracking ``path`` from the next :meth:`commit_updates` on. Idempotent.
+
+        Raises:
+            ReadOnlyError: The provider is read-only.
+        """
+        self._check_writable("remove_file", path)
+        key = normalize_key(path)
+        with self._lock:
+            self._pending_adds.pop(key, None)
+            self._pending_removes.add(key)
+
+    def commit_updates(self) -> None:
+        """Write the updated manifest: new part files first, then the index in one PUT.
+
+        Parts are numbered after the ones in use, so a reader of the previous index never
+        sees them change; the previous parts are deleted once the new index is in place.
+        Nothing is written when nothing is pending.
+
+        Raises:
+            ReadOnlyError: The provider is read-only.
+        """
+        self._check_writable("commit_updates", self._index_path)
+        with self._lock:
+            adds, removes = self._pending_adds, self._pending_removes
+            if not adds and not removes:
+                return
+            entries = dict(self._entries)
+            for key in removes:
+                entries.pop(key, None)
+            entries.update(adds)
+            keys = sorted(entries)
+            old_parts = self._part_paths
+            first = _next_sequence(old_parts)
+            relative: list[str] = []
+            for n, start in enumerate(range(0, len(keys), MAX_ENTRIES_PER_PART)):
+                rel = part_path(first + n)
+                chunk = keys[start : start + MAX_ENTRIES_PER_PART]
+                body = "\n".join(entry_to_line(k, entries[k]) for k in chunk).encode()
+                self._storage_provider.put_object(self._resolve(rel), body)
+                relative.append(rel)
+            manifest = Manifest(version=MANIFEST_VERSION, parts=[ManifestPartReference(p) for p in relative])
+            self._storage_provider.put_object(self._index_path, manifest.to_json().encode())
+            self._entries, self._keys = entries, keys
+            self._part_paths = [self._resolve(p) for p in relative]
+            self._pending_adds, self._pending_removes = {}, set()
+        for path in old_parts:
+            if path not in self._part_paths:
+                try:
+                    self._storage_provider.delete_object(path)
+                except FileNotFoundError:
+                    pass
+
+
+def _next_sequence(paths: list[str]) -> int:
+    highest = 0
+    for path in paths:
+        name = posixpath.basename(path)
+        digits = name[len(MANIFEST_PART_PREFIX) :].split(".", 1)[0]
+        if name.startswith(MANIFEST_PART_PREFIX) and digits.isdigit():
+            highest = max(highest, int(digits))
+    return highest + 1
