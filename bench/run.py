@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
+from bench import layers
 from bench.libs import POSIX_LIBS, S3_LIBS, Endpoint, make_posix, make_s3
 from bench.report import Report
 
@@ -35,10 +36,10 @@ CHUNK = 8 * MiB
 SMALL = 4096
 S1_THREADS = (1, 16)
 RANGE_THREADS = 8
-SCENARIOS = ("S1", "S2", "S3", "S4", "S5")
+SCENARIOS = ("S1", "S2", "S3", "S4", "S5", "S6", "S7")
 
-FULL = {"objects": 2000, "big": 1024 * MiB, "keys": 100_000, "stream": 2048 * MiB}
-QUICK = {"objects": 500, "big": 64 * MiB, "keys": 10_000, "stream": 256 * MiB}
+FULL = {"objects": 2000, "big": 1024 * MiB, "keys": 100_000, "stream": 2048 * MiB, "manifest": 1_000_000}
+QUICK = {"objects": 500, "big": 64 * MiB, "keys": 10_000, "stream": 256 * MiB, "manifest": 100_000}
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -209,7 +210,7 @@ def s5(report: Report, ep: Endpoint, libs: list[str], sizes: dict, runs: int) ->
 
 def _populate(bucket_dir: Path, only: list[str], sizes: dict) -> None:
     """Write S2/S3/S5 source data straight into rclone's backing directory (before it starts)."""
-    if "S3" in only:
+    if "S3" in only or "S7" in only:
         d = bucket_dir / "s3list"
         d.mkdir(parents=True)
         for i in range(sizes["keys"]):
@@ -246,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
             "S3": lambda: s3(report, ep, args.libs, sizes, args.runs),
             "S4": lambda: s4(report, str(work / "posix"), args.libs, sizes, args.runs),
             "S5": lambda: s5(report, ep, args.libs, sizes, args.runs),
+            "S6": lambda: layers.s6(report, ep, work, sizes, args.runs),
+            "S7": lambda: layers.s7(report, ep, work, sizes, args.runs),
         }
         for scen in SCENARIOS:
             if scen in args.only:
