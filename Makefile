@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean servers
+.PHONY: install demo test lint bench clean servers reliability
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,14 @@ $(BENCH_STAMP): $(STAMP)
 # Side-by-side benchmarks against the peers (own rclone server). BENCH_ARGS=--quick for ~1 minute.
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# Fault-injection, retry-semantics and concurrency suites, then docs/reliability.md from their tally.
+RELIABILITY_JSON := .pytest_cache/reliability.json
+
+reliability: $(STAMP)
+	rm -f $(RELIABILITY_JSON)
+	MANYSTORE_RELIABILITY_REPORT=$(RELIABILITY_JSON) $(BIN)/python -m pytest -q tests/test_faults.py tests/test_retry_semantics.py tests/test_concurrency.py tests/test_client_retry.py
+	MANYSTORE_RELIABILITY_REPORT=$(RELIABILITY_JSON) $(BIN)/python tests/reliability_report.py docs/reliability.md
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache

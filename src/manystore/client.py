@@ -496,7 +496,17 @@ class StorageClient:
             self._physical(path, for_write=True)
         if not recursive:
             physical = self._physical(path)
-            self._retry(lambda: self._storage_provider.delete_object(physical), f"delete {path}")
+            try:
+                self._storage_provider.delete_object(physical)
+            except RetryableError as exc:
+
+                def again() -> None:
+                    try:
+                        self._storage_provider.delete_object(physical)
+                    except FileNotFoundError:
+                        pass  # an earlier attempt deleted it but its answer was lost
+
+                call_with_retry(again, self._retry_config, f"delete {path}", first_error=exc)
             self._invalidate(path)
             if self._metadata_provider is not None:
                 self._metadata_provider.remove_file(path)
