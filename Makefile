@@ -51,7 +51,7 @@ RELIABILITY_JSON := .pytest_cache/reliability.json
 
 reliability: $(STAMP)
 	rm -f $(RELIABILITY_JSON)
-	MANYSTORE_RELIABILITY_REPORT=$(RELIABILITY_JSON) $(BIN)/python -m pytest -q tests/test_faults.py tests/test_retry_semantics.py tests/test_concurrency.py tests/test_client_retry.py
+	MANYSTORE_RELIABILITY_REPORT=$(RELIABILITY_JSON) $(BIN)/python -m pytest -q tests/test_faults.py tests/test_faults_extra.py tests/test_retry_semantics.py tests/test_concurrency.py tests/test_client_retry.py tests/test_download_integrity.py
 	MANYSTORE_RELIABILITY_REPORT=$(RELIABILITY_JSON) $(BIN)/python tests/reliability_report.py docs/reliability.md
 
 clean:

@@ -12,12 +12,21 @@ matching requests with a queued :class:`Fault`:
   connection (TCP RST);
 * ``truncate`` — forward, send the headers with the original ``Content-Length``
   but only part of the body, then close the connection cleanly (FIN);
+* ``corrupt``  — forward, but flip the last byte of the body (same length);
 * ``latency``  — wait ``delay`` seconds, then forward normally;
 * ``stall``    — accept the request and never answer (until ``delay`` seconds pass or
-  the proxy closes), so the client's read timeout fires.
+  the proxy closes), so the client's read timeout fires;
+* ``error-200`` — answer ``200 OK`` whose body is an S3 XML error
+  (``<Error><Code>InternalError</Code>...``, code from ``code``), as S3 does for a
+  CopyObject or CompleteMultipartUpload that fails after the headers were sent.
 
-A fault may be restricted to one HTTP method and/or requests whose path (with the
-query string) contains a substring; requests that match no queued fault are
+With ``forward=True`` an ``error-200`` or ``stall`` fault first forwards the request
+upstream (the server does the work) and discards the answer: a lost acknowledgement.
+
+A fault may be restricted to one HTTP method, requests whose path (with the
+query string) contains a substring and/or requests carrying a header (``header``:
+present; ``header_value``: its value contains that substring, e.g.
+``header="x-amz-copy-source"`` for CopyObject); requests that match no queued fault are
 forwarded. Counters: ``requests_seen``, ``requests_by_method`` and ``injected``
 (faults injected, by kind; ``injected_total`` sums them).
 """
@@ -37,8 +46,10 @@ from typing import Any, Literal
 
 __all__ = ["FAULT_KINDS", "Fault", "FaultKind", "FaultProxy"]
 
-FaultKind = Literal["status", "drop", "reset", "truncate", "latency", "stall"]
-FAULT_KINDS: tuple[str, ...] = ("status", "drop", "reset", "truncate", "latency", "stall")
+FaultKind = Literal["status", "drop", "reset", "truncate", "latency", "stall", "error-200", "corrupt"]
+FAULT_KINDS: tuple[str, ...] = (
+    "status", "drop", "reset", "truncate", "latency", "stall", "error-200", "corrupt",
+)  # fmt: skip
 
 _HOP_BY_HOP = frozenset(
     {
@@ -75,13 +86,18 @@ class Fault:
     Attributes:
         status: Status to answer with (kind ``status``). For backward compatibility a
             ``Fault(None)`` is a ``drop`` and ``Fault(503)`` a ``status`` fault.
-        code: S3 error code in the XML body (default: derived from ``status``).
+        code: S3 error code in the XML body (default: derived from ``status``; ``InternalError``
+            for ``error-200``).
         headers: Extra response headers (kind ``status``).
         kind: What to do; see the module docs.
         method: Only requests with this HTTP method (e.g. ``"GET"``) match; ``None``: any.
         path: Only requests whose path-with-query contains this substring match; ``None``: any.
         delay: Seconds of added latency (``latency``) or the longest stall (``stall``).
         keep: Fraction of the body sent before a ``reset``/``truncate`` (0 <= keep < 1).
+        header: Only requests carrying this header (case-insensitive) match; ``None``: any.
+        header_value: With ``header``: only when its value contains this substring.
+        forward: ``error-200`` and ``stall`` only: forward the request upstream first, then answer
+            the error / stall (the server did the work but the client never learns it).
     """
 
     status: int | None = None
@@ -92,6 +108,9 @@ class Fault:
     path: str | None = None
     delay: float = 0.0
     keep: float = 0.5
+    header: str | None = None
+    header_value: str | None = None
+    forward: bool = False
 
     def __post_init__(self) -> None:
         if not self.kind:
@@ -100,6 +119,8 @@ class Fault:
             raise ValueError(f"unknown fault kind {self.kind!r}: expected one of {list(FAULT_KINDS)}")
         if self.kind == "status" and self.status is None:
             raise ValueError("a 'status' fault needs a status")
+        if self.kind == "error-200" and self.status is None:
+            self.status = 200
         if not 0 <= self.keep < 1:
             raise ValueError(f"keep must be in [0, 1), got {self.keep}")
 
@@ -108,7 +129,11 @@ class Fault:
         """Counter key: ``"status_503"``, ``"drop"``, ``"reset"``..."""
         return f"status_{self.status}" if self.kind == "status" else self.kind
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, headers: Any = None) -> bool:
+        if self.header is not None:
+            value = None if headers is None else headers.get(self.header)
+            if value is None or (self.header_value is not None and self.header_value not in value):
+                return False
         return (self.method is None or self.method.upper() == method) and (
             self.path is None or self.path in path
         )
@@ -128,6 +153,7 @@ class FaultProxy:
         url: ``http://127.0.0.1:PORT`` of the proxy.
         requests_seen: Number of requests received (faulted or forwarded).
         requests_by_method: Requests received, by HTTP method.
+        requests_log: ``(method, path-with-query)`` of every request received, in order.
         injected: Faults injected so far, by :attr:`Fault.label`.
     """
 
@@ -141,6 +167,7 @@ class FaultProxy:
         self.requests_seen = 0
         self.requests_by_method: Counter[str] = Counter()
         self.injected: Counter[str] = Counter()
+        self.requests_log: list[tuple[str, str]] = []
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -152,19 +179,27 @@ class FaultProxy:
 
             def _handle(self) -> None:
                 body = self._read_body()
-                fault = proxy._next_fault(self.command, self.path)
+                fault = proxy._next_fault(self.command, self.path, self.headers)
                 if fault is None:
                     self._forward(body)
                 elif fault.kind == "drop":
                     self._drop()
                 elif fault.kind == "status":
                     self._answer(fault)
+                elif fault.kind == "error-200":
+                    if fault.forward:
+                        self._forward(body, discard=True)
+                    self._answer(fault)
                 elif fault.kind == "latency":
                     proxy._closing.wait(fault.delay)
                     self._forward(body)
                 elif fault.kind == "stall":
+                    if fault.forward:  # the server does the work; its answer never comes back
+                        self._forward(body, discard=True)
                     proxy._closing.wait(fault.delay or 60.0)
                     self._drop()
+                elif fault.kind == "corrupt":
+                    self._forward(body, corrupt=True)
                 else:  # reset / truncate
                     self._forward(body, cut=fault)
 
@@ -191,12 +226,16 @@ class FaultProxy:
 
             def _answer(self, fault: Fault) -> None:
                 assert fault.status is not None
-                code = fault.code or _S3_CODES.get(fault.status, "Error")
+                default = (
+                    "InternalError" if fault.kind == "error-200" else _S3_CODES.get(fault.status, "Error")
+                )
+                code = fault.code or default
                 payload = b""
                 if self.command != "HEAD" and fault.status not in (204, 304):
                     payload = (
                         f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
-                        f"<Message>injected by FaultProxy</Message></Error>"
+                        f"<Message>injected by FaultProxy</Message>"
+                        f"<RequestId>faultproxy</RequestId></Error>"
                     ).encode()
                 self.send_response(fault.status)
                 self.send_header("Content-Type", "application/xml")
@@ -208,7 +247,9 @@ class FaultProxy:
                 if payload:
                     self.wfile.write(payload)
 
-            def _forward(self, body: bytes, cut: Fault | None = None) -> None:
+            def _forward(
+                self, body: bytes, cut: Fault | None = None, discard: bool = False, corrupt: bool = False
+            ) -> None:
                 conn = http.client.HTTPConnection(proxy._upstream_host, proxy._upstream_port, timeout=60)
                 try:
                     headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
@@ -218,6 +259,10 @@ class FaultProxy:
                     data = resp.read()
                 finally:
                     conn.close()
+                if discard:
+                    return
+                if corrupt and data:  # same length, one flipped byte: only a checksum can tell
+                    data = data[:-1] + bytes([data[-1] ^ 0xFF])
                 if cut is not None and (self.command == "HEAD" or not data):
                     self._cut(cut)  # nothing to cut short: the answer is lost altogether
                     return
@@ -253,12 +298,13 @@ class FaultProxy:
         )
         self._thread.start()
 
-    def _next_fault(self, method: str, path: str) -> Fault | None:
+    def _next_fault(self, method: str, path: str, headers: Any = None) -> Fault | None:
         with self._lock:
             self.requests_seen += 1
             self.requests_by_method[method] += 1
+            self.requests_log.append((method, path))
             for index, fault in enumerate(self._faults):
-                if fault.matches(method, path):
+                if fault.matches(method, path, headers):
                     del self._faults[index]
                     self.injected[fault.label] += 1
                     return fault
@@ -277,10 +323,26 @@ class FaultProxy:
         path: str | None = None,
         delay: float = 0.0,
         keep: float = 0.5,
+        header: str | None = None,
+        header_value: str | None = None,
+        forward: bool = False,
     ) -> None:
         """Queue ``count`` faults of ``kind`` for the next matching requests (see :class:`Fault`)."""
         faults = [
-            Fault(status, code, dict(headers or {}), kind, method, path, delay, keep) for _ in range(count)
+            Fault(
+                status,
+                code,
+                dict(headers or {}),
+                kind,
+                method,
+                path,
+                delay,
+                keep,
+                header,
+                header_value,
+                forward,
+            )
+            for _ in range(count)
         ]
         with self._lock:
             self._faults.extend(faults)
@@ -317,6 +379,19 @@ class FaultProxy:
     ) -> None:
         """Send only ``keep`` of the next ``count`` matching bodies (with the full Content-Length)."""
         self.inject("truncate", count, keep=keep, method=method, path=path)
+
+    def error200_next(
+        self,
+        count: int = 1,
+        code: str = "InternalError",
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        header: str | None = None,
+        forward: bool = False,
+    ) -> None:
+        """Answer the next ``count`` matching requests ``200 OK`` with an S3 ``<Error>`` body."""
+        self.inject("error-200", count, code=code, method=method, path=path, header=header, forward=forward)
 
     def delay_next(
         self, count: int, seconds: float, *, method: str | None = None, path: str | None = None

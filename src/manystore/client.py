@@ -556,9 +556,9 @@ class StorageClient:
         """Make ``target_path`` here mirror ``source_path`` of ``source_client``.
 
         Objects whose size and ETag (or mtime) already match are skipped.
-        See :mod:`manystore.sync` for the options and guarantees.
+        See :mod:`manystore.mirror` for the options and guarantees.
         """
-        from .sync import sync_clients
+        from .mirror import sync_clients
 
         sync_clients(
             source_client,

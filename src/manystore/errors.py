@@ -13,6 +13,7 @@ secrets (access keys, tokens, connection strings).
 from __future__ import annotations
 
 __all__ = [
+    "ChecksumMismatchError",
     "ConfigError",
     "InvalidPathError",
     "InvalidURLError",
@@ -44,6 +45,10 @@ class RetryableError(ManystoreError):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class ChecksumMismatchError(RetryableError):
+    """Downloaded bytes do not match the checksum the store reported (retried: likely transient)."""
 
 
 class PreconditionFailedError(ManystoreError):

@@ -48,6 +48,16 @@ class ObstoreForkError(ManystoreError, RuntimeError):
 _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _STATUS_RE = re.compile(r"status(?: code)?: (\d{3})\b")
 _CODE_RE = re.compile(r"<Code>([^<]{1,64})</Code>")
+_RETRYABLE_ERROR_CODES = frozenset(
+    {
+        "InternalError",
+        "SlowDown",
+        "ServiceUnavailable",
+        "RequestTimeout",
+        "InternalFailure",
+        "OperationAborted",
+    }
+)
 # Transport failures without an HTTP status (matched lower-case, including obstore's debug tail).
 _TRANSPORT_MARKERS = (
     "error sending request", "connection closed", "connection reset", "connection refused", "timed out",
@@ -101,6 +111,11 @@ def translate_error(err: Exception, url: str) -> Exception:
         return RetryableError(msg, status=status)
     if status is None and any(marker in text.lower() for marker in _TRANSPORT_MARKERS):
         return RetryableError(msg, status=None)
+    if status in (None, 200) and "error response" in text:
+        # A 200 whose body is an S3 error (CopyObject, CompleteMultipartUpload): transient by its code.
+        code = _CODE_RE.search(text)
+        if code is not None and code.group(1) in _RETRYABLE_ERROR_CODES:
+            return RetryableError(msg, status=None)
     if isinstance(err, ValueError) or "InvalidPathError" in kinds:
         return InvalidPathError(msg)
     return S3ProviderError(msg)

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import os
+import re
 import tempfile
 import threading
 import urllib.parse
@@ -34,10 +36,12 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ClassVar, cast
 
 from ..errors import (
+    ChecksumMismatchError,
     ConfigError,
     ManystoreError,
     ObjectNotFoundError,
     PreconditionFailedError,
+    RetryableError,
 )
 from ..types import Credentials, CredentialsProvider, ObjectMetadata, Range, RetryConfig
 from ..utils import join_key, normalize_key, parse_size, within_bounds
@@ -87,7 +91,7 @@ _RUST_CLIENT_KEYS = frozenset(
 )
 _OPTIONS = _RUST_CLIENT_KEYS | {
     "multipart_threshold", "io_chunksize", "addressing_style", "force_path_style", "allow_http", "verify",
-    "request_payer", "profile_name", "rust_client",
+    "request_payer", "profile_name", "rust_client", "verify_checksums",
 }  # fmt: skip
 
 
@@ -185,6 +189,27 @@ def _positive(name: str, value: Any, parse: Any = float) -> Any:
     return out
 
 
+_MD5_RE = re.compile(r"^[0-9a-f]{32}$")
+_RESUME_GRANULE = 1 << 20
+
+
+def _is_md5(etag: str | None) -> bool:
+    """True for an S3 ETag that is the MD5 of the content (single-part upload, no SSE-KMS)."""
+    return bool(etag) and _MD5_RE.match(etag or "") is not None
+
+
+class _Hashing:
+    """Passes writes to ``fh``, feeding them to ``md5`` too (when given)."""
+
+    def __init__(self, fh: Any, md5: Any) -> None:
+        self._fh, self._md5 = fh, md5
+
+    def write(self, data: Any) -> int:
+        if self._md5 is not None:
+            self._md5.update(data)
+        return int(self._fh.write(data) or 0)
+
+
 class _Appender:
     """A ``write`` that appends to a list (collects parallel ranges for one join)."""
 
@@ -217,6 +242,9 @@ class S3StorageProvider(BaseStorageProvider):
         verify: TLS verification: ``True`` (default), ``False`` (skip; testing only) or the path
             of a PEM CA bundle to trust in addition to the system roots.
         request_payer: Send ``x-amz-request-payer: requester`` (requester-pays buckets).
+        verify_checksums: ``download_file`` hashes the bytes and compares with the ETag when it
+            is an MD5 (single-part objects); a mismatch raises ``ChecksumMismatchError`` and leaves
+            no file. Default True.
         profile_name: AWS shared-config profile for boto3's chain (ignored with credentials_provider).
         max_pool_connections: Idle connections kept per host.
         rust_client: Accepted for MSC configs: manystore always uses its Rust transport; the keys
@@ -286,6 +314,7 @@ class S3StorageProvider(BaseStorageProvider):
         if isinstance(self._verify, str) and not os.path.isfile(self._verify):
             raise ConfigError(f"S3 option 'verify' names no CA bundle file: {self._verify!r}")
         self._request_payer = bool(options.get("request_payer", False))
+        self._verify_checksums = bool(options.get("verify_checksums", True))
         self._profile_name: str | None = options.get("profile_name")
         pool = options.get("max_pool_connections")
         self._pool_size: int | None = None if pool is None else _positive("max_pool_connections", pool, int)
@@ -713,7 +742,21 @@ class S3StorageProvider(BaseStorageProvider):
             except (AttributeError, OSError, ValueError):
                 pass  # Not a regular file: size unknown, use multipart.
         multipart = size is None or size > self._threshold
-        self._put(self._full_key(remote_path), source, self._attributes(name, attributes), multipart)
+        key = self._full_key(remote_path)
+        try:
+            self._put(key, source, self._attributes(name, attributes), multipart)
+        except ObjectNotFoundError as err:
+            if not multipart:
+                raise
+            # object_store aborts a multipart upload whose completion answer was an error; if the
+            # completion had in fact been applied, the abort finds no upload (404 NoSuchUpload).
+            # The object is then there: accept it when its size is the file's, else retry.
+            try:
+                stored = self.get_object_metadata(remote_path)
+            except FileNotFoundError:
+                raise RetryableError(f"{self._url(key)}: multipart upload failed and was aborted: {err}")
+            if size is None or stored.content_length != size:
+                raise RetryableError(f"{self._url(key)}: multipart upload outcome unclear ({err}); retrying")
 
     def download_file(self, remote_path: str, f: str | IO, metadata: ObjectMetadata | None = None) -> None:
         """Download into a local path (atomically: temp file in the same directory, then rename)
@@ -741,32 +784,50 @@ class S3StorageProvider(BaseStorageProvider):
             raise
 
     def _download_into(self, remote_path: str, fh: IO, metadata: ObjectMetadata | None) -> None:
+        """One GET; above ``multipart_chunksize`` the rest comes as parallel ranged GETs.
+
+        Everything after the first response is pinned to its ETag. A stream cut short is resumed
+        with a ranged GET from the byte where it stopped (same ETag), not restarted. When the ETag
+        is the MD5 of the content (single-part uploads) and ``verify_checksums`` is on, the bytes
+        are hashed on the way and a mismatch raises :class:`ChecksumMismatchError`.
+        """
         key = self._full_key(remote_path)
-        if metadata is not None and metadata.content_length <= self._chunksize:
-            self._stream_into(key, fh)
-            return
+        url = self._url(key)
         try:
             result = self._obs("get")(key)
-            size, etag = result.meta["size"], result.meta.get("e_tag")
-            stream = iter(result.stream(min_chunk_size=self._io_chunksize))
-            if size <= self._chunksize:
-                for chunk in stream:
-                    fh.write(chunk)
-                return
-            first = next(stream, b"")
-            del stream, result  # the rest comes as parallel ranged GETs
+            meta = result.meta
         except Exception as err:
-            raise _translate(err, self._url(key))
-        fh.write(first)
-        self._parallel_ranges(key, fh, len(first), size, etag)
-
-    def _stream_into(self, key: str, fh: IO) -> None:
-        """One GET of the whole object, written to ``fh`` in ``io_chunksize`` chunks."""
+            raise _translate(err, url)
+        size, etag = meta["size"], _unquote(meta.get("e_tag"))
+        md5 = hashlib.md5(usedforsecurity=False) if self._verify_checksums and _is_md5(etag) else None
+        sink = _Hashing(fh, md5)
+        limit = size if size <= self._chunksize else min(size, self._io_chunksize)
+        received = 0
         try:
-            for chunk in self._obs("get")(key).stream(min_chunk_size=self._io_chunksize):
-                fh.write(chunk)
+            for chunk in result.stream(min_chunk_size=_RESUME_GRANULE):  # small: a cut keeps its progress
+                sink.write(chunk)
+                received += len(chunk)
+                if received >= limit:
+                    break
         except Exception as err:
-            raise _translate(err, self._url(key))
+            error = _translate(err, url)
+            if not isinstance(error, RetryableError) or received == 0:
+                raise error
+        del result  # drops the connection
+        if received < limit:  # cut short: resume from where the stream stopped
+            options = {"if_match": _quote(etag)} if etag else {}
+            try:
+                rest = self._read_range(key, received, limit, options)
+            except Exception as err:
+                raise _translate(err, url)
+            sink.write(rest)
+            received += len(rest)
+        if received < size:
+            self._parallel_ranges(key, sink, received, size, etag)
+        if md5 is not None and md5.hexdigest() != etag:
+            raise ChecksumMismatchError(
+                f"{url}: downloaded bytes have MD5 {md5.hexdigest()}, the ETag says {etag}"
+            )
 
     def _parallel_ranges(
         self, key: str, fh: Any, start: int, size: int, etag: str | None, part: int | None = None
