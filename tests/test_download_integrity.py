@@ -74,3 +74,24 @@ def test_checksum_mismatch_raises_and_leaves_no_file(
     proxy.clear()
     client.download_file("sum.bin", str(tmp_path / "dest.bin"))
     assert (tmp_path / "dest.bin").read_bytes() == data
+
+
+def test_cut_short_read_resumes_from_where_it_stopped(
+    rclone_server: S3Server, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(3 << 20)
+    _client(rclone_server, rclone_server.endpoint_url).write("r.bin", data)
+    client = _client(rclone_server, proxy.url)
+    provider = client.config.storage_provider
+    ranges: list[tuple[int, int]] = []
+    original = provider._read_range  # type: ignore[attr-defined]
+
+    def spy(key: str, lo: int, hi: int, options: dict[str, Any]) -> Any:
+        ranges.append((lo, hi))
+        assert options.get("if_match")
+        return original(key, lo, hi, options)
+
+    monkeypatch.setattr(provider, "_read_range", spy)
+    proxy.inject("truncate", 1, method="GET", keep=0.6)
+    assert client.read("r.bin") == data
+    assert len(ranges) == 1 and 0 < ranges[0][0] < len(data)

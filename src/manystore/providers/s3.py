@@ -503,17 +503,15 @@ class S3StorageProvider(BaseStorageProvider):
             raise _translate(err, self._url(key))
 
     def _get_whole(self, key: str, options: dict[str, Any]) -> bytes:
-        """One GET; for an object above ``multipart_chunksize`` the rest after the first chunk is
-        fetched as parallel ranged GETs pinned to the first response's ETag, joined with one copy."""
+        """One GET. Objects up to 1 MiB are taken in one piece (a cut is retried whole); larger
+        ones go through :meth:`_receive` (resume from the cut, parallel ranges above
+        ``multipart_chunksize``), collected and joined with one copy."""
         result = self._obs("get")(key, options=options)
-        size = result.range[1]  # cheaper than building .meta, which only large objects need
-        if size <= self._chunksize:
+        size = result.range[1]  # cheaper than building .meta, which only larger objects need
+        if size <= _RESUME_GRANULE:
             return bytes(result.bytes())
-        etag = result.meta.get("e_tag")
-        first = next(iter(result.stream(min_chunk_size=self._io_chunksize)), b"")
-        del result  # drops the connection: the remaining bytes come as parallel ranges
-        parts: list[Any] = [first]
-        self._parallel_ranges(key, _Appender(parts), len(first), size, etag, self._io_chunksize)
+        parts: list[Any] = []
+        self._receive(key, result, _Appender(parts), self._io_chunksize, verify=False)
         return b"".join(parts)
 
     def _read_range(self, key: str, lo: int, hi: int, options: dict[str, Any]) -> Any:
@@ -784,22 +782,26 @@ class S3StorageProvider(BaseStorageProvider):
             raise
 
     def _download_into(self, remote_path: str, fh: IO, metadata: ObjectMetadata | None) -> None:
-        """One GET; above ``multipart_chunksize`` the rest comes as parallel ranged GETs.
-
-        Everything after the first response is pinned to its ETag. A stream cut short is resumed
-        with a ranged GET from the byte where it stopped (same ETag), not restarted. When the ETag
-        is the MD5 of the content (single-part uploads) and ``verify_checksums`` is on, the bytes
-        are hashed on the way and a mismatch raises :class:`ChecksumMismatchError`.
-        """
         key = self._full_key(remote_path)
-        url = self._url(key)
         try:
             result = self._obs("get")(key)
-            meta = result.meta
         except Exception as err:
-            raise _translate(err, url)
+            raise _translate(err, self._url(key))
+        self._receive(key, result, fh, None, verify=self._verify_checksums)
+
+    def _receive(self, key: str, result: Any, fh: Any, part: int | None, verify: bool) -> None:
+        """Write the object of GET ``result`` to ``fh`` in order.
+
+        Everything after the first response is pinned to its ETag. A stream cut short is resumed
+        with a ranged GET from the byte where it stopped (same ETag), not restarted. Above
+        ``multipart_chunksize`` the rest after the first chunk comes as parallel ranged GETs of
+        ``part`` bytes (default ``multipart_chunksize``). With ``verify`` and an ETag that is the
+        MD5 of the content (single-part uploads), a mismatch raises :class:`ChecksumMismatchError`.
+        """
+        url = self._url(key)
+        meta = result.meta
         size, etag = meta["size"], _unquote(meta.get("e_tag"))
-        md5 = hashlib.md5(usedforsecurity=False) if self._verify_checksums and _is_md5(etag) else None
+        md5 = hashlib.md5(usedforsecurity=False) if verify and _is_md5(etag) else None
         sink = _Hashing(fh, md5)
         limit = size if size <= self._chunksize else min(size, self._io_chunksize)
         received = 0
@@ -823,7 +825,7 @@ class S3StorageProvider(BaseStorageProvider):
             sink.write(rest)
             received += len(rest)
         if received < size:
-            self._parallel_ranges(key, sink, received, size, etag)
+            self._parallel_ranges(key, sink, received, size, etag, part)
         if md5 is not None and md5.hexdigest() != etag:
             raise ChecksumMismatchError(
                 f"{url}: downloaded bytes have MD5 {md5.hexdigest()}, the ETag says {etag}"
