@@ -420,7 +420,7 @@ def test_stalled_read_times_out_and_is_retried(rclone: Rig) -> None:
     elapsed = time.monotonic() - started
     assert sha(got) == sha(SMALL)
     record("read", SMALL, got)
-    assert 0.9 <= elapsed < 8, elapsed
+    assert 0.9 <= elapsed < 30, elapsed  # the 1 s read timeout fired (bound: no hang)
 
 
 def test_stalled_ranged_read_times_out_and_is_retried(rclone: Rig) -> None:
@@ -433,7 +433,7 @@ def test_stalled_ranged_read_times_out_and_is_retried(rclone: Rig) -> None:
     got = client.read("obj", Range(1000, 5000))
     assert got == SMALL[1000:6000]
     record("read_range", SMALL[1000:6000], got)
-    assert time.monotonic() - started < 8
+    assert time.monotonic() - started < 30  # bounded: no hang
 
 
 def test_stall_outlasting_retries_raises_in_bounded_time(rclone: Rig) -> None:
@@ -446,7 +446,7 @@ def test_stall_outlasting_retries_raises_in_bounded_time(rclone: Rig) -> None:
         client.read("obj")
     elapsed = time.monotonic() - started
     TALLY.raised["read"] += 1
-    assert 1.8 <= elapsed < 8, elapsed
+    assert 1.8 <= elapsed < 30, elapsed  # two 1 s timeouts fired (bound: no hang)
     rclone.proxy.clear()
 
 
@@ -456,7 +456,7 @@ def test_stalled_write_times_out_and_lands_once(rclone: Rig) -> None:
     TALLY.operations["write"] += 1
     started = time.monotonic()
     client.write("obj", SMALL)
-    assert time.monotonic() - started < 8
+    assert time.monotonic() - started < 30  # bounded: no hang
     got = rclone.direct().read("obj")
     assert sha(got) == sha(SMALL)
     record("write", SMALL, got)

@@ -472,7 +472,7 @@ def test_tls_verification_is_on_by_default(rclone_server: S3Server, tls: tuple[_
     with pytest.raises(ManystoreError) as info:
         client.write("obj", b"must not be sent")
     elapsed = time.monotonic() - started
-    assert elapsed < 15, elapsed
+    assert elapsed < 30, elapsed  # bounded: no endless handshake retries
     assert proxy.handshakes <= 10, proxy.handshakes  # bounded: a few attempts, not an endless loop
     text = _chain(info.value).lower()
     assert "certificate" in text or "unknownissuer" in text or "invalid peer" in text, text
@@ -503,7 +503,7 @@ def test_put_answer_lost_after_sending_is_retried(rclone: Rig) -> None:
     TALLY.operations["write"] += 1
     started = time.monotonic()
     client.write("obj", SMALL)
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 30  # bounded: no hang
     assert rclone.proxy.injected["stall"] == 1
     assert rclone.proxy.requests_by_method["PUT"] == 2
     got = rclone.direct().read("obj")

@@ -358,7 +358,7 @@ def test_ais_sdk_retries_off_by_default(ais_endpoint: str) -> None:
     started = time.monotonic()
     with pytest.raises(RetryableError):
         p.get_object("k")
-    assert time.monotonic() - started < 5  # one attempt: manystore's retry layer decides
+    assert time.monotonic() - started < 30  # one attempt: manystore's retry layer decides
     retried = AIStoreStorageProvider(endpoint=ais_endpoint, base_path="b", retry={"total": 2})
     assert retried._retry_config(aistore_sdk).http_retry.total == 2
 
