@@ -544,6 +544,9 @@ def _build_parser() -> argparse.ArgumentParser:
     from .cli_manifest import register as _register_manifest
 
     _register_manifest(sub, common)
+    from .cli_sync import register as _register_sync
+
+    _register_sync(sub, common)
     return parser
 
 

@@ -12,11 +12,12 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import ManystoreError
 from .file import READ_BLOCK_SIZE as STREAM_BLOCK
 from .types import ObjectMetadata
+from .utils import match_glob
 
 if TYPE_CHECKING:
     from .client import StorageClient
@@ -73,6 +74,21 @@ def _transfer(source: StorageClient, src_key: str, target: StorageClient, dst_ke
             writer.write(chunk)
 
 
+def _selected(rel: str, include: list[str] | None, exclude: list[str] | None) -> bool:
+    """``rel`` passes when it matches some ``include`` glob (if any) and no ``exclude`` glob."""
+    if include and not any(match_glob(p, rel) for p in include):
+        return False
+    return not (exclude and any(match_glob(p, rel) for p in exclude))
+
+
+def _progress(description: str, jobs: list[tuple[str, str, int]], enabled: bool) -> Any:
+    if not enabled or not jobs:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=sum(n for _, _, n in jobs), unit="B", unit_scale=True, desc=description, leave=False)
+
+
 def sync_clients(
     source: StorageClient,
     source_path: str,
@@ -82,42 +98,72 @@ def sync_clients(
     description: str = "Syncing",
     num_worker_processes: int | None = None,
     threads: int | None = None,
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+    dry_run: bool = False,
+    progress: bool = False,
 ) -> SyncResult:
     """Copy new or changed objects from ``source_path`` to ``target_path``.
+
+    Args:
+        include: Glob patterns (on keys relative to ``source_path``); only matching objects sync.
+        exclude: Glob patterns of objects to leave alone (on both sides, also for deletion).
+        dry_run: Plan only: count what would be copied/deleted, change nothing.
+        progress: Show a byte progress bar (tqdm) on stderr.
 
     Raises:
         SyncError: One or more objects failed; the others were synced.
     """
     src_prefix, dst_prefix = _dir_prefix(source_path), _dir_prefix(target_path)
-    existing = {m.key[len(dst_prefix) :]: m for m in target.list(dst_prefix)}
+    existing = {
+        rel: m
+        for m in target.list(dst_prefix)
+        if _selected(rel := m.key[len(dst_prefix) :], include, exclude)
+    }
     result = SyncResult()
     seen: set[str] = set()
     jobs: list[tuple[str, str, int]] = []
     for meta in source.list(src_prefix):
         rel = meta.key[len(src_prefix) :]
+        if not _selected(rel, include, exclude):
+            continue
         seen.add(rel)
         if _unchanged(meta, existing.get(rel)):
             result.skipped += 1
         else:
             jobs.append((meta.key, dst_prefix + rel, meta.content_length))
+    unmatched = sorted(set(existing) - seen) if delete_unmatched_files else []
+    if dry_run:
+        result.copied, result.bytes_copied, result.deleted = (
+            len(jobs),
+            sum(n for _, _, n in jobs),
+            len(unmatched),
+        )
+        return result
     workers = threads or int(os.environ.get("MANYSTORE_SYNC_THREADS", DEFAULT_SYNC_THREADS))
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        futures = {pool.submit(_transfer, source, s, target, d): (s, n) for s, d, n in jobs}
-        for fut in as_completed(futures):
-            key, size = futures[fut]
-            try:
-                fut.result()
-                result.copied += 1
-                result.bytes_copied += size
-            except Exception as exc:
-                result.failures[key] = exc
-    if delete_unmatched_files:
-        for rel in sorted(set(existing) - seen):
-            try:
-                target.delete(dst_prefix + rel)
-                result.deleted += 1
-            except Exception as exc:
-                result.failures[dst_prefix + rel] = exc
+    bar = _progress(description, jobs, progress)
+    try:
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            futures = {pool.submit(_transfer, source, s, target, d): (s, n) for s, d, n in jobs}
+            for fut in as_completed(futures):
+                key, size = futures[fut]
+                try:
+                    fut.result()
+                    result.copied += 1
+                    result.bytes_copied += size
+                except Exception as exc:
+                    result.failures[key] = exc
+                if bar is not None:
+                    bar.update(size)
+    finally:
+        if bar is not None:
+            bar.close()
+    for rel in unmatched:
+        try:
+            target.delete(dst_prefix + rel)
+            result.deleted += 1
+        except Exception as exc:
+            result.failures[dst_prefix + rel] = exc
     if target.config.metadata_provider is not None:
         target.commit_metadata()
     logger.info(

@@ -1,0 +1,64 @@
+"""``manystore sync SRC DST``: make DST mirror SRC (new or changed objects only).
+
+Options: ``--delete`` removes objects under DST that SRC lacks; ``--dry-run`` only reports;
+``--include``/``--exclude`` glob patterns on keys relative to SRC (repeatable); ``--workers``
+transfer threads. Exit status 0 when everything synced, 1 when some objects failed (each is
+listed on stderr with its cause; the others were synced, and a rerun completes the rest).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+__all__ = ["register"]
+
+
+def _cmd_sync(args: argparse.Namespace) -> int:
+    from .mirror import SyncError, sync_clients
+    from .shortcuts import resolve_storage_client
+
+    source, source_path = resolve_storage_client(args.src)
+    target, target_path = resolve_storage_client(args.dst)
+    try:
+        result = sync_clients(
+            source,
+            source_path,
+            target,
+            target_path,
+            delete_unmatched_files=args.delete,
+            threads=args.workers,
+            include=args.include,
+            exclude=args.exclude,
+            dry_run=args.dry_run,
+            progress=not args.quiet and sys.stderr.isatty(),
+        )
+    except SyncError as err:
+        result = err.result
+        for key, cause in err.failures.items():
+            print(f"manystore: sync: {key}: {cause}", file=sys.stderr)
+        print(_summary(result, args.dry_run) + f", {len(err.failures)} failed")
+        return 1
+    print(_summary(result, args.dry_run))
+    return 0
+
+
+def _summary(result: Any, dry_run: bool) -> str:
+    verb = "would copy" if dry_run else "copied"
+    gone = "would delete" if dry_run else "deleted"
+    return f"{verb} {result.copied} ({result.bytes_copied} bytes), skipped {result.skipped}, {gone} {result.deleted}"
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add the ``sync`` subcommand to the CLI's subparsers."""
+    p = sub.add_parser("sync", parents=[common], help="make DST mirror SRC (new or changed objects)")
+    p.add_argument("src", metavar="SRC")
+    p.add_argument("dst", metavar="DST")
+    p.add_argument("--delete", action="store_true", help="delete objects under DST that SRC lacks")
+    p.add_argument("--dry-run", action="store_true", help="report what would change; change nothing")
+    p.add_argument("--include", action="append", metavar="GLOB", help="only keys matching (repeatable)")
+    p.add_argument("--exclude", action="append", metavar="GLOB", help="skip keys matching (repeatable)")
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="transfer threads (default 16)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_sync, command="sync")
