@@ -42,8 +42,8 @@ from ..errors import (
     RetryableError,
 )
 from ..types import Credentials, CredentialsProvider, ObjectMetadata, Range
-from ..utils import join_key, normalize_key, parse_size, within_bounds
-from .base import BaseStorageProvider
+from ..utils import normalize_key, parse_size, within_bounds
+from .base import BucketStorageProvider
 
 __all__ = [
     "AISPermissionError",
@@ -216,7 +216,7 @@ class StaticAISCredentialProvider(CredentialsProvider):
         self._lock = threading.Lock()
 
 
-class AIStoreStorageProvider(BaseStorageProvider):
+class AIStoreStorageProvider(BucketStorageProvider):
     """Storage provider for NVIDIA AIStore (native API).
 
     Args:
@@ -316,20 +316,6 @@ class AIStoreStorageProvider(BaseStorageProvider):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
-
-    @property
-    def bucket(self) -> str:
-        """The bucket name taken from ``base_path``."""
-        return self._bucket
-
-    def _full_key(self, path: str) -> str:
-        return join_key(self._root, path)
-
-    def _rel(self, key: str) -> str:
-        return key[len(self._root) + 1 :] if self._root else key
-
-    def _url(self, key: str) -> str:
-        return f"ais://{self._bucket}/{key}"
 
     def _resolve_token(self) -> str | None:
         if self._credentials_provider is not None:

@@ -16,7 +16,7 @@ from ..errors import ConfigError
 from ..types import Range, RetryConfig, StorageProvider
 from ..utils import filter_glob, glob_literal_prefix, join_key, normalize_key
 
-__all__ = ["BaseStorageProvider", "ObjectWriter"]
+__all__ = ["BaseStorageProvider", "BucketStorageProvider", "ObjectWriter"]
 
 # Options the reference accepts on every provider for telemetry wiring; manystore ignores them here.
 _TELEMETRY_OPTIONS = frozenset(
@@ -134,3 +134,32 @@ class BaseStorageProvider(StorageProvider):
             except FileNotFoundError:
                 pass
         return count
+
+
+class BucketStorageProvider(BaseStorageProvider):
+    """Base of the object-store providers: ``base_path`` is ``bucket`` or ``bucket/prefix``.
+
+    Subclasses set ``self._bucket`` and ``self._root`` (the normalised prefix, no trailing
+    ``/``) in ``__init__`` and :attr:`url_scheme`; keys, relative keys and URLs follow here.
+    """
+
+    url_scheme: ClassVar[str] = ""
+    _bucket: str
+    _root: str
+
+    @property
+    def bucket(self) -> str:
+        """The bucket (container) name taken from ``base_path``."""
+        return self._bucket
+
+    def _full_key(self, path: str) -> str:
+        """Object key inside the bucket for ``path`` (relative to ``base_path``); ``..`` is refused."""
+        return join_key(self._root, path)
+
+    def _rel(self, key: str) -> str:
+        """``key`` relative to ``base_path``."""
+        return key[len(self._root) + 1 :] if self._root else key
+
+    def _url(self, key: str) -> str:
+        """``scheme://bucket/key`` of an object key, for messages and listings."""
+        return f"{self.url_scheme}://{self._bucket}/{key}"

@@ -48,8 +48,8 @@ from ..errors import (
     RetryableError,
 )
 from ..types import Credentials, CredentialsProvider, ObjectMetadata, Range, RetryConfig
-from ..utils import join_key, normalize_key, parse_size, within_bounds
-from .base import BaseStorageProvider
+from ..utils import normalize_key, parse_size, within_bounds
+from .base import BucketStorageProvider
 
 __all__ = [
     "GCSPermissionError",
@@ -286,7 +286,7 @@ class _GCSWriter:
 
 
 # ------------------------------------------------------------------ provider
-class GoogleStorageProvider(BaseStorageProvider):
+class GoogleStorageProvider(BucketStorageProvider):
     """Storage provider for Google Cloud Storage (JSON API via ``google-cloud-storage``).
 
     Args:
@@ -378,21 +378,6 @@ class GoogleStorageProvider(BaseStorageProvider):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock, self._lock_pid = threading.Lock(), os.getpid()
-
-    @property
-    def bucket(self) -> str:
-        """The bucket name taken from ``base_path``."""
-        return self._bucket
-
-    def _full_key(self, path: str) -> str:
-        """Object name inside the bucket for ``path``; ``..`` is refused."""
-        return join_key(self._root, path)
-
-    def _rel(self, key: str) -> str:
-        return key[len(self._root) + 1 :] if self._root else key
-
-    def _url(self, key: str) -> str:
-        return f"gs://{self._bucket}/{key}"
 
     def _get_client(self) -> Any:
         """The ``storage.Client`` of this process: built on first use and again after a fork."""

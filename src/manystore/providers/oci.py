@@ -44,8 +44,8 @@ from ..errors import (
     RetryableError,
 )
 from ..types import CredentialsProvider, ObjectMetadata, Range
-from ..utils import join_key, normalize_key, parse_size, within_bounds
-from .base import BaseStorageProvider
+from ..utils import normalize_key, parse_size, within_bounds
+from .base import BucketStorageProvider
 
 __all__ = ["OCIPermissionError", "OCIProviderError", "OracleStorageProvider", "translate_error"]
 
@@ -132,7 +132,7 @@ def _number(name: str, value: Any, parse: Any = float) -> Any:
     return out
 
 
-class OracleStorageProvider(BaseStorageProvider):
+class OracleStorageProvider(BucketStorageProvider):
     """Storage provider for OCI Object Storage.
 
     Args:
@@ -238,20 +238,6 @@ class OracleStorageProvider(BaseStorageProvider):
     def namespace(self) -> str:
         """The Object Storage namespace."""
         return self._namespace
-
-    @property
-    def bucket(self) -> str:
-        """The bucket name taken from ``base_path``."""
-        return self._bucket
-
-    def _full_key(self, path: str) -> str:
-        return join_key(self._root, path)
-
-    def _rel(self, key: str) -> str:
-        return key[len(self._root) + 1 :] if self._root else key
-
-    def _url(self, key: str) -> str:
-        return f"oci://{self._bucket}/{key}"
 
     def _load_config(self) -> dict[str, Any]:
         oci = _sdk()

@@ -44,7 +44,7 @@ from ..errors import (
     RetryableError,
 )
 from ..types import Credentials, CredentialsProvider, ObjectMetadata, Range, RetryConfig
-from ..utils import join_key, normalize_key, parse_size, within_bounds
+from ..utils import normalize_key, parse_size, within_bounds
 from ._http_range import ranged_get
 from ._obstore import (
     ObstoreForkError,
@@ -56,7 +56,7 @@ from ._obstore import (
 from ._obstore import status_of as _status_of
 from ._obstore import summary as _summary
 from ._obstore import translate_error as _translate
-from .base import BaseStorageProvider
+from .base import BucketStorageProvider
 
 if TYPE_CHECKING:
     from obstore import Attributes, ObjectMeta, PutMode
@@ -217,7 +217,7 @@ class _Appender:
         self.write = parts.append
 
 
-class S3StorageProvider(BaseStorageProvider):
+class S3StorageProvider(BucketStorageProvider):
     """Storage provider for Amazon S3 and S3-compatible stores (MinIO, rclone, moto, Ceph...).
 
     Args:
@@ -339,21 +339,6 @@ class S3StorageProvider(BaseStorageProvider):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._store_lock, self._lock_pid = threading.Lock(), os.getpid()
-
-    @property
-    def bucket(self) -> str:
-        """The bucket name taken from ``base_path``."""
-        return self._bucket
-
-    def _full_key(self, path: str) -> str:
-        """Object key inside the bucket for ``path`` (relative to ``base_path``); ``..`` is refused."""
-        return join_key(self._root, path)
-
-    def _rel(self, key: str) -> str:
-        return key[len(self._root) + 1 :] if self._root else key
-
-    def _url(self, key: str) -> str:
-        return f"{self.url_scheme}://{self._bucket}/{key}"
 
     def _get_store(self) -> Any:
         """The obstore store of this process; built on first use and again after a fork."""
