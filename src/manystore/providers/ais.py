@@ -24,9 +24,7 @@ Backend notes (where this provider differs from the Multi-Storage Client's):
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -580,26 +578,7 @@ class AIStoreStorageProvider(BucketStorageProvider):
             data = f.read()
             self._write(key, lambda writer: writer.put_content(bytes(data)), attributes)
 
-    def download_file(self, remote_path: str, f: str | IO, metadata: ObjectMetadata | None = None) -> None:
-        """Download into a local path (atomically: temp file in the same directory, then rename)
-        or into a binary file object (streamed in ``io_chunksize`` chunks)."""
-        if not isinstance(f, (str, os.PathLike)):
-            self._stream_into(remote_path, f)
-            return
-        target = os.path.abspath(f)
-        directory = os.path.dirname(target)
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                self._stream_into(remote_path, fh)
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-
-    def _stream_into(self, remote_path: str, fh: IO) -> None:
+    def _download_into(self, remote_path: str, fh: IO, metadata: ObjectMetadata | None = None) -> None:
         key = self._full_key(remote_path)
         try:
             for chunk in self._obj(key).get_reader(chunk_size=self._io_chunksize):

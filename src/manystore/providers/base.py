@@ -8,12 +8,14 @@ file implements only the primitive operations.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from abc import abstractmethod
-from typing import Any, ClassVar, Protocol
+from typing import IO, Any, ClassVar, Protocol
 
 from ..errors import ConfigError
-from ..types import Range, RetryConfig, StorageProvider
+from ..types import ObjectMetadata, Range, RetryConfig, StorageProvider
 from ..utils import filter_glob, glob_literal_prefix, join_key, normalize_key
 
 __all__ = ["BaseStorageProvider", "BucketStorageProvider", "ObjectWriter"]
@@ -163,3 +165,26 @@ class BucketStorageProvider(BaseStorageProvider):
     def _url(self, key: str) -> str:
         """``scheme://bucket/key`` of an object key, for messages and listings."""
         return f"{self.url_scheme}://{self._bucket}/{key}"
+
+    def download_file(self, remote_path: str, f: str | IO, metadata: ObjectMetadata | None = None) -> None:
+        """Download into a local path (atomically: a temp file beside it, renamed when complete;
+        removed on failure) or into a binary file object (see :meth:`_download_into`)."""
+        if not isinstance(f, (str, os.PathLike)):
+            self._download_into(remote_path, f, metadata)
+            return
+        target = os.path.abspath(f)
+        directory = os.path.dirname(target)
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                self._download_into(remote_path, fh, metadata)
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    @abstractmethod
+    def _download_into(self, remote_path: str, fh: IO, metadata: ObjectMetadata | None = None) -> None:
+        """Write the object's bytes to the binary file object ``fh`` (backend-specific)."""

@@ -31,7 +31,6 @@ import contextlib
 import json
 import mimetypes
 import os
-import tempfile
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -703,30 +702,7 @@ class GoogleStorageProvider(BucketStorageProvider):
         except Exception as err:
             raise _translate(err, self._url(key))
 
-    def download_file(self, remote_path: str, f: str | IO, metadata: ObjectMetadata | None = None) -> None:
-        """Download into a local path (atomically: temp file in the same directory, then rename)
-        or into a binary file object.
-
-        Objects above ``multipart_chunksize`` are fetched as parallel ranged GETs pinned to the
-        generation (a concurrent overwrite fails with :class:`PreconditionFailedError`).
-        """
-        if not isinstance(f, (str, os.PathLike)):
-            self._download_into(remote_path, f, metadata)
-            return
-        target = os.path.abspath(f)
-        directory = os.path.dirname(target)
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                self._download_into(remote_path, fh, metadata)
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-
-    def _download_into(self, remote_path: str, fh: IO, metadata: ObjectMetadata | None) -> None:
+    def _download_into(self, remote_path: str, fh: IO, metadata: ObjectMetadata | None = None) -> None:
         key = self._full_key(remote_path)
         url = self._url(key)
         try:

@@ -20,12 +20,10 @@ Backend notes (where this provider differs from the Multi-Storage Client's boto3
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import os
 import re
-import tempfile
 import threading
 import urllib.parse
 from collections import deque
@@ -741,32 +739,7 @@ class S3StorageProvider(BucketStorageProvider):
             if size is None or stored.content_length != size:
                 raise RetryableError(f"{self._url(key)}: multipart upload outcome unclear ({err}); retrying")
 
-    def download_file(self, remote_path: str, f: str | IO, metadata: ObjectMetadata | None = None) -> None:
-        """Download into a local path (atomically: temp file in the same directory, then rename)
-        or into a binary file object (streamed).
-
-        Objects larger than ``multipart_chunksize`` are fetched as parallel ranged GETs pinned to the
-        ETag of the first response, so a concurrent overwrite fails with
-        :class:`PreconditionFailedError` instead of mixing versions. A failure while writing into a
-        file object leaves the bytes received so far in it (a path target is left untouched).
-        """
-        if not isinstance(f, (str, os.PathLike)):
-            self._download_into(remote_path, f, metadata)
-            return
-        target = os.path.abspath(f)
-        directory = os.path.dirname(target)
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                self._download_into(remote_path, fh, metadata)
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-
-    def _download_into(self, remote_path: str, fh: IO, metadata: ObjectMetadata | None) -> None:
+    def _download_into(self, remote_path: str, fh: IO, metadata: ObjectMetadata | None = None) -> None:
         key = self._full_key(remote_path)
         try:
             result = self._obs("get")(key)
