@@ -110,9 +110,11 @@ class Rig:
     options: dict[str, Any]
     attempts: int = ATTEMPTS
 
-    def client(self, attempts: int | None = None, **options: Any) -> StorageClient:
+    def client(
+        self, attempts: int | None = None, endpoint: str | None = None, **options: Any
+    ) -> StorageClient:
         profile = s3_profile(self.server, self.base, **{**self.options, **options})
-        profile["storage_provider"]["options"]["endpoint_url"] = self.proxy.url
+        profile["storage_provider"]["options"]["endpoint_url"] = endpoint or self.proxy.url
         profile["retry"] = {"attempts": attempts or self.attempts, "delay": 0.005, "backoff_multiplier": 1.5}
         return StorageClient(StorageClientConfig.from_dict({"profiles": {"p": profile}}, "p"))
 

@@ -94,6 +94,15 @@ def moto(moto_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig
     yield from _rig(moto_server)
 
 
+@pytest.fixture
+def src_proxy(rclone_server: S3Server) -> Iterator[FaultProxy]:
+    """A second proxy before rclone: a sync source on it is another endpoint (no server-side copy)."""
+    proxy = FaultProxy(rclone_server.endpoint_url)
+    yield proxy
+    proxy.close()
+    TALLY.injected.update(proxy.injected)
+
+
 @pytest.fixture(params=["rclone", "moto"])
 def rig(request: pytest.FixtureRequest) -> Rig:
     return request.getfixturevalue(request.param)
@@ -211,7 +220,7 @@ def _record_sync(objects: dict[str, bytes], direct: StorageClient) -> None:
 
 
 @pytest.mark.parametrize("source_kind", ["s3", "local"])
-def test_sync_survives_faults(rclone: Rig, tmp_path: Path, source_kind: str) -> None:
+def test_sync_survives_faults(rclone: Rig, src_proxy: FaultProxy, tmp_path: Path, source_kind: str) -> None:
     """503 / reset / truncate on some source GETs and target PUTs: with enough attempts the target
     equals the source exactly (sha256 per key)."""
     objects = _objects()
@@ -219,10 +228,12 @@ def test_sync_survives_faults(rclone: Rig, tmp_path: Path, source_kind: str) -> 
     if source_kind == "s3":
         for key, data in objects.items():
             direct.write(f"src/{key}", data)
-        source = rclone.client(attempts=6)
-        rclone.proxy.inject("status", 2, status=503, code="SlowDown", method="GET", path="/src/k01")
-        rclone.proxy.inject("reset", 1, method="GET", path="/src/k02", keep=0.3)
-        rclone.proxy.inject("truncate", 1, method="GET", path="/src/k03", keep=0.8)
+        # A second proxy is a second endpoint: not the same store, so the sync streams (GET + PUT)
+        # instead of copying server-side.
+        source = rclone.client(attempts=6, endpoint=src_proxy.url)
+        src_proxy.inject("status", 2, status=503, code="SlowDown", method="GET", path="/src/k01")
+        src_proxy.inject("reset", 1, method="GET", path="/src/k02", keep=0.3)
+        src_proxy.inject("truncate", 1, method="GET", path="/src/k03", keep=0.8)
     else:
         source = _local_source(tmp_path, objects)
     target = rclone.client(attempts=6)
@@ -232,13 +243,16 @@ def test_sync_survives_faults(rclone: Rig, tmp_path: Path, source_kind: str) -> 
     TALLY.operations["sync"] += len(objects)
     result = sync_clients(source, "src", target, "dst")
     assert rclone.proxy.pending() == 0, "not every queued fault was hit"
+    assert src_proxy.pending() == 0, "not every queued source fault was hit"
     assert result.copied == N_KEYS and not result.failures
     assert _stored(direct, "dst/") == _expected(objects)
     _record_sync(objects, direct)
 
 
 @pytest.mark.parametrize("source_kind", ["s3", "local"])
-def test_sync_fault_outlasting_retries_on_one_key(rclone: Rig, tmp_path: Path, source_kind: str) -> None:
+def test_sync_fault_outlasting_retries_on_one_key(
+    rclone: Rig, src_proxy: FaultProxy, tmp_path: Path, source_kind: str
+) -> None:
     """Faults outlasting the retries on ONE key: SyncError names that key and its cause (a
     RetryableError with status 503), every other key is synced; a rerun copies only that key."""
     objects = _objects()
@@ -246,8 +260,8 @@ def test_sync_fault_outlasting_retries_on_one_key(rclone: Rig, tmp_path: Path, s
     if source_kind == "s3":
         for key, data in objects.items():
             direct.write(f"src/{key}", data)
-        source = rclone.client(attempts=3)
-        rclone.proxy.inject("status", 30, status=503, code="SlowDown", method="GET", path="/src/k03")
+        source = rclone.client(attempts=3, endpoint=src_proxy.url)  # another endpoint: streamed
+        src_proxy.inject("status", 30, status=503, code="SlowDown", method="GET", path="/src/k03")
     else:
         source = _local_source(tmp_path, objects)
         rclone.proxy.inject("status", 30, status=503, code="SlowDown", method="PUT", path="/dst/k03")
@@ -256,6 +270,7 @@ def test_sync_fault_outlasting_retries_on_one_key(rclone: Rig, tmp_path: Path, s
     with pytest.raises(SyncError) as info:
         sync_clients(source, "src", target, "dst")
     rclone.proxy.clear()
+    src_proxy.clear()
     err = info.value
     assert list(err.failures) == ["src/k03"]
     assert "src/k03" in str(err)

@@ -21,7 +21,7 @@ def client(moto_server: S3Server) -> StorageClient:
 
 
 def _uploads(server: S3Server) -> list[str]:
-    listing = server.boto3_client().list_multipart_uploads(Bucket="manystore-test")
+    listing = server.boto3_client().list_multipart_uploads(Bucket="manystore-test", Prefix="stream/")
     return [u["Key"] for u in listing.get("Uploads", [])]
 
 

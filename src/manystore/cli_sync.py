@@ -2,7 +2,8 @@
 
 Options: ``--delete`` removes objects under DST that SRC lacks; ``--dry-run`` only reports;
 ``--include``/``--exclude`` glob patterns on keys relative to SRC (repeatable); ``--workers``
-transfer threads. Exit status 0 when everything synced, 1 when some objects failed (each is
+transfer threads (per process); ``--processes`` worker processes; ``--ray [ADDRESS]`` runs
+listing and transfers as Ray tasks (a local Ray instance without ADDRESS). Exit status 0 when everything synced, 1 when some objects failed (each is
 listed on stderr with its cause; the others were synced, and a rerun completes the rest).
 """
 
@@ -33,6 +34,9 @@ def _cmd_sync(args: argparse.Namespace) -> int:
             exclude=args.exclude,
             dry_run=args.dry_run,
             progress=not args.quiet and sys.stderr.isatty(),
+            num_worker_processes=args.processes,
+            execution="local" if args.ray is None else "ray",
+            ray_address=args.ray or None,
         )
     except SyncError as err:
         result = err.result
@@ -60,5 +64,14 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--include", action="append", metavar="GLOB", help="only keys matching (repeatable)")
     p.add_argument("--exclude", action="append", metavar="GLOB", help="skip keys matching (repeatable)")
     p.add_argument("--workers", type=int, default=None, metavar="N", help="transfer threads (default 16)")
+    p.add_argument("--processes", type=int, default=None, metavar="N", help="worker processes (default 1)")
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="run on Ray: the cluster at ADDRESS, or a local instance (needs manystore[ray])",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_sync, command="sync")

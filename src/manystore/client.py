@@ -28,6 +28,7 @@ from .utils import filter_glob, glob_literal_prefix, normalize_key
 
 if TYPE_CHECKING:
     from .caching.cache_manager import CacheManager
+    from .mirror import SyncResult
 
 __all__ = ["StorageClient"]
 
@@ -552,15 +553,45 @@ class StorageClient:
         delete_unmatched_files: bool = False,
         description: str = "Syncing",
         num_worker_processes: int | None = None,
-    ) -> None:
+        *,
+        execution: str = "local",
+        ray_address: str | None = None,
+        threads: int | None = None,
+        include: builtins.list[str] | None = None,
+        exclude: builtins.list[str] | None = None,
+        dry_run: bool = False,
+        progress: bool | None = None,
+    ) -> SyncResult:
         """Make ``target_path`` here mirror ``source_path`` of ``source_client``.
 
-        Objects whose size and ETag (or mtime) already match are skipped.
-        See :mod:`manystore.mirror` for the options and guarantees.
+        Only new or changed objects are transferred (size, content MD5 or ETag, else mtime);
+        server-side when both profiles name the same store. A failing object is retried,
+        then reported at the end in :class:`~manystore.mirror.SyncError`; the rest complete.
+
+        Args:
+            source_client: Client to read from.
+            source_path: Directory under the source to mirror (``""``: everything).
+            target_path: Directory here to write to.
+            delete_unmatched_files: Delete objects under ``target_path`` the source lacks.
+            description: Progress bar label.
+            num_worker_processes: Worker processes on this machine (``None``: threads only).
+            execution: ``"local"``, or ``"ray"`` to split listing and transfers across a Ray
+                cluster (needs the ``ray`` extra).
+            ray_address: Ray cluster address with ``execution="ray"`` (``None``: local).
+            threads: Transfer threads per process or Ray task (default 16).
+            include: Only keys (relative to ``source_path``) matching one of these globs.
+            exclude: Leave keys matching these globs alone (also when deleting).
+            dry_run: Count what would change; change nothing.
+            progress: Progress bar on stderr (``None``: when stderr is a terminal).
+
+        Returns:
+            Counts of objects copied, skipped and deleted, and bytes copied.
+
+        See :mod:`manystore.mirror` for how the work is split and what a rerun does.
         """
         from .mirror import sync_clients
 
-        sync_clients(
+        return sync_clients(
             source_client,
             source_path,
             self,
@@ -568,4 +599,11 @@ class StorageClient:
             delete_unmatched_files=delete_unmatched_files,
             description=description,
             num_worker_processes=num_worker_processes,
+            threads=threads,
+            include=include,
+            exclude=exclude,
+            dry_run=dry_run,
+            progress=progress,
+            execution=execution,
+            ray_address=ray_address,
         )

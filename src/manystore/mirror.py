@@ -1,23 +1,47 @@
 """Mirroring a prefix of one client into another (``StorageClient.sync_from``, ``manystore.sync``).
 
-An object is transferred when the target lacks it or differs in size, or (same
-store type) in ETag, or when the source is newer. Transfers run on a thread pool;
-a failing object does not stop the others: all failures are reported at the end
-in one :class:`SyncError`.
+How it runs:
+
+* **Plan.** Source and target are listed side by side; an object is transferred when the
+  target lacks it or differs in size, or in content MD5 where both sides expose one (S3
+  single-part ETags), or when the target is older than the source. Unchanged objects
+  are skipped, so rerunning a sync — also one that was killed — copies only the rest.
+* **Transfer.** Threads in this process (``threads``, default 16); with
+  ``num_worker_processes`` > 1 the tree is split into partitions listed by worker
+  processes, and the transfers go to them in chunks, each chunk on ``threads`` threads;
+  ``execution="ray"`` does the same with Ray tasks across a cluster. Each object takes the
+  cheapest route (see :mod:`manystore.mirror_transfer`), server-side when both profiles
+  name the same store, and is written atomically.
+* **Failures.** A failing object is retried, then recorded; the others still complete and
+  :class:`SyncError` lists every failure with its cause at the end.
+* **Then** unmatched target objects are deleted (``delete_unmatched_files``), and a
+  target's metadata provider (manifest) is committed.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor, as_completed
+import sys
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import ManystoreError
-from .file import READ_BLOCK_SIZE as STREAM_BLOCK
-from .types import ObjectMetadata
-from .utils import match_glob
+from .errors import ConfigError, ManystoreError
+from .mirror_exec import SyncExecutor, make_executor
+from .mirror_plan import (
+    Job,
+    Partition,
+    PartitionPlan,
+    SyncSpec,
+    chunk_jobs,
+    dir_prefix,
+    discover_partitions,
+    iter_plan,
+    plan_partition,
+)
+from .mirror_transfer import ChunkResult, Transfer, transfer_chunk
+from .providers.base import BaseStorageProvider
 
 if TYPE_CHECKING:
     from .client import StorageClient
@@ -26,21 +50,23 @@ __all__ = ["SyncError", "SyncResult", "sync_clients"]
 
 logger = logging.getLogger(__name__)
 DEFAULT_SYNC_THREADS = 16
+_DELETE_THREADS = 16
 
 
 class SyncError(ManystoreError):
-    """Some objects failed to sync; ``failures`` maps each key to its error."""
+    """Some objects failed to sync; ``failures`` maps each key to its error, ``result`` has the rest."""
 
     def __init__(self, failures: dict[str, BaseException], result: SyncResult) -> None:
         sample = "; ".join(f"{k}: {v}" for k, v in list(failures.items())[:5])
-        super().__init__(f"{len(failures)} object(s) failed to sync: {sample}")
+        more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
+        super().__init__(f"{len(failures)} object(s) failed to sync: {sample}{more}")
         self.failures = failures
         self.result = result
 
 
 @dataclass
 class SyncResult:
-    """What a sync did."""
+    """What a sync did (or, with ``dry_run``, would do)."""
 
     copied: int = 0
     skipped: int = 0
@@ -49,44 +75,124 @@ class SyncResult:
     failures: dict[str, BaseException] = field(default_factory=dict)
 
 
-def _dir_prefix(path: str) -> str:
-    path = path.strip("/")
-    return path + "/" if path else ""
+class _Progress:
+    """A tqdm bar on stderr counting bytes (rate, ETA) with ``done/total objects`` beside it."""
+
+    def __init__(self, description: str, enabled: bool) -> None:
+        self.objects = self.total_objects = 0
+        self._bar: Any = None
+        if enabled:
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=0, unit="B", unit_scale=True, unit_divisor=1024, desc=description, leave=False
+            )
+
+    def plan(self, objects: int, nbytes: int) -> None:
+        self.total_objects += objects
+        if self._bar is not None:
+            self._bar.total += nbytes
+            self._show()
+
+    def advance(self, objects: int, nbytes: int) -> None:
+        self.objects += objects
+        if self._bar is not None:
+            self._bar.update(nbytes)
+            self._show()
+
+    def _show(self) -> None:
+        self._bar.set_postfix_str(f"{self.objects}/{self.total_objects} objects", refresh=False)
+        self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
 
 
-def _unchanged(src: ObjectMetadata, dst: ObjectMetadata | None) -> bool:
-    if dst is None or src.content_length != dst.content_length:
-        return False
-    if src.etag and dst.etag and src.etag == dst.etag:
-        return True
-    return dst.last_modified >= src.last_modified
+def _merge(result: SyncResult, part: ChunkResult) -> None:
+    result.copied += part.copied
+    result.bytes_copied += part.bytes_copied
+    result.failures.update(part.failures)
 
 
-def _transfer(source: StorageClient, src_key: str, target: StorageClient, dst_key: str) -> None:
-    if source is target:
-        target.copy(src_key, dst_key)
-        return
-    with (
-        source.open(src_key, "rb", memory_load_limit=STREAM_BLOCK) as reader,
-        target.open(dst_key, "wb") as writer,
-    ):
-        while chunk := reader.read(STREAM_BLOCK):
-            writer.write(chunk)
+def _run_threads(
+    source: StorageClient, target: StorageClient, spec: SyncSpec, threads: int, progress: _Progress
+) -> tuple[SyncResult, list[str]]:
+    """Plan and transfer in this process, transfers starting while the source is still listed."""
+    result, plan, transfer = SyncResult(), PartitionPlan(), Transfer(source, target)
+    pending: dict[Future[None], Job] = {}
+
+    def settle(done: set[Future[None]]) -> None:
+        for fut in done:
+            job = pending.pop(fut)
+            error = fut.exception()
+            if error is None:
+                result.copied += 1
+                result.bytes_copied += job[2]
+            else:
+                result.failures[job[0]] = error
+            progress.advance(1, job[2])
+
+    with ThreadPoolExecutor(threads) as pool:
+        for job in iter_plan(source, target, spec, Partition(), plan):
+            progress.plan(1, job[2])
+            pending[pool.submit(transfer.copy_with_retry, job)] = job
+            if len(pending) >= threads * 4:
+                settle(wait(pending, return_when=FIRST_COMPLETED).done)
+        settle(wait(pending).done)
+    result.skipped = plan.skipped
+    return result, plan.unmatched
 
 
-def _selected(rel: str, include: list[str] | None, exclude: list[str] | None) -> bool:
-    """``rel`` passes when it matches some ``include`` glob (if any) and no ``exclude`` glob."""
-    if include and not any(match_glob(p, rel) for p in include):
-        return False
-    return not (exclude and any(match_glob(p, rel) for p in exclude))
+def _run_executor(
+    source: StorageClient,
+    target: StorageClient,
+    spec: SyncSpec,
+    threads: int,
+    executor: SyncExecutor,
+    progress: _Progress,
+    dry_run: bool,
+) -> tuple[SyncResult, list[str]]:
+    """Plan partitions on the executor's workers, then send them the transfers in chunks."""
+    result, unmatched, jobs = SyncResult(), [], []
+    parts = discover_partitions(source, target, spec, executor.slots * 4)
+    for fut in as_completed([executor.submit(plan_partition, source, target, spec, p) for p in parts]):
+        plan: PartitionPlan = fut.result()
+        result.skipped += plan.skipped
+        unmatched.extend(plan.unmatched)
+        jobs.extend(plan.jobs)
+        progress.plan(len(plan.jobs), sum(n for _, _, n in plan.jobs))
+    if dry_run:
+        result.copied, result.bytes_copied = len(jobs), sum(n for _, _, n in jobs)
+        return result, sorted(unmatched)
+    chunks = chunk_jobs(jobs, executor.slots)
+    futures = {executor.submit(transfer_chunk, source, target, c, threads): c for c in chunks}
+    for fut in as_completed(futures):
+        chunk = futures[fut]
+        try:
+            part: ChunkResult = fut.result()
+        except Exception as exc:  # the worker itself died (after Ray's retries)
+            part = ChunkResult(failures={src: exc for src, _, _ in chunk.jobs})
+        _merge(result, part)
+        progress.advance(len(chunk.jobs), chunk.size)
+    return result, sorted(unmatched)
 
 
-def _progress(description: str, jobs: list[tuple[str, str, int]], enabled: bool) -> Any:
-    if not enabled or not jobs:
-        return None
-    from tqdm import tqdm
+def _delete(target: StorageClient, keys: list[str], result: SyncResult) -> None:
+    def remove(key: str) -> None:
+        try:
+            target.delete(key)
+        except FileNotFoundError:
+            pass  # gone already: the goal holds
 
-    return tqdm(total=sum(n for _, _, n in jobs), unit="B", unit_scale=True, desc=description, leave=False)
+    with ThreadPoolExecutor(_DELETE_THREADS) as pool:
+        futures = {pool.submit(remove, k): k for k in keys}
+        for fut in as_completed(futures):
+            error = fut.exception()
+            if error is None:
+                result.deleted += 1
+            else:
+                result.failures[futures[fut]] = error
 
 
 def sync_clients(
@@ -101,73 +207,79 @@ def sync_clients(
     include: list[str] | None = None,
     exclude: list[str] | None = None,
     dry_run: bool = False,
-    progress: bool = False,
+    progress: bool | None = False,
+    execution: str = "local",
+    ray_address: str | None = None,
 ) -> SyncResult:
     """Copy new or changed objects from ``source_path`` to ``target_path``.
 
     Args:
+        delete_unmatched_files: Delete target objects the source lacks (after the copies).
+        description: Label of the progress bar and the log line.
+        num_worker_processes: Worker processes (``None`` or 1: threads in this process only).
+        threads: Transfer threads per process or Ray task (default 16, or ``MANYSTORE_SYNC_THREADS``).
         include: Glob patterns (on keys relative to ``source_path``); only matching objects sync.
         exclude: Glob patterns of objects to leave alone (on both sides, also for deletion).
         dry_run: Plan only: count what would be copied/deleted, change nothing.
-        progress: Show a byte progress bar (tqdm) on stderr.
+        progress: Show a progress bar (objects, bytes, rate, ETA) on stderr; ``None``: when
+            stderr is a terminal.
+        execution: ``"local"`` (threads, or processes) or ``"ray"`` (tasks on a Ray cluster).
+        ray_address: Cluster to join with ``execution="ray"`` (``None``: start or join a local one).
+
+    Returns:
+        The counts of what was copied, skipped and deleted.
 
     Raises:
-        SyncError: One or more objects failed; the others were synced.
+        SyncError: One or more objects failed (each with its cause); the others were synced.
+        ConfigError: A bad option value.
     """
-    src_prefix, dst_prefix = _dir_prefix(source_path), _dir_prefix(target_path)
-    existing = {
-        rel: m
-        for m in target.list(dst_prefix)
-        if _selected(rel := m.key[len(dst_prefix) :], include, exclude)
-    }
-    result = SyncResult()
-    seen: set[str] = set()
-    jobs: list[tuple[str, str, int]] = []
-    for meta in source.list(src_prefix):
-        rel = meta.key[len(src_prefix) :]
-        if not _selected(rel, include, exclude):
-            continue
-        seen.add(rel)
-        if _unchanged(meta, existing.get(rel)):
-            result.skipped += 1
-        else:
-            jobs.append((meta.key, dst_prefix + rel, meta.content_length))
-    unmatched = sorted(set(existing) - seen) if delete_unmatched_files else []
-    if dry_run:
-        result.copied, result.bytes_copied, result.deleted = (
-            len(jobs),
-            sum(n for _, _, n in jobs),
-            len(unmatched),
-        )
-        return result
-    workers = threads or int(os.environ.get("MANYSTORE_SYNC_THREADS", DEFAULT_SYNC_THREADS))
-    bar = _progress(description, jobs, progress)
+    workers = (
+        threads
+        if threads is not None
+        else int(os.environ.get("MANYSTORE_SYNC_THREADS", DEFAULT_SYNC_THREADS))
+    )
+    if workers < 1:
+        raise ConfigError(f"sync threads must be >= 1, got {workers!r}")
+    spec = SyncSpec(
+        dir_prefix(source_path),
+        dir_prefix(target_path),
+        tuple(include or ()),
+        tuple(exclude or ()),
+        delete_unmatched_files,
+    )
+    executor = make_executor(execution, num_worker_processes, ray_address)
+    bar = _Progress(description, sys.stderr.isatty() if progress is None else progress)
     try:
-        with ThreadPoolExecutor(max(1, workers)) as pool:
-            futures = {pool.submit(_transfer, source, s, target, d): (s, n) for s, d, n in jobs}
-            for fut in as_completed(futures):
-                key, size = futures[fut]
-                try:
-                    fut.result()
-                    result.copied += 1
-                    result.bytes_copied += size
-                except Exception as exc:
-                    result.failures[key] = exc
-                if bar is not None:
-                    bar.update(size)
+        sp = target._storage_provider
+        if not dry_run and isinstance(sp, BaseStorageProvider):
+            reaped = sp.reap_temp_files(spec.dst_prefix)
+            if reaped:
+                logger.info("%s: removed %d temp file(s) of an interrupted run", description, reaped)
+        if executor is not None:
+            result, unmatched = _run_executor(source, target, spec, workers, executor, bar, dry_run)
+        elif dry_run:
+            plan = plan_partition(source, target, spec, Partition())
+            result, unmatched = SyncResult(skipped=plan.skipped), plan.unmatched
+            result.copied, result.bytes_copied = len(plan.jobs), sum(n for _, _, n in plan.jobs)
+        else:
+            result, unmatched = _run_threads(source, target, spec, workers, bar)
     finally:
-        if bar is not None:
-            bar.close()
-    for rel in unmatched:
-        try:
-            target.delete(dst_prefix + rel)
-            result.deleted += 1
-        except Exception as exc:
-            result.failures[dst_prefix + rel] = exc
-    if target.config.metadata_provider is not None:
-        target.commit_metadata()
+        bar.close()
+        if executor is not None:
+            executor.close()
+    if dry_run:
+        result.deleted = len(unmatched)
+        return result
+    _delete(target, unmatched, result)
+    if target._metadata_provider is not None:
+        target.commit_metadata(spec.dst_prefix if executor is not None else None)
     logger.info(
-        "%s: %d copied, %d skipped, %d deleted", description, result.copied, result.skipped, result.deleted
+        "%s: %d copied, %d skipped, %d deleted, %d failed",
+        description,
+        result.copied,
+        result.skipped,
+        result.deleted,
+        len(result.failures),
     )
     if result.failures:
         raise SyncError(result.failures, result)

@@ -20,6 +20,7 @@ from .urls import PathMapping, parse_url
 
 if TYPE_CHECKING:
     from .file import ObjectFile, PosixFile
+    from .mirror import SyncResult
     from .telemetry import Telemetry
 
 __all__ = [
@@ -198,11 +199,44 @@ def commit_metadata(url: str) -> None:
     client.commit_metadata(path or None)
 
 
-def sync(source_url: str, target_url: str, delete_unmatched_files: bool = False) -> None:
-    """Make ``target_url`` mirror ``source_url`` (see :meth:`StorageClient.sync_from`)."""
+def sync(
+    source_url: str,
+    target_url: str,
+    delete_unmatched_files: bool = False,
+    *,
+    num_worker_processes: int | None = None,
+    execution: str = "local",
+    ray_address: str | None = None,
+    threads: int | None = None,
+    include: builtins.list[str] | None = None,
+    exclude: builtins.list[str] | None = None,
+    dry_run: bool = False,
+    progress: bool | None = None,
+) -> SyncResult:
+    """Make ``target_url`` mirror ``source_url``: new and changed objects are copied.
+
+    The keyword options are those of :meth:`StorageClient.sync_from`; ``execution="ray"``
+    splits the work across a Ray cluster.
+
+    Raises:
+        SyncError: Some objects failed (each named with its cause); the rest were synced.
+    """
     source_client, source_path = resolve_storage_client(source_url)
     target_client, target_path = resolve_storage_client(target_url)
-    target_client.sync_from(source_client, source_path, target_path, delete_unmatched_files)
+    return target_client.sync_from(
+        source_client,
+        source_path,
+        target_path,
+        delete_unmatched_files,
+        num_worker_processes=num_worker_processes,
+        execution=execution,
+        ray_address=ray_address,
+        threads=threads,
+        include=include,
+        exclude=exclude,
+        dry_run=dry_run,
+        progress=progress,
+    )
 
 
 def get_telemetry() -> Telemetry | None:

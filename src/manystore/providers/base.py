@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from abc import abstractmethod
 from typing import IO, Any, ClassVar, Protocol
 
 from ..errors import ConfigError
 from ..types import ObjectMetadata, Range, RetryConfig, StorageProvider
 from ..utils import filter_glob, glob_literal_prefix, join_key, normalize_key
+from ._tempfile import temp_file_beside
 
 __all__ = ["BaseStorageProvider", "BucketStorageProvider", "ObjectWriter"]
 
@@ -122,6 +122,24 @@ class BaseStorageProvider(StorageProvider):
         (the client then spools the bytes and stores them with one call on close)."""
         return None
 
+    def copy_from(self, source: BaseStorageProvider, src_path: str, dest_path: str) -> bool:
+        """Copy ``src_path`` of another provider ``source`` to ``dest_path`` here, server-side.
+
+        Used by sync between two profiles: when both name the same store (the same S3
+        endpoint and bucket, or the local file system) the bytes never pass through this
+        process. Returns ``False``, having done nothing, when ``source`` is not the same
+        store; the caller then streams the object.
+        """
+        return False
+
+    def reap_temp_files(self, prefix: str) -> int:
+        """Remove temporary files that dead writers left under ``prefix``; returns how many.
+
+        Only POSIX keeps such files (a killed process's temp file beside its target);
+        object stores write atomically with one request or a multipart upload.
+        """
+        return 0
+
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object under ``prefix`` (a directory-like prefix ending in ``/``).
 
@@ -175,7 +193,7 @@ class BucketStorageProvider(BaseStorageProvider):
         target = os.path.abspath(f)
         directory = os.path.dirname(target)
         os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".part")
+        fd, tmp = temp_file_beside(target)
         try:
             with os.fdopen(fd, "wb") as fh:
                 self._download_into(remote_path, fh, metadata)

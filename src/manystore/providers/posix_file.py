@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import itertools
 import os
 import shutil
 import stat
-import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import IO, Any
@@ -29,6 +27,7 @@ from typing import IO, Any
 from ..errors import InvalidPathError, ObjectNotFoundError, PreconditionFailedError
 from ..types import ObjectMetadata, Range
 from ..utils import normalize_key, within_bounds
+from ._tempfile import TEMP_SUFFIX, temp_file_beside, writer_alive
 from .base import BaseStorageProvider
 
 __all__ = ["TEMP_SUFFIX", "PosixFileStorageProvider", "atomic_write", "temp_file_beside"]
@@ -37,9 +36,6 @@ _COPY_CHUNK = 8 << 20
 _VERIFIED_DIRS_LIMIT = 8192
 _READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC
 _MAX_SINGLE_READ = 1 << 30
-_temp_counter = itertools.count()
-#: Suffix of in-flight temporary files; listings skip them.
-TEMP_SUFFIX = ".manystore-tmp"
 
 
 def _etag(st: os.stat_result) -> str:
@@ -54,18 +50,6 @@ def _metadata(key: str, st: os.stat_result, is_dir: bool = False) -> ObjectMetad
         type="directory" if is_dir else "file",
         etag=None if is_dir else _etag(st),
     )
-
-
-def temp_file_beside(destination: str) -> tuple[int, str]:
-    """Create a new, unique temp file beside ``destination`` (mode 0o666 less the umask)."""
-    directory, name = os.path.split(destination)
-    while True:
-        token = f"{os.getpid()}-{threading.get_ident()}-{next(_temp_counter)}"
-        tmp = os.path.join(directory or ".", f".{name}.{token}{TEMP_SUFFIX}")
-        try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), tmp
-        except FileExistsError:  # a stale temp file of a dead process with a recycled pid
-            continue
 
 
 def atomic_write(source: str | IO, destination: str) -> None:
@@ -232,6 +216,28 @@ class PosixFileStorageProvider(BaseStorageProvider):
         if not os.path.isfile(src):
             raise self._missing(src_path)
         atomic_write(src, self._path(dest_path))
+
+    def copy_from(self, source: BaseStorageProvider, src_path: str, dest_path: str) -> bool:
+        """Copy a file of another local profile (atomically at the destination)."""
+        if not isinstance(source, PosixFileStorageProvider):
+            return False
+        src = source._path(src_path)
+        if not os.path.isfile(src):
+            raise source._missing(src_path)
+        atomic_write(src, self._path(dest_path))
+        return True
+
+    def reap_temp_files(self, prefix: str) -> int:
+        """Remove temp files under ``prefix`` whose writer process (named in the file) is gone."""
+        top = os.path.dirname(self._path(prefix + "x")) if prefix else self._base_real
+        removed = 0
+        for directory, _, files in os.walk(top):
+            for name in files:
+                if name.endswith(TEMP_SUFFIX) and not writer_alive(name):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(directory, name))
+                        removed += 1
+        return removed
 
     def delete_object(self, path: str, if_match: str | None = None) -> None:
         """Delete one file; a missing file raises :class:`FileNotFoundError`."""

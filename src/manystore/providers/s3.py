@@ -54,7 +54,7 @@ from ._obstore import (
 from ._obstore import status_of as _status_of
 from ._obstore import summary as _summary
 from ._obstore import translate_error as _translate
-from .base import BucketStorageProvider
+from .base import BaseStorageProvider, BucketStorageProvider
 
 if TYPE_CHECKING:
     from obstore import Attributes, ObjectMeta, PutMode
@@ -674,6 +674,23 @@ class S3StorageProvider(BucketStorageProvider):
             self._obs("copy")(src, dest)
         except Exception as err:
             raise _translate(err, self._url(src))
+
+    def _store_identity(self) -> tuple[str, ...]:
+        """What makes two providers the same store (a server-side copy works between them)."""
+        return (self._endpoint, self._bucket)
+
+    def copy_from(self, source: BaseStorageProvider, src_path: str, dest_path: str) -> bool:
+        """Server-side ``CopyObject`` from another profile on the same endpoint and bucket."""
+        if not isinstance(source, S3StorageProvider) or type(source) is not type(self):
+            return False
+        if source._store_identity() != self._store_identity():
+            return False
+        src, dest = source._full_key(src_path), self._full_key(dest_path)
+        try:
+            self._obs("copy")(src, dest)
+        except Exception as err:
+            raise _translate(err, self._url(src))
+        return True
 
     def delete_object(self, path: str, if_match: str | None = None) -> None:
         """Delete one object. It is HEAD-ed first (S3's DELETE succeeds on a missing key), so the

@@ -1,0 +1,150 @@
+"""Moving one object, and a batch of objects, from a source client to a target client.
+
+The cheapest route is taken per object: a server-side copy when both profiles name the
+same store, an upload from / download to the local file when one side is a POSIX
+profile, one GET and one PUT for small objects, and a streamed copy (bounded memory,
+multipart upload) for large ones. Every route writes atomically, so a transfer that is
+killed leaves the target's old object (or nothing), never a partial one.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .errors import (
+    ConfigError,
+    InvalidPathError,
+    ManystoreError,
+    ObjectNotFoundError,
+    ReadOnlyError,
+)
+from .file import READ_BLOCK_SIZE
+from .mirror_plan import Chunk, Job
+from .providers.base import BaseStorageProvider
+
+if TYPE_CHECKING:
+    from .client import StorageClient
+
+__all__ = ["ChunkResult", "Transfer", "transfer_chunk"]
+
+#: Objects up to this size are copied with one GET and one PUT (held in memory once).
+SMALL_OBJECT = 8 << 20
+#: Attempts per object (each attempt already retries transient errors inside the client).
+OBJECT_ATTEMPTS = 2
+_PERMANENT = (ObjectNotFoundError, PermissionError, ConfigError, InvalidPathError, ReadOnlyError, ValueError)
+
+
+@dataclass
+class ChunkResult:
+    """Outcome of a batch: what was copied, and each failed key with its error."""
+
+    copied: int = 0
+    bytes_copied: int = 0
+    failures: dict[str, BaseException] = field(default_factory=dict)
+
+
+def _provider(client: StorageClient) -> BaseStorageProvider | None:
+    sp = client._storage_provider
+    return sp if isinstance(sp, BaseStorageProvider) and client._metadata_provider is None else None
+
+
+class Transfer:
+    """Copies objects from ``source`` to ``target``, choosing the route once per pair."""
+
+    def __init__(self, source: StorageClient, target: StorageClient) -> None:
+        self.source, self.target = source, target
+        self._src_sp, self._dst_sp = _provider(source), _provider(target)
+        self._server_side = True  # until a copy_from answers False
+
+    def _local(self, sp: BaseStorageProvider | None, key: str) -> str | None:
+        return sp.local_path(key) if sp is not None else None
+
+    def copy(self, src_key: str, dst_key: str, size: int) -> None:
+        """Copy one object; raises what the last route raised."""
+        source, target = self.source, self.target
+        if source is target:
+            target.copy(src_key, dst_key)
+            return
+        src_sp, dst_sp = self._src_sp, self._dst_sp
+        if self._server_side and src_sp is not None and dst_sp is not None:
+            if target._retry(lambda: dst_sp.copy_from(src_sp, src_key, dst_key), f"copy {src_key}"):
+                target._invalidate(dst_key)
+                return
+            self._server_side = False
+        local_src = self._local(src_sp, src_key)
+        if local_src is not None:
+            target.upload_file(dst_key, local_src)
+            return
+        local_dst = self._local(dst_sp, dst_key)
+        if local_dst is not None:
+            source.download_file(src_key, local_dst)
+            return
+        if size <= SMALL_OBJECT:
+            with source.open(src_key, "rb", disable_read_cache=True, memory_load_limit=SMALL_OBJECT) as f:
+                body = f.read()
+            target.write(dst_key, body)
+            return
+        with (
+            source.open(src_key, "rb", disable_read_cache=True, memory_load_limit=READ_BLOCK_SIZE) as reader,
+            target.open(dst_key, "wb") as writer,
+        ):
+            while block := reader.read(READ_BLOCK_SIZE):
+                writer.write(block)
+
+    def copy_with_retry(self, job: Job) -> None:
+        """Copy with up to :data:`OBJECT_ATTEMPTS` attempts; permanent errors are not retried."""
+        src_key, dst_key, size = job
+        for attempt in range(1, OBJECT_ATTEMPTS + 1):
+            try:
+                self.copy(src_key, dst_key, size)
+                return
+            except _PERMANENT:
+                raise
+            except Exception:
+                if attempt == OBJECT_ATTEMPTS:
+                    raise
+                time.sleep(0.2 * attempt)
+
+
+def portable_error(exc: BaseException) -> BaseException:
+    """``exc`` if it survives pickling (to cross a process), else a :class:`ManystoreError` naming it."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:
+        return ManystoreError(f"{type(exc).__name__}: {exc}")
+
+
+def transfer_jobs(
+    transfer: Transfer,
+    jobs: list[Job],
+    threads: int,
+    on_done: Callable[[Job, BaseException | None], None] | None = None,
+) -> ChunkResult:
+    """Copy ``jobs`` on ``threads`` threads; failures are collected, not raised."""
+    result = ChunkResult()
+    with ThreadPoolExecutor(max(1, min(threads, len(jobs) or 1))) as pool:
+        futures = {pool.submit(transfer.copy_with_retry, job): job for job in jobs}
+        for fut in as_completed(futures):
+            job = futures[fut]
+            error = fut.exception()
+            if error is None:
+                result.copied += 1
+                result.bytes_copied += job[2]
+            else:
+                result.failures[job[0]] = error
+            if on_done is not None:
+                on_done(job, error)
+    return result
+
+
+def transfer_chunk(source: StorageClient, target: StorageClient, chunk: Chunk, threads: int) -> ChunkResult:
+    """Worker entry point (a process or a Ray task): copy a chunk, return picklable results."""
+    result = transfer_jobs(Transfer(source, target), chunk.jobs, threads)
+    result.failures = {k: portable_error(v) for k, v in result.failures.items()}
+    return result

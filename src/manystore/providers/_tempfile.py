@@ -1,0 +1,42 @@
+"""Temporary files written beside their destination, renamed over it when complete.
+
+A temp file's name carries the writer's pid, so a later run can tell the leftovers of a
+killed process (safe to remove) from the files of a writer still at work.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+
+__all__ = ["TEMP_SUFFIX", "temp_file_beside", "writer_alive"]
+
+#: Suffix of in-flight temporary files; listings skip them.
+TEMP_SUFFIX = ".manystore-tmp"
+_temp_counter = itertools.count()
+
+
+def temp_file_beside(destination: str) -> tuple[int, str]:
+    """Create a new, unique temp file beside ``destination`` (mode 0o666 less the umask)."""
+    directory, name = os.path.split(destination)
+    while True:
+        token = f"{os.getpid()}-{threading.get_ident()}-{next(_temp_counter)}"
+        tmp = os.path.join(directory or ".", f".{name}.{token}{TEMP_SUFFIX}")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), tmp
+        except FileExistsError:  # a stale temp file of a dead process with a recycled pid
+            continue
+
+
+def writer_alive(temp_name: str) -> bool:
+    """Whether the process that created temp file ``temp_name`` (see :func:`temp_file_beside`) runs."""
+    token = temp_name[: -len(TEMP_SUFFIX)].rsplit(".", 1)[-1]
+    try:
+        pid = int(token.split("-", 1)[0])
+        os.kill(pid, 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
