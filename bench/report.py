@@ -74,9 +74,11 @@ class Report:
         return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
 
     def markdown(self, elapsed: float) -> str:
-        peers = [lib for lib in self.libs if lib != "manystore"]
-        show_ratio = "manystore" in self.libs
-        header = ["Scenario", "Op", "Threads", "Unit", *self.libs]
+        # Tools that posted figures without being in --libs (S8's rclone) get columns too.
+        libs = list(dict.fromkeys([*self.libs, *(lib for cells in self.rows.values() for lib in cells)]))
+        peers = [lib for lib in libs if lib != "manystore"]
+        show_ratio = "manystore" in libs
+        header = ["Scenario", "Op", "Threads", "Unit", *libs]
         if show_ratio:
             header += [f"ms÷{p}" for p in peers]
         lines = [
@@ -100,7 +102,7 @@ class Report:
         for (scen, op, threads), cells in self.rows.items():
             rss = op.endswith(" RSS")
             unit = "MiB ↓" if rss else self.titles.get(scen, ("", "?"))[1] + " ↑"
-            row = [scen, op, str(threads), unit, *(self._fmt(cells.get(lib)) for lib in self.libs)]
+            row = [scen, op, str(threads), unit, *(self._fmt(cells.get(lib)) for lib in libs)]
             if show_ratio:
                 ms = cells.get("manystore")
                 for peer in peers:

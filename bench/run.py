@@ -4,7 +4,10 @@
 
 Scenarios: S1 small-object PUT/GET (1 and 16 threads), S2 one large object (PUT, whole
 GET, parallel 8 MiB ranged GETs; MB/s and peak RSS, each in a fresh subprocess), S3 listing,
-S4 POSIX small files vs raw Python, S5 streaming a large object through ``open()``.
+S4 POSIX small files vs raw Python, S5 streaming a large object through ``open()``,
+S6 re-reads from manystore's read cache, S7 manifest listing, S8 syncing many 64 KiB files
+(local -> S3, S3 -> S3, no-change rerun) with manystore, msc and ``rclone copy``; S8 always
+runs those three tools, whatever ``--libs`` says.
 Every figure is the median of ``--runs`` (>= 3) runs. The markdown table is printed and
 written to ``bench/results/latest.md``.
 """
@@ -25,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import layers
+from bench import layers, sync_bench
 from bench.libs import POSIX_LIBS, S3_LIBS, Endpoint, make_posix, make_s3
 from bench.report import Report
 
@@ -36,10 +39,24 @@ CHUNK = 8 * MiB
 SMALL = 4096
 S1_THREADS = (1, 16)
 RANGE_THREADS = 8
-SCENARIOS = ("S1", "S2", "S3", "S4", "S5", "S6", "S7")
+SCENARIOS = ("S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8")
 
-FULL = {"objects": 2000, "big": 1024 * MiB, "keys": 100_000, "stream": 2048 * MiB, "manifest": 1_000_000}
-QUICK = {"objects": 500, "big": 64 * MiB, "keys": 10_000, "stream": 256 * MiB, "manifest": 100_000}
+FULL = {
+    "objects": 2000,
+    "big": 1024 * MiB,
+    "keys": 100_000,
+    "stream": 2048 * MiB,
+    "manifest": 1_000_000,
+    "sync_files": 10_000,
+}
+QUICK = {
+    "objects": 500,
+    "big": 64 * MiB,
+    "keys": 10_000,
+    "stream": 256 * MiB,
+    "manifest": 100_000,
+    "sync_files": 1_000,
+}
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -249,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
             "S5": lambda: s5(report, ep, args.libs, sizes, args.runs),
             "S6": lambda: layers.s6(report, ep, work, sizes, args.runs),
             "S7": lambda: layers.s7(report, ep, work, sizes, args.runs),
+            "S8": lambda: sync_bench.s8(report, ep, work, sizes, args.runs),
         }
         for scen in SCENARIOS:
             if scen in args.only:

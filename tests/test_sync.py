@@ -310,3 +310,26 @@ def test_partitions_cover_the_tree_once(side: Callable[[str], StorageClient]) ->
     copied = sorted(src for plan in plans for src, _, _ in plan.jobs)
     assert copied == sorted(TREE)  # every object in exactly one partition
     assert [k for plan in plans for k in plan.unmatched] == ["only/here.txt"]
+
+
+@pytest.mark.parametrize("processes", [None, 2])
+def test_manifest_of_the_target_is_committed(
+    rclone_server: S3Server, tmp_path: Path, processes: int | None
+) -> None:
+    profile = s3_profile(rclone_server, f"manystore-test/manifest-{uuid.uuid4().hex[:8]}")
+    profile["metadata_provider"] = {
+        "type": "manifest",
+        "options": {"manifest_path": ".msc_manifests", "writable": True},
+    }
+    source = _client(_file_profile(tmp_path / "src"))
+    _fill(source, "", TREE)
+    target = _client(profile)
+    result = target.sync_from(source, "", "ds", num_worker_processes=processes, progress=False)
+    assert result.copied == len(TREE)
+    fresh = _client(profile)  # a new client sees the objects through the committed manifest alone
+    listed = {m.key: m.content_length for m in fresh.list("ds/")}
+    assert listed == {f"ds/{k}": len(v) for k, v in TREE.items()}
+    source.delete("d2/f.txt")
+    target = _client(profile)
+    assert target.sync_from(source, "", "ds", delete_unmatched_files=True, progress=False).deleted == 1
+    assert "ds/d2/f.txt" not in {m.key for m in _client(profile).list("ds/")}

@@ -78,7 +78,11 @@ class Transfer:
             self._server_side = False
         local_src = self._local(src_sp, src_key)
         if local_src is not None:
-            target.upload_file(dst_key, local_src)
+            if size <= SMALL_OBJECT:  # one read and one PUT: cheaper than a streamed upload
+                with open(local_src, "rb") as f:
+                    target.write(dst_key, f.read())
+            else:
+                target.upload_file(dst_key, local_src)
             return
         local_dst = self._local(dst_sp, dst_key)
         if local_dst is not None:
