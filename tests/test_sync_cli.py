@@ -67,3 +67,30 @@ def test_sync_include_exclude(urls: tuple[str, str]) -> None:
     assert set(_keys(dst)) == {"a.txt"}
     assert main(["sync", src, dst, "--exclude", "*.bin", "--exclude", "**/*.log", "-q"]) == 0
     assert set(_keys(dst)) == {"a.txt", "sub/c.txt"}
+
+
+def test_sync_with_worker_processes(urls: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    src, dst = urls
+    assert main(["sync", src, dst, "--processes", "2", "--workers", "2", "-q"]) == 0
+    assert "copied 4" in capsys.readouterr().out
+    assert _keys(dst) == {"a.txt": b"a", "b.bin": b"bb", "sub/c.txt": b"ccc", "sub/d.log": b"dddd"}
+
+
+def test_sync_refuses_delete_from_an_empty_source(
+    urls: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src, dst = urls
+    assert main(["sync", src, dst, "-q"]) == 0
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    capsys.readouterr()
+    assert main(["sync", str(empty), dst, "--delete", "-q"]) == 1
+    assert "refusing --delete" in capsys.readouterr().err
+    assert len(_keys(dst)) == 4  # nothing deleted
+
+
+def test_sync_of_one_object_says_use_cp(urls: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    src, dst = urls
+    assert main(["sync", src + "a.txt", dst, "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "a.txt is an object, not a directory" in err and "cp" in err

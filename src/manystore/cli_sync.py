@@ -22,6 +22,12 @@ def _cmd_sync(args: argparse.Namespace) -> int:
 
     source, source_path = resolve_storage_client(args.src)
     target, target_path = resolve_storage_client(args.dst)
+    if args.delete and source.is_empty(source_path):
+        print(
+            f"manystore: sync: {args.src}: no objects under it; refusing --delete, which would empty {args.dst}",
+            file=sys.stderr,
+        )
+        return 1
     try:
         result = sync_clients(
             source,

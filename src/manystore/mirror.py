@@ -27,7 +27,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_c
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, ManystoreError
+from .errors import ConfigError, InvalidPathError, ManystoreError
 from .mirror_exec import SyncExecutor, make_executor
 from .mirror_plan import (
     Job,
@@ -195,6 +195,13 @@ def _delete(target: StorageClient, keys: list[str], result: SyncResult) -> None:
                 result.failures[futures[fut]] = error
 
 
+def _names_one_object(client: StorageClient, path: str) -> bool:
+    try:
+        return bool(path.strip("/")) and client.is_file(path.strip("/"))
+    except Exception:  # an unreadable answer is not a reason to fail an empty sync
+        return False
+
+
 def sync_clients(
     source: StorageClient,
     source_path: str,
@@ -232,6 +239,7 @@ def sync_clients(
     Raises:
         SyncError: One or more objects failed (each with its cause); the others were synced.
         ConfigError: A bad option value.
+        InvalidPathError: ``source_path`` names one object, not a directory.
     """
     workers = (
         threads
@@ -267,6 +275,11 @@ def sync_clients(
         bar.close()
         if executor is not None:
             executor.close()
+    if not (result.copied or result.skipped or result.failures) and _names_one_object(source, source_path):
+        raise InvalidPathError(
+            f"{source.url_prefix}{source_path.strip('/')} is an object, not a directory: "
+            "sync mirrors a prefix; copy one object with cp / StorageClient.copy"
+        )
     if dry_run:
         result.deleted = len(unmatched)
         return result

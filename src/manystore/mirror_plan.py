@@ -100,7 +100,7 @@ def unchanged(src: ObjectMetadata, dst: ObjectMetadata | None) -> bool:
 
     Sizes must match. When both ETags are content MD5s (single-part S3-style) they decide;
     otherwise equal ETags mean unchanged, and failing that a target at least as new as
-    the source is taken as a completed earlier copy.
+    the source (to the whole second) is taken as a completed earlier copy.
     """
     if dst is None or src.content_length != dst.content_length:
         return False
@@ -109,7 +109,8 @@ def unchanged(src: ObjectMetadata, dst: ObjectMetadata | None) -> bool:
         return a == b
     if a and a == b:
         return True
-    return dst.last_modified >= src.last_modified
+    # Many stores keep whole seconds (S3 and Azure listings, HTTP dates): compare at that precision.
+    return dst.last_modified >= src.last_modified.replace(microsecond=0)
 
 
 def _files(client: StorageClient, prefix: str, recursive: bool) -> Iterator[ObjectMetadata]:

@@ -58,8 +58,8 @@ class Transfer:
 
     def __init__(self, source: StorageClient, target: StorageClient) -> None:
         self.source, self.target = source, target
-        self._src_sp, self._dst_sp = _provider(source), _provider(target)
-        self._server_side = True  # until a copy_from answers False
+        self._src_sp, self._dst_sp = src_sp, dst_sp = _provider(source), _provider(target)
+        self._server_side = src_sp is not None and dst_sp is not None and dst_sp.can_copy_from(src_sp)
 
     def _local(self, sp: BaseStorageProvider | None, key: str) -> str | None:
         return sp.local_path(key) if sp is not None else None
@@ -72,10 +72,9 @@ class Transfer:
             return
         src_sp, dst_sp = self._src_sp, self._dst_sp
         if self._server_side and src_sp is not None and dst_sp is not None:
-            if target._retry(lambda: dst_sp.copy_from(src_sp, src_key, dst_key), f"copy {src_key}"):
-                target._invalidate(dst_key)
-                return
-            self._server_side = False
+            target._retry(lambda: dst_sp.copy_from(src_sp, src_key, dst_key), f"copy {src_key}")
+            target._invalidate(dst_key)
+            return
         local_src = self._local(src_sp, src_key)
         if local_src is not None:
             if size <= SMALL_OBJECT:  # one read and one PUT: cheaper than a streamed upload

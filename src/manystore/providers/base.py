@@ -122,15 +122,20 @@ class BaseStorageProvider(StorageProvider):
         (the client then spools the bytes and stores them with one call on close)."""
         return None
 
-    def copy_from(self, source: BaseStorageProvider, src_path: str, dest_path: str) -> bool:
-        """Copy ``src_path`` of another provider ``source`` to ``dest_path`` here, server-side.
-
-        Used by sync between two profiles: when both name the same store (the same S3
-        endpoint and bucket, or the local file system) the bytes never pass through this
-        process. Returns ``False``, having done nothing, when ``source`` is not the same
-        store; the caller then streams the object.
-        """
+    def can_copy_from(self, source: BaseStorageProvider) -> bool:
+        """Whether :meth:`copy_from` works from ``source``: both name the same store (the same
+        S3 endpoint and bucket, the same GCS endpoint, or the local file system)."""
         return False
+
+    def copy_from(self, source: BaseStorageProvider, src_path: str, dest_path: str) -> None:
+        """Copy ``src_path`` of another provider ``source`` to ``dest_path`` here, server-side:
+        the bytes never pass through this process. Only when :meth:`can_copy_from` is true.
+
+        Raises:
+            NotImplementedError: Not the same store.
+            ObjectNotFoundError: ``src_path`` does not exist.
+        """
+        raise NotImplementedError(f"{self!r} cannot copy server-side from {source!r}")
 
     def reap_temp_files(self, prefix: str) -> int:
         """Remove temporary files that dead writers left under ``prefix``; returns how many.

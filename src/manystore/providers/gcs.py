@@ -48,7 +48,7 @@ from ..errors import (
 )
 from ..types import Credentials, CredentialsProvider, ObjectMetadata, Range, RetryConfig
 from ..utils import normalize_key, parse_size, within_bounds
-from .base import BucketStorageProvider
+from .base import BaseStorageProvider, BucketStorageProvider
 
 __all__ = [
     "GCSPermissionError",
@@ -634,6 +634,27 @@ class GoogleStorageProvider(BucketStorageProvider):
                     return
         except Exception as err:
             raise _translate(err, self._url(src))
+
+    def can_copy_from(self, source: BaseStorageProvider) -> bool:
+        """True for another GCS profile on the same endpoint (any bucket)."""
+        return isinstance(source, GoogleStorageProvider) and source._endpoint == self._endpoint
+
+    def copy_from(self, source: BaseStorageProvider, src_path: str, dest_path: str) -> None:
+        """Server-side ``rewrite`` from another GCS profile on the same endpoint (any bucket this
+        profile's credentials can read)."""
+        if not isinstance(source, GoogleStorageProvider) or not self.can_copy_from(source):
+            super().copy_from(source, src_path, dest_path)
+            return
+        src = source._full_key(src_path)
+        src_blob = self._get_client().bucket(source._bucket).blob(src)
+        try:
+            token, target = None, self._blob(self._full_key(dest_path))
+            while True:
+                token, _, _ = target.rewrite(src_blob, token=token, retry=None, timeout=self._timeout)
+                if token is None:
+                    return
+        except Exception as err:
+            raise _translate(err, source._url(src))
 
     def delete_object(self, path: str, if_match: str | None = None) -> None:
         """Delete one object in one request (``if_match`` is sent as ``ifGenerationMatch``).

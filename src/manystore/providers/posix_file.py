@@ -217,15 +217,19 @@ class PosixFileStorageProvider(BaseStorageProvider):
             raise self._missing(src_path)
         atomic_write(src, self._path(dest_path))
 
-    def copy_from(self, source: BaseStorageProvider, src_path: str, dest_path: str) -> bool:
+    def can_copy_from(self, source: BaseStorageProvider) -> bool:
+        """True for another local profile (one file system)."""
+        return isinstance(source, PosixFileStorageProvider)
+
+    def copy_from(self, source: BaseStorageProvider, src_path: str, dest_path: str) -> None:
         """Copy a file of another local profile (atomically at the destination)."""
         if not isinstance(source, PosixFileStorageProvider):
-            return False
+            super().copy_from(source, src_path, dest_path)
+            return
         src = source._path(src_path)
         if not os.path.isfile(src):
             raise source._missing(src_path)
         atomic_write(src, self._path(dest_path))
-        return True
 
     def reap_temp_files(self, prefix: str) -> int:
         """Remove temp files under ``prefix`` whose writer process (named in the file) is gone."""

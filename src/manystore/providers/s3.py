@@ -679,18 +679,24 @@ class S3StorageProvider(BucketStorageProvider):
         """What makes two providers the same store (a server-side copy works between them)."""
         return (self._endpoint, self._bucket)
 
-    def copy_from(self, source: BaseStorageProvider, src_path: str, dest_path: str) -> bool:
+    def can_copy_from(self, source: BaseStorageProvider) -> bool:
+        """True for a provider of the same class on the same endpoint and bucket."""
+        return (
+            isinstance(source, S3StorageProvider)
+            and type(source) is type(self)
+            and source._store_identity() == self._store_identity()
+        )
+
+    def copy_from(self, source: BaseStorageProvider, src_path: str, dest_path: str) -> None:
         """Server-side ``CopyObject`` from another profile on the same endpoint and bucket."""
-        if not isinstance(source, S3StorageProvider) or type(source) is not type(self):
-            return False
-        if source._store_identity() != self._store_identity():
-            return False
+        if not isinstance(source, S3StorageProvider) or not self.can_copy_from(source):
+            super().copy_from(source, src_path, dest_path)
+            return
         src, dest = source._full_key(src_path), self._full_key(dest_path)
         try:
             self._obs("copy")(src, dest)
         except Exception as err:
             raise _translate(err, self._url(src))
-        return True
 
     def delete_object(self, path: str, if_match: str | None = None) -> None:
         """Delete one object. It is HEAD-ed first (S3's DELETE succeeds on a missing key), so the
