@@ -23,14 +23,13 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, InvalidPathError, ManystoreError
 from .mirror_exec import SyncExecutor, make_executor
 from .mirror_plan import (
-    Job,
     Partition,
     PartitionPlan,
     SyncSpec,
@@ -40,7 +39,7 @@ from .mirror_plan import (
     iter_plan,
     plan_partition,
 )
-from .mirror_transfer import ChunkResult, Transfer, transfer_chunk
+from .mirror_transfer import ChunkResult, Transfer, transfer_chunk, transfer_jobs
 from .providers.base import BaseStorageProvider
 
 if TYPE_CHECKING:
@@ -119,28 +118,16 @@ def _run_threads(
     source: StorageClient, target: StorageClient, spec: SyncSpec, threads: int, progress: _Progress
 ) -> tuple[SyncResult, list[str]]:
     """Plan and transfer in this process, transfers starting while the source is still listed."""
-    result, plan, transfer = SyncResult(), PartitionPlan(), Transfer(source, target)
-    pending: dict[Future[None], Job] = {}
-
-    def settle(done: set[Future[None]]) -> None:
-        for fut in done:
-            job = pending.pop(fut)
-            error = fut.exception()
-            if error is None:
-                result.copied += 1
-                result.bytes_copied += job[2]
-            else:
-                result.failures[job[0]] = error
-            progress.advance(1, job[2])
-
-    with ThreadPoolExecutor(threads) as pool:
-        for job in iter_plan(source, target, spec, Partition(), plan):
-            progress.plan(1, job[2])
-            pending[pool.submit(transfer.copy_with_retry, job)] = job
-            if len(pending) >= threads * 4:
-                settle(wait(pending, return_when=FIRST_COMPLETED).done)
-        settle(wait(pending).done)
-    result.skipped = plan.skipped
+    plan = PartitionPlan()
+    done = transfer_jobs(
+        Transfer(source, target),
+        iter_plan(source, target, spec, Partition(), plan),
+        threads,
+        on_start=lambda job: progress.plan(1, job[2]),
+        on_done=lambda job, _: progress.advance(1, job[2]),
+    )
+    result = SyncResult(skipped=plan.skipped)
+    _merge(result, done)
     return result, plan.unmatched
 
 

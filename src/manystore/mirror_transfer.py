@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pickle
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -125,16 +125,19 @@ def portable_error(exc: BaseException) -> BaseException:
 
 def transfer_jobs(
     transfer: Transfer,
-    jobs: list[Job],
+    jobs: Iterable[Job],
     threads: int,
+    on_start: Callable[[Job], None] | None = None,
     on_done: Callable[[Job, BaseException | None], None] | None = None,
 ) -> ChunkResult:
-    """Copy ``jobs`` on ``threads`` threads; failures are collected, not raised."""
+    """Copy ``jobs`` on ``threads`` threads as they arrive (at most ``4 * threads`` queued);
+    failures are collected, not raised. ``on_start``/``on_done`` run in the calling thread."""
     result = ChunkResult()
-    with ThreadPoolExecutor(max(1, min(threads, len(jobs) or 1))) as pool:
-        futures = {pool.submit(transfer.copy_with_retry, job): job for job in jobs}
-        for fut in as_completed(futures):
-            job = futures[fut]
+    pending: dict[Future[None], Job] = {}
+
+    def settle(done: set[Future[None]]) -> None:
+        for fut in done:
+            job = pending.pop(fut)
             error = fut.exception()
             if error is None:
                 result.copied += 1
@@ -143,6 +146,15 @@ def transfer_jobs(
                 result.failures[job[0]] = error
             if on_done is not None:
                 on_done(job, error)
+
+    with ThreadPoolExecutor(threads) as pool:
+        for job in jobs:
+            if on_start is not None:
+                on_start(job)
+            pending[pool.submit(transfer.copy_with_retry, job)] = job
+            if len(pending) >= threads * 4:
+                settle(wait(pending, return_when=FIRST_COMPLETED).done)
+        settle(wait(pending).done)
     return result
 
 
