@@ -28,7 +28,6 @@ Backend notes (where GCS differs from the S3 provider):
 from __future__ import annotations
 
 import contextlib
-import json
 import mimetypes
 import os
 import threading
@@ -41,14 +40,21 @@ from typing import IO, Any, ClassVar
 from ..errors import (
     ConfigError,
     ManystoreError,
-    NotModifiedError,
     ObjectNotFoundError,
     PreconditionFailedError,
-    RetryableError,
 )
-from ..types import Credentials, CredentialsProvider, ObjectMetadata, Range, RetryConfig
+from ..types import CredentialsProvider, ObjectMetadata, Range, RetryConfig
 from ..utils import normalize_key, parse_size, within_bounds
+from ._gcs_errors import GCSPermissionError, GCSProviderError
+from ._gcs_errors import generation_of as _generation
+from ._gcs_errors import status_of as _status
+from ._gcs_errors import translate_error as _translate
 from .base import BaseStorageProvider, BucketStorageProvider
+from .gcs_credentials import (
+    GoogleIdentityPoolCredentialsProvider,
+    GoogleServiceAccountCredentialsProvider,
+    StringTokenSupplier,
+)
 
 __all__ = [
     "GCSPermissionError",
@@ -68,167 +74,11 @@ DEFAULT_MAX_CONCURRENCY = 16
 DEFAULT_CONNECT_TIMEOUT = 60.0
 DEFAULT_READ_TIMEOUT = 60.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _OPTIONS = frozenset({
     "multipart_threshold", "multipart_chunksize", "io_chunksize", "max_concurrency", "timeout",
     "connect_timeout", "read_timeout", "max_pool_connections", "skip_signature", "rust_client",
 })  # fmt: skip
 _LOCAL_HOSTS = ("http://127.0.0.1", "http://localhost", "http://[::1]")
-_ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"
-
-
-class GCSPermissionError(ManystoreError, PermissionError):
-    """GCS refused the credentials (401) or the operation (403)."""
-
-
-class GCSProviderError(ManystoreError, OSError):
-    """Any other failure reported by GCS or the transport."""
-
-
-# ------------------------------------------------------------------ credentials
-class StringTokenSupplier:
-    """Supplies a fixed subject token to Google's identity-pool (workload identity federation) flow.
-
-    Args:
-        token: The external identity token (e.g. an OIDC ID token). Never shown by ``repr``.
-    """
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def get_subject_token(self, context: Any, request: Any) -> str:
-        """Return the token (``context`` and ``request`` are unused)."""
-        return self._token
-
-    def __repr__(self) -> str:
-        return "StringTokenSupplier(token='***')"
-
-
-class GoogleIdentityPoolCredentialsProvider(CredentialsProvider):
-    """Workload identity federation: exchange an external token for Google credentials.
-
-    Args:
-        audience: The workload identity pool provider's audience
-            (``//iam.googleapis.com/projects/.../providers/...``).
-        token_supplier: The subject token itself (a string, as in the reference client).
-    """
-
-    def __init__(self, audience: str, token_supplier: str) -> None:
-        self._audience = audience
-        self._token = token_supplier
-
-    def get_credentials(self) -> Credentials:
-        """The audience and token, in ``custom_fields`` (``audience``, ``token``)."""
-        return Credentials("", "", None, None, {"audience": self._audience, "token": self._token})
-
-    def refresh_credentials(self) -> None:
-        """Nothing to refresh: google-auth exchanges the token when needed."""
-
-    def google_credentials(self) -> Any:
-        """A ``google.auth.identity_pool.Credentials`` (built without network access)."""
-        from google.auth import identity_pool
-
-        return identity_pool.Credentials(
-            audience=self._audience,
-            subject_token_type=_ID_TOKEN_TYPE,
-            token_url="https://sts.googleapis.com/v1/token",
-            subject_token_supplier=StringTokenSupplier(self._token),
-        )
-
-    def __repr__(self) -> str:
-        return f"GoogleIdentityPoolCredentialsProvider(audience={self._audience!r})"
-
-
-class GoogleServiceAccountCredentialsProvider(CredentialsProvider):
-    """A service-account key: a JSON key file path or its parsed contents (exactly one).
-
-    Args:
-        file: Path of the service-account JSON key file.
-        info: The key file's contents as a dict.
-
-    Raises:
-        ConfigError: Neither or both given, or the file is not readable JSON.
-    """
-
-    def __init__(self, file: str | None = None, info: dict[str, Any] | None = None) -> None:
-        if (file is None) == (info is None):
-            raise ConfigError("GoogleServiceAccountCredentialsProvider: give exactly one of 'file' or 'info'")
-        if file is not None:
-            try:
-                with open(file, encoding="utf-8") as fh:
-                    info = json.load(fh)
-            except (OSError, ValueError) as err:
-                raise ConfigError(f"cannot read service-account key file {file!r}: {type(err).__name__}")
-        if not isinstance(info, dict):
-            raise ConfigError("GoogleServiceAccountCredentialsProvider: the key must be a JSON object")
-        self._info = dict(info)
-
-    def get_credentials(self) -> Credentials:
-        """The key's ``client_email`` as access key; the whole key in ``custom_fields["info"]``."""
-        return Credentials(
-            str(self._info.get("client_email", "")), "", None, None, {"info": dict(self._info)}
-        )
-
-    def refresh_credentials(self) -> None:
-        """Nothing to refresh: google-auth mints access tokens from the key."""
-
-    def google_credentials(self) -> Any:
-        """A ``google.oauth2.service_account.Credentials``."""
-        from google.oauth2 import service_account
-
-        return service_account.Credentials.from_service_account_info(self._info)
-
-    def __repr__(self) -> str:
-        return f"GoogleServiceAccountCredentialsProvider(client_email={self._info.get('client_email')!r})"
-
-
-# ------------------------------------------------------------------ errors
-def _status(err: BaseException) -> int | None:
-    code = getattr(err, "code", None)
-    if isinstance(code, int):
-        return code
-    response = getattr(err, "response", None)
-    status = getattr(response, "status_code", None)
-    return status if isinstance(status, int) else None
-
-
-def _translate(err: BaseException, url: str) -> Exception:
-    """Map a google-cloud-storage / transport exception to manystore's error hierarchy."""
-    if isinstance(err, ManystoreError):
-        return err
-    if isinstance(err, FileNotFoundError):
-        return ObjectNotFoundError(f"{url}: {err}")
-    names = {cls.__name__ for cls in type(err).__mro__}
-    status = _status(err)
-    text = str(getattr(err, "message", "") or err).split("\n", 1)[0][:300]
-    msg = f"{url}: {text}" if text else f"{url}: {type(err).__name__}"
-    if status == 404:
-        return ObjectNotFoundError(msg)
-    if status == 412:
-        return PreconditionFailedError(msg)
-    if status == 304:
-        return NotModifiedError(msg)
-    if status in (401, 403) or "RefreshError" in names:
-        return GCSPermissionError(msg)
-    if status in _RETRYABLE_STATUS:
-        return RetryableError(msg, status=status)
-    if status is None and (
-        isinstance(err, (ConnectionError, TimeoutError))
-        or names & {"ConnectionError", "Timeout", "ChunkedEncodingError", "TransportError", "DataCorruption",
-                    "ProtocolError", "ReadTimeoutError", "NewConnectionError", "RetryError"}
-    ):  # fmt: skip
-        return RetryableError(msg, status=None)
-    return GCSProviderError(msg)
-
-
-def _generation(if_match: str | None, url: str) -> int | None:
-    """The generation an ``if_match`` ETag names (a non-number matches nothing)."""
-    if if_match is None:
-        return None
-    value = if_match.strip('"')
-    if not value.isdigit():
-        raise PreconditionFailedError(f"{url}: ETag {if_match!r} is not a GCS generation")
-    return int(value)
 
 
 def _positive(name: str, value: Any, parse: Any = float) -> Any:
@@ -624,16 +474,7 @@ class GoogleStorageProvider(BucketStorageProvider):
         Raises:
             ObjectNotFoundError: ``src_path`` does not exist.
         """
-        src, dest = self._full_key(src_path), self._full_key(dest_path)
-        try:
-            token = None
-            target = self._blob(dest)
-            while True:
-                token, _, _ = target.rewrite(self._blob(src), token=token, retry=None, timeout=self._timeout)
-                if token is None:
-                    return
-        except Exception as err:
-            raise _translate(err, self._url(src))
+        self._rewrite(self._bucket, self._full_key(src_path), self._full_key(dest_path))
 
     def can_copy_from(self, source: BaseStorageProvider) -> bool:
         """True for another GCS profile on the same endpoint (any bucket)."""
@@ -645,16 +486,19 @@ class GoogleStorageProvider(BucketStorageProvider):
         if not isinstance(source, GoogleStorageProvider) or not self.can_copy_from(source):
             super().copy_from(source, src_path, dest_path)
             return
-        src = source._full_key(src_path)
-        src_blob = self._get_client().bucket(source._bucket).blob(src)
+        self._rewrite(source._bucket, source._full_key(src_path), self._full_key(dest_path))
+
+    def _rewrite(self, src_bucket: str, src_key: str, dest_key: str) -> None:
+        """``rewrite`` ``src_bucket/src_key`` onto ``dest_key`` here, repeated until GCS is done."""
+        src_blob = self._get_client().bucket(src_bucket).blob(src_key)
         try:
-            token, target = None, self._blob(self._full_key(dest_path))
+            token, target = None, self._blob(dest_key)
             while True:
                 token, _, _ = target.rewrite(src_blob, token=token, retry=None, timeout=self._timeout)
                 if token is None:
                     return
         except Exception as err:
-            raise _translate(err, source._url(src))
+            raise _translate(err, f"gs://{src_bucket}/{src_key}")
 
     def delete_object(self, path: str, if_match: str | None = None) -> None:
         """Delete one object in one request (``if_match`` is sent as ``ifGenerationMatch``).

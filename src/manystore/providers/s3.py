@@ -21,27 +21,22 @@ Backend notes (where this provider differs from the Multi-Storage Client's boto3
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
-import re
 import threading
 import urllib.parse
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ClassVar, cast
 
 from ..errors import (
-    ChecksumMismatchError,
     ConfigError,
     ManystoreError,
     ObjectNotFoundError,
     PreconditionFailedError,
     RetryableError,
 )
-from ..types import Credentials, CredentialsProvider, ObjectMetadata, Range, RetryConfig
+from ..types import CredentialsProvider, ObjectMetadata, Range, RetryConfig
 from ..utils import normalize_key, parse_size, within_bounds
 from ._http_range import ranged_get
 from ._obstore import (
@@ -54,11 +49,15 @@ from ._obstore import (
 from ._obstore import status_of as _status_of
 from ._obstore import summary as _summary
 from ._obstore import translate_error as _translate
+from ._s3_download import RESUME_GRANULE, RangedDownloads, collect_into
+from ._s3_download import quote_etag as _quote
+from ._s3_download import unquote_etag as _unquote
 from .base import BaseStorageProvider, BucketStorageProvider
+from .s3_credentials import ObstoreCredentials, StaticS3CredentialsProvider, boto3_credentials
 
 if TYPE_CHECKING:
     from obstore import Attributes, ObjectMeta, PutMode
-    from obstore.store import ClientConfig, S3Config, S3Credential
+    from obstore.store import ClientConfig, S3Config
 
 __all__ = [
     "ObstoreForkError",
@@ -93,81 +92,6 @@ _OPTIONS = _RUST_CLIENT_KEYS | {
 }  # fmt: skip
 
 
-class StaticS3CredentialsProvider(CredentialsProvider):
-    """Fixed S3 credentials (access key, secret key, optional session token).
-
-    Args:
-        access_key: Access key id.
-        secret_key: Secret access key. Never shown by ``repr``.
-        session_token: Session token of temporary credentials, if any.
-    """
-
-    def __init__(self, access_key: str, secret_key: str, session_token: str | None = None) -> None:
-        self._access_key = access_key
-        self._secret_key = secret_key
-        self._session_token = session_token
-
-    def get_credentials(self) -> Credentials:
-        """The static credentials; they never expire."""
-        return Credentials(self._access_key, self._secret_key, self._session_token, expiration=None)
-
-    def refresh_credentials(self) -> None:
-        """Nothing to refresh."""
-
-    def __repr__(self) -> str:
-        return f"StaticS3CredentialsProvider(access_key={self.get_credentials()!r})"
-
-
-class _ObstoreCredentials:
-    """Adapts a :class:`CredentialsProvider` to obstore's ``credential_provider`` callback."""
-
-    def __init__(self, provider: CredentialsProvider) -> None:
-        self._provider = provider
-
-    def __call__(self) -> S3Credential:
-        creds = self._provider.get_credentials()
-        if creds.is_expired(margin_seconds=60):
-            self._provider.refresh_credentials()
-            creds = self._provider.get_credentials()
-        expires_at = None
-        if creds.expiration:
-            expires_at = datetime.fromisoformat(creds.expiration.replace("Z", "+00:00"))
-            if expires_at.tzinfo is None:
-                expires_at = expires_at.replace(tzinfo=timezone.utc)
-        return {
-            "access_key_id": creds.access_key,
-            "secret_access_key": creds.secret_key,
-            "token": creds.token,
-            "expires_at": expires_at,
-        }
-
-
-class _Boto3Credentials:
-    """obstore callback over botocore credentials (which refresh themselves); re-read every 10 min."""
-
-    def __init__(self, credentials: Any) -> None:
-        self._credentials = credentials
-
-    def __call__(self) -> S3Credential:
-        frozen = self._credentials.get_frozen_credentials()
-        expires_at = datetime.now(timezone.utc) + timedelta(minutes=10)
-        return {
-            "access_key_id": frozen.access_key,
-            "secret_access_key": frozen.secret_key,
-            "token": frozen.token,
-            "expires_at": expires_at,
-        }
-
-
-def _quote(etag: str) -> str:
-    """ETags go on the wire quoted (RFC 9110); ``*`` stays bare."""
-    return etag if etag == "*" or etag.startswith(('"', 'W/"')) else f'"{etag}"'
-
-
-def _unquote(etag: str | None) -> str | None:
-    return etag.strip('"') if etag else etag
-
-
 def _key_before(key: str) -> str | None:
     """A listing offset just below ``key``: no realistic key lies between it and ``key``."""
     code = ord(key[-1]) - 1
@@ -187,35 +111,7 @@ def _positive(name: str, value: Any, parse: Any = float) -> Any:
     return out
 
 
-_MD5_RE = re.compile(r"^[0-9a-f]{32}$")
-_RESUME_GRANULE = 1 << 20
-
-
-def _is_md5(etag: str | None) -> bool:
-    """True for an S3 ETag that is the MD5 of the content (single-part upload, no SSE-KMS)."""
-    return bool(etag) and _MD5_RE.match(etag or "") is not None
-
-
-class _Hashing:
-    """Passes writes to ``fh``, feeding them to ``md5`` too (when given)."""
-
-    def __init__(self, fh: Any, md5: Any) -> None:
-        self._fh, self._md5 = fh, md5
-
-    def write(self, data: Any) -> int:
-        if self._md5 is not None:
-            self._md5.update(data)
-        return int(self._fh.write(data) or 0)
-
-
-class _Appender:
-    """A ``write`` that appends to a list (collects parallel ranges for one join)."""
-
-    def __init__(self, parts: list[Any]) -> None:
-        self.write = parts.append
-
-
-class S3StorageProvider(BucketStorageProvider):
+class S3StorageProvider(RangedDownloads, BucketStorageProvider):
     """Storage provider for Amazon S3 and S3-compatible stores (MinIO, rclone, moto, Ceph...).
 
     Args:
@@ -387,34 +283,17 @@ class S3StorageProvider(BucketStorageProvider):
             client["pool_max_idle_per_host"] = str(self._pool_size)
         callback: Any = None
         if self._credentials_provider is not None:
-            callback = _ObstoreCredentials(self._credentials_provider)
+            callback = ObstoreCredentials(self._credentials_provider)
         elif os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY"):
             config["access_key_id"] = os.environ["AWS_ACCESS_KEY_ID"]
             config["secret_access_key"] = os.environ["AWS_SECRET_ACCESS_KEY"]
             if os.environ.get("AWS_SESSION_TOKEN"):
                 config["session_token"] = os.environ["AWS_SESSION_TOKEN"]
         else:
-            callback = self._boto3_credentials(config)
+            callback = boto3_credentials(self._profile_name, config, repr(self))
             if callback is None:
                 config["skip_signature"] = True
         return config, client, callback
-
-    def _boto3_credentials(self, config: dict[str, Any]) -> Any:
-        """A callback over boto3's credential chain, or ``None`` if boto3 is absent or finds nothing."""
-        try:
-            import boto3
-        except ImportError:
-            return None
-        try:
-            session = boto3.Session(profile_name=self._profile_name)
-            credentials = session.get_credentials()
-        except Exception as err:  # e.g. ProfileNotFound
-            raise ConfigError(f"{self!r}: boto3 credential chain failed: {err}")
-        if credentials is None:
-            return None
-        if "region" not in config and session.region_name:
-            config["region"] = session.region_name
-        return _Boto3Credentials(credentials)
 
     def _build_store(self, store_class: Any, retry: RetryConfig | None = None) -> Any:
         """A store with obstore's retries off, or (for streaming writers, which the client cannot
@@ -491,10 +370,10 @@ class S3StorageProvider(BucketStorageProvider):
         ``multipart_chunksize``), collected and joined with one copy."""
         result = self._obs("get")(key, options=options)
         size = result.range[1]  # cheaper than building .meta, which only larger objects need
-        if size <= _RESUME_GRANULE:
+        if size <= RESUME_GRANULE:
             return bytes(result.bytes())
         parts: list[Any] = []
-        self._receive(key, result, _Appender(parts), self._io_chunksize, verify=False)
+        self._receive(key, result, collect_into(parts), self._io_chunksize, verify=False)
         return b"".join(parts)
 
     def _read_range(self, key: str, lo: int, hi: int, options: dict[str, Any]) -> Any:
@@ -769,75 +648,3 @@ class S3StorageProvider(BucketStorageProvider):
         except Exception as err:
             raise _translate(err, self._url(key))
         self._receive(key, result, fh, None, verify=self._verify_checksums)
-
-    def _receive(self, key: str, result: Any, fh: Any, part: int | None, verify: bool) -> None:
-        """Write the object of GET ``result`` to ``fh`` in order.
-
-        Everything after the first response is pinned to its ETag. A stream cut short is resumed
-        with a ranged GET from the byte where it stopped (same ETag), not restarted. Above
-        ``multipart_chunksize`` the rest after the first chunk comes as parallel ranged GETs of
-        ``part`` bytes (default ``multipart_chunksize``). With ``verify`` and an ETag that is the
-        MD5 of the content (single-part uploads), a mismatch raises :class:`ChecksumMismatchError`.
-        """
-        url = self._url(key)
-        meta = result.meta
-        size, etag = meta["size"], _unquote(meta.get("e_tag"))
-        md5 = hashlib.md5(usedforsecurity=False) if verify and _is_md5(etag) else None
-        sink = _Hashing(fh, md5)
-        limit = size if size <= self._chunksize else min(size, self._io_chunksize)
-        received = 0
-        try:
-            for chunk in result.stream(min_chunk_size=_RESUME_GRANULE):  # small: a cut keeps its progress
-                sink.write(chunk)
-                received += len(chunk)
-                if received >= limit:
-                    break
-        except Exception as err:
-            error = _translate(err, url)
-            if not isinstance(error, RetryableError) or received == 0:
-                raise error
-        del result  # drops the connection
-        if received < limit:  # cut short: resume from where the stream stopped
-            options = {"if_match": _quote(etag)} if etag else {}
-            try:
-                rest = self._read_range(key, received, limit, options)
-            except Exception as err:
-                raise _translate(err, url)
-            sink.write(rest)
-            received += len(rest)
-        if received < size:
-            self._parallel_ranges(key, sink, received, size, etag, part)
-        if md5 is not None and md5.hexdigest() != etag:
-            raise ChecksumMismatchError(
-                f"{url}: downloaded bytes have MD5 {md5.hexdigest()}, the ETag says {etag}"
-            )
-
-    def _parallel_ranges(
-        self, key: str, fh: Any, start: int, size: int, etag: str | None, part: int | None = None
-    ) -> None:
-        """Fetch ``[start, size)`` in ``part``-byte ranges (default ``multipart_chunksize``) on a
-        thread pool, writing them to ``fh`` in order; every range is pinned to ``etag``."""
-        options: dict[str, Any] = {"if_match": _quote(etag)} if etag else {}
-        part = part or self._chunksize
-
-        def fetch(lo: int) -> Any:
-            hi = min(lo + part, size)
-            data = self._read_range(key, lo, hi, options)
-            if len(data) != hi - lo:
-                raise S3ProviderError(f"{self._url(key)}: short read at {lo}: {len(data)} of {hi - lo} bytes")
-            return data
-
-        offsets = iter(range(start, size, part))
-        pending: deque[Future[Any]] = deque()
-        with ThreadPoolExecutor(self._max_concurrency, thread_name_prefix="manystore-s3-get") as pool:
-            try:
-                for lo in offsets:
-                    pending.append(pool.submit(fetch, lo))
-                    if len(pending) >= self._max_concurrency:
-                        fh.write(pending.popleft().result())
-                while pending:
-                    fh.write(pending.popleft().result())
-            except Exception as err:
-                for fut in pending:
-                    fut.cancel()
-                raise _translate(err, self._url(key))
