@@ -38,6 +38,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from ..types import ObjectMetadata
@@ -49,6 +50,7 @@ _MAGIC = b"MSC\x01"
 _PREFIX = struct.Struct(">4sI")
 _TMP = ".tmp-"
 _OBJ = ".obj"
+_FIRST_READ = 64 << 10
 _BLK = ".blk"
 
 
@@ -83,13 +85,11 @@ class _Entry:
 
     def meta(self) -> ObjectMetadata:
         h = self.header
-        return ObjectMetadata.from_dict(
-            {
-                "key": h["key"],
-                "content_length": h["size"],
-                "last_modified": h["last_modified"],
-                "etag": h["etag"],
-            }
+        return ObjectMetadata(
+            key=h["key"],
+            content_length=h["size"],
+            last_modified=datetime.fromisoformat(h["last_modified"]),
+            etag=h["etag"],
         )
 
 
@@ -120,6 +120,7 @@ class CacheManager:
         self._refresh = float(config.eviction_policy.refresh_interval)
         self.root = os.path.join(config.backend.cache_path, _safe_dir_name(profile))
         self._data = os.path.join(self.root, "data")
+        self._data_dir = self._data + os.sep
         self._locks = os.path.join(self.root, "locks")
         os.makedirs(self._data, exist_ok=True)
         os.makedirs(self._locks, exist_ok=True)
@@ -136,31 +137,46 @@ class CacheManager:
         return FileLock(os.path.join(self._locks, name + ".lock"))
 
     def _file(self, name: str) -> str:
-        return os.path.join(self._data, name)
+        return self._data_dir + name
 
     def _load(self, name: str, with_payload: bool = True) -> _Entry | None:
-        """The entry ``name`` if it is present and whole, else None."""
+        """The entry ``name`` if it is present and whole, else None.
+
+        One read of :data:`_FIRST_READ` bytes holds the prefix, the header and (for small
+        objects, the hot path) the payload; a bigger payload takes one more read.
+        """
         try:
             with open(self._file(name), "rb") as fh:
                 st = os.fstat(fh.fileno())
-                magic, hlen = _PREFIX.unpack(fh.read(_PREFIX.size))
+                head = fh.read(_FIRST_READ)
+                magic, hlen = _PREFIX.unpack_from(head)
                 if magic != _MAGIC:
                     return None
-                header = json.loads(fh.read(hlen))
-                expected = _PREFIX.size + hlen + (header["size"] if header.get("complete") else 0)
-                if st.st_size != expected:
+                start = _PREFIX.size + hlen
+                header = json.loads(head[_PREFIX.size : start])
+                complete = header.get("complete")
+                if st.st_size != start + (header["size"] if complete else 0):
                     return None
-                payload = fh.read() if with_payload and header.get("complete") else None
+                payload = None
+                if with_payload and complete:
+                    payload = head[start:] if st.st_size <= len(head) else head[start:] + fh.read()
                 return _Entry(header, payload, st.st_mtime)
         except (OSError, ValueError, KeyError, struct.error):
             return None
 
-    def _touch(self, name: str, validated: bool = False) -> None:
-        """Record a use (atime) and, with ``validated``, a successful validation (mtime)."""
+    def _touch(self, name: str, validated: bool = False, mtime: float | None = None) -> None:
+        """Record a use (atime) and, with ``validated``, a successful validation (mtime).
+
+        ``mtime``: the entry's modification time when the caller has it (saves a ``stat``).
+        """
         now = time.time()
         with contextlib.suppress(OSError):
             path = self._file(name)
-            os.utime(path, (now, now if validated else os.stat(path).st_mtime))
+            if validated:
+                mtime = now
+            elif mtime is None:
+                mtime = os.stat(path).st_mtime
+            os.utime(path, (now, mtime))
 
     def _fresh(self, entry: _Entry) -> bool:
         return time.time() - entry.mtime < self._refresh
@@ -259,13 +275,13 @@ class CacheManager:
         entry = self._load(name)
         if usable(entry):
             assert entry is not None
-            self._touch(name)
+            self._touch(name, mtime=entry.mtime)
             return self._hit(entry, wants)
         with self._lock(name):
             entry = self._load(name)
             if usable(entry):
                 assert entry is not None
-                self._touch(name)
+                self._touch(name, mtime=entry.mtime)
                 return self._hit(entry, wants)
             try:
                 meta = head()
@@ -317,12 +333,12 @@ class CacheManager:
         name = _digest(key, etag, str(offset)) + _BLK
         entry = self._load(name)
         if entry is not None and entry.payload is not None:
-            self._touch(name)
+            self._touch(name, mtime=entry.mtime)
             return entry.payload
         with self._lock(name):
             entry = self._load(name)
             if entry is not None and entry.payload is not None:
-                self._touch(name)
+                self._touch(name, mtime=entry.mtime)
                 return entry.payload
             data = fetch()
             header = {
