@@ -23,7 +23,8 @@ import pytest
 from manystore import StorageClient, StorageClientConfig
 from manystore.errors import ConfigError
 from manystore.mirror import SyncError, sync_clients
-from manystore.mirror_plan import unchanged
+from manystore.mirror_plan import Partition, SyncSpec, discover_partitions, plan_partition, unchanged
+from manystore.mirror_work import sync_partition
 from manystore.providers._tempfile import TEMP_SUFFIX
 from manystore.types import ObjectMetadata
 
@@ -200,6 +201,10 @@ def test_progress_bar_shows_objects_bytes(side: Callable[[str], StorageClient], 
     target.sync_from(source, progress=True, description="Mirroring")
     err = capsys.readouterr().err
     assert "Mirroring" in err and "6/6 objects" in err and "B/s" in err
+    other = side("file")
+    other.sync_from(source, progress=True, num_worker_processes=2, description="Spread")
+    err = capsys.readouterr().err
+    assert "Spread" in err and "6/6" in err and "obj/s" in err and "copied" in err
 
 
 def _meta(size: int, etag: str, age: float) -> ObjectMetadata:
@@ -311,8 +316,6 @@ def test_kill_s3_to_local_midway_then_rerun(
 
 
 def test_partitions_cover_the_tree_once(side: Callable[[str], StorageClient]) -> None:
-    from manystore.mirror_plan import Partition, SyncSpec, discover_partitions, plan_partition
-
     source, target = side("file"), side("file")
     _fill(source, "", TREE)
     _fill(target, "", {"only/here.txt": b"x"})
@@ -347,3 +350,42 @@ def test_manifest_of_the_target_is_committed(
     target = _client(profile)
     assert target.sync_from(source, "", "ds", delete_unmatched_files=True, progress=False).deleted == 1
     assert "ds/d2/f.txt" not in {m.key for m in _client(profile).list("ds/")}
+
+
+FLAT = {f"f{i:03d}": bytes([i]) * (i + 1) for i in range(25)}
+
+
+@pytest.mark.parametrize("kind", ["file", "s3-rclone"])
+def test_a_big_partition_is_cut_into_key_ranges_that_cover_it(
+    side: Callable[[str], StorageClient], kind: str
+) -> None:
+    source, target = side("file"), side(kind)
+    _fill(source, "in/", FLAT)
+    extra = {"a-first": b"1", "f005x": b"2", "f0999": b"3", "zz-last": b"4"}  # before, between, after
+    _fill(target, "out/", extra)
+    spec = SyncSpec("in/", "out/", delete_unmatched_files=True)
+    whole = Partition("", recursive=True)
+    survey = sync_partition(source, target, spec, whole, threads=2, dry_run=False, split_above=4)
+    assert survey.cuts == [f"f{i:03d}" for i in range(3, 25, 4)] and survey.objects == 25
+    assert set(_contents(target, "out/")) == set(extra), "a survey changes nothing"
+    ranges = whole.split(survey.cuts)
+    outcomes = [sync_partition(source, target, spec, r, 2, False, None) for r in ranges]
+    assert sum(o.copied for o in outcomes) == 25 and sum(o.objects for o in outcomes) == 25
+    assert sorted(k for o in outcomes for k in o.deleted_keys) == sorted(f"out/{k}" for k in extra)
+    assert _contents(target, "out/") == FLAT
+
+
+def test_worker_processes_split_a_flat_directory(
+    side: Callable[[str], StorageClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import manystore.mirror
+
+    monkeypatch.setattr(manystore.mirror, "SPLIT_ABOVE", 5)  # the driver passes it to the workers
+    source, target = side("file"), side("s3-rclone")
+    _fill(source, "", FLAT)
+    _fill(target, "", {"stale": b"x"})
+    result = target.sync_from(source, delete_unmatched_files=True, num_worker_processes=2, progress=False)
+    assert (result.copied, result.deleted, result.skipped) == (25, 1, 0)
+    assert _contents(target) == FLAT
+    again = target.sync_from(source, num_worker_processes=2, dry_run=True, progress=False)
+    assert (again.copied, again.skipped) == (0, 25)

@@ -6,10 +6,11 @@ How it runs:
   target lacks it or differs in size, or in content MD5 where both sides expose one (S3
   single-part ETags), or when the target is older than the source. Unchanged objects
   are skipped, so rerunning a sync — also one that was killed — copies only the rest.
-* **Transfer.** Threads in this process (``threads``, default 16); with
-  ``num_worker_processes`` > 1 the tree is split into partitions listed by worker
-  processes, and the transfers go to them in chunks, each chunk on ``threads`` threads;
-  ``execution="ray"`` does the same with Ray tasks across a cluster. Each object takes the
+* **Transfer.** Threads in this process (``threads``, default 16), transfers starting while
+  the source is still listed. With ``num_worker_processes`` > 1 the tree is split into
+  partitions (directories, and key ranges of big ones — see :mod:`manystore.mirror_work`)
+  that worker processes list and sync, each on ``threads`` threads; ``execution="ray"``
+  does the same with Ray tasks across a cluster. Each object takes the
   cheapest route (see :mod:`manystore.mirror_transfer`), server-side when both profiles
   name the same store, and is written atomically.
 * **Failures.** A failing object is retried, then recorded; the others still complete and
@@ -23,7 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -33,13 +34,13 @@ from .mirror_plan import (
     Partition,
     PartitionPlan,
     SyncSpec,
-    chunk_jobs,
     dir_prefix,
     discover_partitions,
     iter_plan,
     plan_partition,
 )
-from .mirror_transfer import ChunkResult, Transfer, transfer_chunk, transfer_jobs
+from .mirror_transfer import Transfer, TransferResult, transfer_jobs
+from .mirror_work import SPLIT_ABOVE, Outcome, sync_partition
 from .providers.base import BaseStorageProvider
 
 if TYPE_CHECKING:
@@ -75,32 +76,40 @@ class SyncResult:
 
 
 class _Progress:
-    """A tqdm bar on stderr counting bytes (rate, ETA) with ``done/total objects`` beside it."""
+    """A tqdm bar on stderr: rate and ETA, with ``done/total objects`` and bytes copied.
 
-    def __init__(self, description: str, enabled: bool) -> None:
-        self.objects = self.total_objects = 0
+    In-process syncs know each transfer's size and count bytes; worker syncs learn of
+    objects a partition at a time and count objects.
+    """
+
+    def __init__(self, description: str, enabled: bool, by_objects: bool = False) -> None:
+        self.objects = self.total_objects = self.nbytes = 0
+        self._by_objects = by_objects
         self._bar: Any = None
         if enabled:
             from tqdm import tqdm
 
-            self._bar = tqdm(
-                total=0, unit="B", unit_scale=True, unit_divisor=1024, desc=description, leave=False
-            )
+            unit = {"unit": "obj"} if by_objects else {"unit": "B", "unit_scale": True, "unit_divisor": 1024}
+            self._bar = tqdm(total=0, desc=description, leave=False, **unit)
 
     def plan(self, objects: int, nbytes: int) -> None:
         self.total_objects += objects
         if self._bar is not None:
-            self._bar.total += nbytes
+            self._bar.total += objects if self._by_objects else nbytes
             self._show()
 
     def advance(self, objects: int, nbytes: int) -> None:
         self.objects += objects
+        self.nbytes += nbytes
         if self._bar is not None:
-            self._bar.update(nbytes)
+            self._bar.update(objects if self._by_objects else nbytes)
             self._show()
 
     def _show(self) -> None:
-        self._bar.set_postfix_str(f"{self.objects}/{self.total_objects} objects", refresh=False)
+        text = f"{self.objects}/{self.total_objects} objects"
+        if self._by_objects:
+            text = f"{self._bar.format_sizeof(self.nbytes, 'B', 1024)} copied"
+        self._bar.set_postfix_str(text, refresh=False)
         self._bar.refresh()
 
     def close(self) -> None:
@@ -108,7 +117,7 @@ class _Progress:
             self._bar.close()
 
 
-def _merge(result: SyncResult, part: ChunkResult) -> None:
+def _merge(result: SyncResult, part: TransferResult | Outcome) -> None:
     result.copied += part.copied
     result.bytes_copied += part.bytes_copied
     result.failures.update(part.failures)
@@ -140,29 +149,38 @@ def _run_executor(
     progress: _Progress,
     dry_run: bool,
 ) -> tuple[SyncResult, list[str]]:
-    """Plan partitions on the executor's workers, then send them the transfers in chunks."""
-    result, unmatched, jobs = SyncResult(), [], []
-    parts = discover_partitions(source, target, spec, executor.slots * 4)
-    for fut in as_completed([executor.submit(plan_partition, source, target, spec, p) for p in parts]):
-        plan: PartitionPlan = fut.result()
-        result.skipped += plan.skipped
-        unmatched.extend(plan.unmatched)
-        jobs.extend(plan.jobs)
-        progress.plan(len(plan.jobs), sum(n for _, _, n in plan.jobs))
-    if dry_run:
-        result.copied, result.bytes_copied = len(jobs), sum(n for _, _, n in jobs)
-        return result, sorted(unmatched)
-    chunks = chunk_jobs(jobs, executor.slots)
-    futures = {executor.submit(transfer_chunk, source, target, c, threads): c for c in chunks}
-    for fut in as_completed(futures):
-        chunk = futures[fut]
-        try:
-            part: ChunkResult = fut.result()
-        except Exception as exc:  # the worker itself died (after Ray's retries)
-            part = ChunkResult(failures={src: exc for src, _, _ in chunk.jobs})
-        _merge(result, part)
-        progress.advance(len(chunk.jobs), chunk.size)
-    return result, sorted(unmatched)
+    """Sync partitions on the executor's workers; a partition too big for one worker comes
+    back as cut keys and goes out again as key ranges. Returns the result and deleted keys."""
+    result, deleted_keys = SyncResult(), []
+    pending: dict[Future[Outcome], Partition] = {}
+
+    def submit(part: Partition, split_above: int | None) -> None:
+        args = (source, target, spec, part, threads, dry_run, split_above)
+        pending[executor.submit(sync_partition, *args)] = part
+
+    for part in discover_partitions(source, target, spec, executor.slots * 4):
+        submit(part, SPLIT_ABOVE)
+    while pending:
+        for fut in wait(pending, return_when=FIRST_COMPLETED).done:
+            part = pending.pop(fut)
+            try:
+                out: Outcome = fut.result()
+            except Exception as exc:  # its listing failed (after retries), or the worker died
+                result.failures[part.describe(spec)] = exc
+                continue
+            if out.cuts is not None:
+                progress.plan(out.objects, 0)
+                for sub in part.split(out.cuts):
+                    submit(sub, None)
+                continue
+            if part.after is None and part.upto is None:
+                progress.plan(out.objects, 0)
+            _merge(result, out)
+            result.skipped += out.skipped
+            result.deleted += out.deleted
+            deleted_keys.extend(out.deleted_keys)
+            progress.advance(out.objects, out.bytes_copied)
+    return result, deleted_keys
 
 
 def _delete(target: StorageClient, keys: list[str], result: SyncResult) -> None:
@@ -243,7 +261,9 @@ def sync_clients(
         delete_unmatched_files,
     )
     executor = make_executor(execution, num_worker_processes, ray_address)
-    bar = _Progress(description, sys.stderr.isatty() if progress is None else progress)
+    bar = _Progress(description, sys.stderr.isatty() if progress is None else progress, executor is not None)
+    unmatched: list[str] = []  # target-only keys, deleted below (in-process syncs)
+    deleted_keys: list[str] = []  # keys the workers deleted
     try:
         sp = target._storage_provider
         if not dry_run and isinstance(sp, BaseStorageProvider):
@@ -251,7 +271,7 @@ def sync_clients(
             if reaped:
                 logger.info("%s: removed %d temp file(s) of an interrupted run", description, reaped)
         if executor is not None:
-            result, unmatched = _run_executor(source, target, spec, workers, executor, bar, dry_run)
+            result, deleted_keys = _run_executor(source, target, spec, workers, executor, bar, dry_run)
         elif dry_run:
             plan = plan_partition(source, target, spec, Partition())
             result, unmatched = SyncResult(skipped=plan.skipped), plan.unmatched
@@ -268,11 +288,16 @@ def sync_clients(
             "sync mirrors a prefix; copy one object with cp / StorageClient.copy"
         )
     if dry_run:
-        result.deleted = len(unmatched)
+        result.deleted += len(unmatched)
         return result
     _delete(target, unmatched, result)
-    if target._metadata_provider is not None:
-        target.commit_metadata(spec.dst_prefix if executor is not None else None)
+    mp = target._metadata_provider
+    if mp is not None and executor is None:
+        target.commit_metadata()
+    elif mp is not None:  # the workers' own metadata providers are gone: record it all here
+        for key in deleted_keys:
+            mp.remove_file(key)
+        target.commit_metadata(spec.dst_prefix)
     logger.info(
         "%s: %d copied, %d skipped, %d deleted, %d failed",
         description,

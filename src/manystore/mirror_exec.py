@@ -1,9 +1,8 @@
-"""Where a sync's partitions and chunks run: worker processes on this machine, or a Ray cluster.
+"""Where a sync's partitions run: worker processes on this machine, or a Ray cluster.
 
-Both executors take the same picklable calls (:func:`~manystore.mirror_plan.plan_partition`,
-:func:`~manystore.mirror_transfer.transfer_chunk`) and hand back
-:class:`concurrent.futures.Future` s, so the driver in :mod:`manystore.mirror` treats them
-alike. Clients cross to the workers pickled: their configuration travels, never an open
+Both executors take the same picklable call (:func:`~manystore.mirror_work.sync_partition`)
+and hand back :class:`concurrent.futures.Future` s, so the driver in :mod:`manystore.mirror`
+treats them alike. Clients cross to the workers pickled: their configuration travels, never an open
 connection, and every worker builds its own.
 """
 

@@ -1,16 +1,16 @@
 """Planning a sync: which objects to copy, which to skip, which to delete.
 
-The work is split into :class:`Partition` s (a directory's own files, or a whole
-sub-tree) so that listing, too, can run in parallel — on threads, processes or a Ray
+The work is split into :class:`Partition` s (a directory's own files, a whole sub-tree,
+or a key range of one) so that listing, too, can run in parallel — on processes or a Ray
 cluster. Each partition is planned by listing the source and target side by side
-(:func:`plan_partition`); the plans' jobs are then batched into :class:`Chunk` s for
-transfer.
+(:func:`iter_plan`), its transfers streaming out as the source listing comes in.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -21,14 +21,13 @@ if TYPE_CHECKING:
     from .client import StorageClient
 
 __all__ = [
-    "Chunk",
     "Job",
     "Partition",
     "PartitionPlan",
     "SyncSpec",
-    "chunk_jobs",
     "dir_prefix",
     "discover_partitions",
+    "files",
     "iter_plan",
     "plan_partition",
     "unchanged",
@@ -59,13 +58,36 @@ class SyncSpec:
 
 @dataclass(frozen=True)
 class Partition:
-    """A share of the tree: the files directly in ``rel`` or, ``recursive``, all below it.
+    """A share of the tree: the files directly in ``rel`` or, ``recursive``, all below it,
+    optionally only keys in ``(after, upto]``.
 
-    ``rel`` is ``""`` or a directory path ending in ``/``, relative to both prefixes.
+    ``rel`` is ``""`` or a directory path ending in ``/``; ``rel``, ``after`` and ``upto`` are
+    relative to the sync's source and target prefixes alike.
     """
 
     rel: str = ""
     recursive: bool = True
+    after: str | None = None
+    upto: str | None = None
+
+    def bounds(self, prefix: str) -> tuple[str | None, str | None]:
+        """``(start_after, end_at)`` for a listing under the side whose prefix is ``prefix``."""
+        return (
+            None if self.after is None else prefix + self.after,
+            None if self.upto is None else prefix + self.upto,
+        )
+
+    def split(self, cuts: list[str]) -> list[Partition]:
+        """Sub-partitions covering this one, cut after each key of the sorted ``cuts``."""
+        edges = [self.after, *cuts, self.upto]
+        return [Partition(self.rel, self.recursive, lo, hi) for lo, hi in itertools.pairwise(edges)]
+
+    def describe(self, spec: SyncSpec) -> str:
+        """The source prefix and key range, for messages."""
+        where = spec.src_prefix + self.rel + ("" if self.recursive else " (this level)")
+        if self.after is None and self.upto is None:
+            return where
+        return f"{where} keys ({self.after or ''}, {self.upto or ''}]"
 
 
 @dataclass
@@ -75,18 +97,6 @@ class PartitionPlan:
     jobs: list[Job] = field(default_factory=list)
     skipped: int = 0
     unmatched: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Chunk:
-    """A batch of transfers handed to one worker."""
-
-    jobs: list[Job]
-
-    @property
-    def size(self) -> int:
-        """Bytes in the batch."""
-        return sum(n for _, _, n in self.jobs)
 
 
 def dir_prefix(path: str) -> str:
@@ -113,8 +123,13 @@ def unchanged(src: ObjectMetadata, dst: ObjectMetadata | None) -> bool:
     return dst.last_modified >= src.last_modified.replace(microsecond=0)
 
 
-def _files(client: StorageClient, prefix: str, recursive: bool) -> Iterator[ObjectMetadata]:
-    for meta in client.list(prefix, include_directories=not recursive):
+def files(client: StorageClient, prefix: str, part: Partition) -> Iterator[ObjectMetadata]:
+    """The objects of ``part`` on the side whose sync prefix is ``prefix`` (directories dropped)."""
+    lo, hi = part.bounds(prefix)
+    listing = client.list(
+        prefix + part.rel, start_after=lo, end_at=hi, include_directories=not part.recursive
+    )
+    for meta in listing:
         if meta.type != "directory":
             yield meta
 
@@ -128,21 +143,27 @@ def _subdirs(client: StorageClient, prefix: str) -> set[str]:
 
 
 def iter_plan(
-    source: StorageClient, target: StorageClient, spec: SyncSpec, part: Partition, plan: PartitionPlan
+    source: StorageClient,
+    target: StorageClient,
+    spec: SyncSpec,
+    part: Partition,
+    plan: PartitionPlan,
+    source_listing: Iterable[ObjectMetadata] | None = None,
 ) -> Iterator[Job]:
     """Yield the transfers of one partition as the source listing streams in.
 
     The target side is listed first (held as a dict); ``plan`` receives the skipped count,
     and once the generator is exhausted, the target-only keys to delete.
+    ``source_listing``: the partition's source objects when the caller has listed them already.
     """
-    src_prefix, dst_prefix = spec.src_prefix + part.rel, spec.dst_prefix + part.rel
     existing: dict[str, ObjectMetadata] = {}
-    for meta in _files(target, dst_prefix, part.recursive):
-        rel = part.rel + meta.key[len(dst_prefix) :]
+    for meta in files(target, spec.dst_prefix, part):
+        rel = meta.key[len(spec.dst_prefix) :]
         if spec.selected(rel):
             existing[rel] = meta
-    for meta in _files(source, src_prefix, part.recursive):
-        rel = part.rel + meta.key[len(src_prefix) :]
+    listing = files(source, spec.src_prefix, part) if source_listing is None else source_listing
+    for meta in listing:
+        rel = meta.key[len(spec.src_prefix) :]
         if not spec.selected(rel):
             continue
         if unchanged(meta, existing.pop(rel, None)):
@@ -180,29 +201,9 @@ def discover_partitions(
             subdirs = _subdirs(source, spec.src_prefix + rel)
             if spec.delete_unmatched_files:
                 subdirs |= _subdirs(target, spec.dst_prefix + rel)
-            parts.append(Partition(rel, recursive=False))
+            # A level without sub-directories is listed flat, so that it can be cut into key ranges.
+            parts.append(Partition(rel, recursive=not subdirs))
             level.extend(rel + d for d in sorted(subdirs))
         frontier, depth = level, depth + 1
     parts.extend(Partition(rel, recursive=True) for rel in frontier)
     return parts
-
-
-def chunk_jobs(
-    jobs: list[Job], workers: int, max_objects: int = 512, max_bytes: int = 1 << 30
-) -> list[Chunk]:
-    """Batch ``jobs`` so that ``workers`` workers get several chunks each (for balance and
-    progress), none above ``max_objects`` objects or (unless one object) ``max_bytes``."""
-    if not jobs:
-        return []
-    per_chunk = max(1, min(max_objects, -(-len(jobs) // (workers * 4))))
-    chunks: list[Chunk] = []
-    current: list[Job] = []
-    size = 0
-    for job in jobs:
-        if current and (len(current) >= per_chunk or size + job[2] > max_bytes):
-            chunks.append(Chunk(current))
-            current, size = [], 0
-        current.append(job)
-        size += job[2]
-    chunks.append(Chunk(current))
-    return chunks

@@ -24,13 +24,13 @@ from .errors import (
     ReadOnlyError,
 )
 from .file import READ_BLOCK_SIZE
-from .mirror_plan import Chunk, Job
+from .mirror_plan import Job
 from .providers.base import BaseStorageProvider
 
 if TYPE_CHECKING:
     from .client import StorageClient
 
-__all__ = ["ChunkResult", "Transfer", "transfer_chunk"]
+__all__ = ["TransferResult", "Transfer", "portable_error", "transfer_jobs"]
 
 #: Objects up to this size are copied with one GET and one PUT (held in memory once).
 SMALL_OBJECT = 8 << 20
@@ -40,7 +40,7 @@ _PERMANENT = (ObjectNotFoundError, PermissionError, ConfigError, InvalidPathErro
 
 
 @dataclass
-class ChunkResult:
+class TransferResult:
     """Outcome of a batch: what was copied, and each failed key with its error."""
 
     copied: int = 0
@@ -129,10 +129,10 @@ def transfer_jobs(
     threads: int,
     on_start: Callable[[Job], None] | None = None,
     on_done: Callable[[Job, BaseException | None], None] | None = None,
-) -> ChunkResult:
+) -> TransferResult:
     """Copy ``jobs`` on ``threads`` threads as they arrive (at most ``4 * threads`` queued);
     failures are collected, not raised. ``on_start``/``on_done`` run in the calling thread."""
-    result = ChunkResult()
+    result = TransferResult()
     pending: dict[Future[None], Job] = {}
 
     def settle(done: set[Future[None]]) -> None:
@@ -155,11 +155,4 @@ def transfer_jobs(
             if len(pending) >= threads * 4:
                 settle(wait(pending, return_when=FIRST_COMPLETED).done)
         settle(wait(pending).done)
-    return result
-
-
-def transfer_chunk(source: StorageClient, target: StorageClient, chunk: Chunk, threads: int) -> ChunkResult:
-    """Worker entry point (a process or a Ray task): copy a chunk, return picklable results."""
-    result = transfer_jobs(Transfer(source, target), chunk.jobs, threads)
-    result.failures = {k: portable_error(v) for k, v in result.failures.items()}
     return result
