@@ -368,6 +368,8 @@ def test_a_big_partition_is_cut_into_key_ranges_that_cover_it(
     survey = sync_partition(source, target, spec, whole, threads=2, dry_run=False, split_above=4)
     assert survey.cuts == [f"f{i:03d}" for i in range(3, 25, 4)] and survey.objects == 25
     assert set(_contents(target, "out/")) == set(extra), "a survey changes nothing"
+    filtered = SyncSpec("in/", "out/", include=("f00*",))
+    assert sync_partition(source, target, filtered, whole, 2, False, 4).objects == 10  # f000-f009 selected
     ranges = whole.split(survey.cuts)
     outcomes = [sync_partition(source, target, spec, r, 2, False, None) for r in ranges]
     assert sum(o.copied for o in outcomes) == 25 and sum(o.objects for o in outcomes) == 25

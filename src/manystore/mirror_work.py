@@ -31,7 +31,7 @@ class Outcome:
     """What a worker did with a partition (picklable).
 
     Attributes:
-        objects: Source objects examined.
+        objects: Source objects examined (those the include/exclude globs select).
         cuts: Set when the partition was too big to sync at once: the keys to cut it after.
         deleted_keys: Target keys deleted (the driver updates a metadata provider with them).
     """
@@ -58,13 +58,17 @@ def _survey(
             break
     else:
         return held, None
-    cuts = [held[limit - 1].key[len(spec.src_prefix) :]]
+    cut = len(spec.src_prefix)
+    cuts = [held[limit - 1].key[cut:]]
     count = len(held)
+    selected = sum(1 for m in held if spec.selected(m.key[cut:]))
     for meta in listing:
         count += 1
+        rel = meta.key[cut:]
+        selected += spec.selected(rel)
         if count % limit == 0:
-            cuts.append(meta.key[len(spec.src_prefix) :])
-    return [], Outcome(objects=count, cuts=cuts)
+            cuts.append(rel)
+    return [], Outcome(objects=selected, cuts=cuts)
 
 
 def sync_partition(
