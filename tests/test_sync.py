@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from manystore import StorageClient, StorageClientConfig
-from manystore.errors import ConfigError
+from manystore.errors import ConfigError, ManystoreError
 from manystore.mirror import SyncError, sync_clients
 from manystore.mirror_plan import Partition, SyncSpec, discover_partitions, plan_partition, unchanged
 from manystore.mirror_work import sync_partition
@@ -231,6 +231,17 @@ def test_bad_options_are_named(side: Callable[[str], StorageClient]) -> None:
         target.sync_from(source, num_worker_processes=0)
     with pytest.raises(ConfigError, match="threads must be >= 1, got 0"):
         target.sync_from(source, threads=0)
+    with pytest.raises(ConfigError, match="ray_address='ray://head:10001' given without execution='ray'"):
+        target.sync_from(source, ray_address="ray://head:10001")
+
+
+def test_ray_execution_without_ray_names_the_extra(
+    side: Callable[[str], StorageClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    source, target = side("file"), side("file")
+    with pytest.raises(ManystoreError, match=r"pip install 'manystore\[ray\]'"):
+        target.sync_from(source, execution="ray")
 
 
 def test_stale_temp_files_of_dead_writers_are_reaped(tmp_path: Path) -> None:
@@ -391,3 +402,20 @@ def test_worker_processes_split_a_flat_directory(
     assert _contents(target) == FLAT
     again = target.sync_from(source, num_worker_processes=2, dry_run=True, progress=False)
     assert (again.copied, again.skipped) == (0, 25)
+
+
+def test_cross_store_small_objects_cost_one_get_each(rclone_server: S3Server, moto_server: S3Server) -> None:
+    proxy = FaultProxy(rclone_server.endpoint_url)
+    try:
+        profile = s3_profile(rclone_server, f"manystore-test/one-get-{uuid.uuid4().hex[:8]}")
+        profile["storage_provider"]["options"]["endpoint_url"] = proxy.url
+        source = _client(profile, "src")
+        target = _client(s3_profile(moto_server, f"manystore-test/one-get-{uuid.uuid4().hex[:8]}"), "dst")
+        _fill(source, "", TREE)
+        proxy.requests_log.clear()
+        assert target.sync_from(source, progress=False).copied == len(TREE)
+        methods = [m for m, p in proxy.requests_log if "list-type" not in p]
+        assert sorted(methods) == ["GET"] * len(TREE), "no HEAD, one GET per object"
+        assert _contents(target) == TREE
+    finally:
+        proxy.close()

@@ -87,10 +87,8 @@ class Transfer:
         if local_dst is not None:
             source.download_file(src_key, local_dst)
             return
-        if size <= SMALL_OBJECT:
-            with source.open(src_key, "rb", disable_read_cache=True, memory_load_limit=SMALL_OBJECT) as f:
-                body = f.read()
-            target.write(dst_key, body)
+        if size <= SMALL_OBJECT:  # one GET (retried, past the read cache), one PUT
+            target.write(dst_key, source._get_range(src_key, None, None))
             return
         with (
             source.open(src_key, "rb", disable_read_cache=True, memory_load_limit=READ_BLOCK_SIZE) as reader,
