@@ -35,6 +35,7 @@ from ..utils import normalize_key
 from ._obstore import obstore_store_class
 from ._obstore import summary as _summary
 from .s3 import S3StorageProvider
+from .s3_credentials import fresh_credentials
 
 if TYPE_CHECKING:
     from obstore.store import AzureConfig, AzureCredential, ClientConfig
@@ -247,15 +248,7 @@ class _ObstoreAzureCredentials:
         self._provider = provider
 
     def __call__(self) -> AzureCredential:
-        creds = self._provider.get_credentials()
-        if creds.is_expired(margin_seconds=60):
-            self._provider.refresh_credentials()
-            creds = self._provider.get_credentials()
-        expires_at = None
-        if creds.expiration:
-            expires_at = datetime.fromisoformat(creds.expiration.replace("Z", "+00:00"))
-            if expires_at.tzinfo is None:
-                expires_at = expires_at.replace(tzinfo=timezone.utc)
+        creds, expires_at = fresh_credentials(self._provider)
         if creds.secret_key:
             return {"access_key": creds.secret_key, "expires_at": expires_at}
         if creds.token and creds.get_custom_field("token_type", "sas") == "bearer":

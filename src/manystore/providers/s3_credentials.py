@@ -11,7 +11,13 @@ from ..types import Credentials, CredentialsProvider
 if TYPE_CHECKING:
     from obstore.store import S3Credential
 
-__all__ = ["Boto3Credentials", "ObstoreCredentials", "StaticS3CredentialsProvider", "boto3_credentials"]
+__all__ = [
+    "Boto3Credentials",
+    "ObstoreCredentials",
+    "StaticS3CredentialsProvider",
+    "boto3_credentials",
+    "fresh_credentials",
+]
 
 
 class StaticS3CredentialsProvider(CredentialsProvider):
@@ -39,6 +45,21 @@ class StaticS3CredentialsProvider(CredentialsProvider):
         return f"StaticS3CredentialsProvider(access_key={self.get_credentials()!r})"
 
 
+def fresh_credentials(provider: CredentialsProvider) -> tuple[Credentials, datetime | None]:
+    """``provider``'s credentials, refreshed when within a minute of expiry, and their expiry
+    as an aware datetime (``None``: they don't expire) — what obstore's callbacks return."""
+    creds = provider.get_credentials()
+    if creds.is_expired(margin_seconds=60):
+        provider.refresh_credentials()
+        creds = provider.get_credentials()
+    expires_at = None
+    if creds.expiration:
+        expires_at = datetime.fromisoformat(creds.expiration.replace("Z", "+00:00"))
+        if expires_at.tzinfo is None:
+            expires_at = expires_at.replace(tzinfo=timezone.utc)
+    return creds, expires_at
+
+
 class ObstoreCredentials:
     """Adapts a :class:`CredentialsProvider` to obstore's ``credential_provider`` callback."""
 
@@ -46,15 +67,7 @@ class ObstoreCredentials:
         self._provider = provider
 
     def __call__(self) -> S3Credential:
-        creds = self._provider.get_credentials()
-        if creds.is_expired(margin_seconds=60):
-            self._provider.refresh_credentials()
-            creds = self._provider.get_credentials()
-        expires_at = None
-        if creds.expiration:
-            expires_at = datetime.fromisoformat(creds.expiration.replace("Z", "+00:00"))
-            if expires_at.tzinfo is None:
-                expires_at = expires_at.replace(tzinfo=timezone.utc)
+        creds, expires_at = fresh_credentials(self._provider)
         return {
             "access_key_id": creds.access_key,
             "secret_access_key": creds.secret_key,
