@@ -41,7 +41,7 @@ from ..errors import (
 )
 from ..types import Credentials, CredentialsProvider, ObjectMetadata, Range
 from ..utils import normalize_key, parse_size, within_bounds
-from .base import BucketStorageProvider
+from .base import BucketStorageProvider, SdkClientSlot
 
 __all__ = [
     "AISPermissionError",
@@ -214,7 +214,7 @@ class StaticAISCredentialProvider(CredentialsProvider):
         self._lock = threading.Lock()
 
 
-class AIStoreStorageProvider(BucketStorageProvider):
+class AIStoreStorageProvider(SdkClientSlot, BucketStorageProvider):
     """Storage provider for NVIDIA AIStore (native API).
 
     Args:
@@ -295,9 +295,6 @@ class AIStoreStorageProvider(BucketStorageProvider):
         self._credentials_provider = credentials_provider
         self._bucket = bucket
         self._root = normalize_key(root).rstrip("/")
-        self._lock = threading.Lock()
-        self._client: Any = None
-        self._client_pid = -1
 
     # ------------------------------------------------------------------ plumbing
     def __repr__(self) -> str:
@@ -305,15 +302,6 @@ class AIStoreStorageProvider(BucketStorageProvider):
             f"{type(self).__name__}(endpoint={self._endpoint!r}, provider={self._provider!r}, "
             f"bucket={self._bucket!r}, prefix={self._root!r})"
         )
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_client"], state["_client_pid"], state["_lock"] = None, -1, None
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
 
     def _resolve_token(self) -> str | None:
         if self._credentials_provider is not None:
@@ -360,17 +348,7 @@ class AIStoreStorageProvider(BucketStorageProvider):
 
     def _bck(self) -> Any:
         """The SDK bucket of this process's client (built on first use and again after a fork)."""
-        pid = os.getpid()
-        client = self._client
-        if client is None or self._client_pid != pid:
-            if self._lock is None or self._client_pid not in (-1, pid):
-                self._lock = threading.Lock()
-            with self._lock:
-                if self._client is None or self._client_pid != pid:
-                    self._client = self._build_client()
-                    self._client_pid = pid
-                client = self._client
-        return client.bucket(self._bucket, provider=self._provider)
+        return self._sdk_client().bucket(self._bucket, provider=self._provider)
 
     def _obj(self, key: str) -> Any:
         return self._bck().object(key)

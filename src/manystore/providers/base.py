@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from abc import abstractmethod
 from typing import IO, Any, ClassVar, Protocol
 
@@ -159,6 +160,46 @@ class BaseStorageProvider(StorageProvider):
             except FileNotFoundError:
                 pass
         return count
+
+
+class SdkClientSlot:
+    """Mixin: one SDK client per process, built lazily by ``_build_client`` (again after a
+    fork, whose child must not share the parent's connections), dropped when pickled."""
+
+    _client: Any = None
+    _client_pid: int = -1
+    _client_lock: threading.Lock | None = None
+    _client_lock_pid: int = -1
+
+    def _build_client(self) -> Any:
+        raise NotImplementedError
+
+    def _sdk_client(self) -> Any:
+        """This process's client."""
+        pid = os.getpid()
+        client = self._client
+        if client is not None and self._client_pid == pid:
+            return client
+        if self._client_lock is None or self._client_lock_pid != pid:  # forked: the lock may be held
+            self._client_lock, self._client_lock_pid = threading.Lock(), pid
+        with self._client_lock:
+            if self._client is None or self._client_pid != pid:
+                self._client = self._build_client()
+                self._client_pid = pid
+            return self._client
+
+    def _reset_client(self) -> None:
+        """Build a new client on next use (e.g. after the credentials changed)."""
+        self._client_pid = -1
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        for name in ("_client", "_client_pid", "_client_lock", "_client_lock_pid"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
 
 
 class BucketStorageProvider(BaseStorageProvider):

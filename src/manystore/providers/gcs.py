@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import mimetypes
 import os
-import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -49,7 +48,7 @@ from ._gcs_errors import GCSPermissionError, GCSProviderError
 from ._gcs_errors import generation_of as _generation
 from ._gcs_errors import status_of as _status
 from ._gcs_errors import translate_error as _translate
-from .base import BaseStorageProvider, BucketStorageProvider
+from .base import BaseStorageProvider, BucketStorageProvider, SdkClientSlot
 from .gcs_credentials import (
     GoogleIdentityPoolCredentialsProvider,
     GoogleServiceAccountCredentialsProvider,
@@ -135,7 +134,7 @@ class _GCSWriter:
 
 
 # ------------------------------------------------------------------ provider
-class GoogleStorageProvider(BucketStorageProvider):
+class GoogleStorageProvider(SdkClientSlot, BucketStorageProvider):
     """Storage provider for Google Cloud Storage (JSON API via ``google-cloud-storage``).
 
     Args:
@@ -211,35 +210,10 @@ class GoogleStorageProvider(BucketStorageProvider):
         )
         pool = options.get("max_pool_connections", self._max_concurrency)
         self._pool_size: int = _positive("max_pool_connections", pool, int)
-        self._lock, self._lock_pid = threading.Lock(), os.getpid()
-        self._client: Any = None
-        self._client_pid = -1
 
     # ------------------------------------------------------------------ plumbing
     def __repr__(self) -> str:
         return f"{type(self).__name__}(bucket={self._bucket!r}, prefix={self._root!r})"
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_client"], state["_client_pid"], state["_lock"] = None, -1, None
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock, self._lock_pid = threading.Lock(), os.getpid()
-
-    def _get_client(self) -> Any:
-        """The ``storage.Client`` of this process: built on first use and again after a fork."""
-        pid = os.getpid()
-        if self._client is not None and self._client_pid == pid:
-            return self._client
-        if self._lock_pid != pid:  # forked: the parent's lock may have been held at fork time
-            self._lock, self._lock_pid = threading.Lock(), pid
-        with self._lock:
-            if self._client is None or self._client_pid != pid:
-                self._client = self._build_client()
-                self._client_pid = pid
-            return self._client
 
     def _google_credentials(self) -> Any:
         from google.auth.credentials import AnonymousCredentials
@@ -283,7 +257,7 @@ class GoogleStorageProvider(BucketStorageProvider):
             raise ConfigError(f"{self!r}: cannot configure GCS: {type(err).__name__}: {str(err)[:300]}")
 
     def _blob(self, key: str, generation: int | None = None) -> Any:
-        return self._get_client().bucket(self._bucket).blob(key, generation=generation)
+        return self._sdk_client().bucket(self._bucket).blob(key, generation=generation)
 
     def _metadata(self, blob: Any) -> ObjectMetadata:
         modified = blob.updated or _EPOCH
@@ -300,7 +274,7 @@ class GoogleStorageProvider(BucketStorageProvider):
 
     def _stat(self, key: str) -> Any:
         """The blob with its properties loaded (raises the SDK's NotFound)."""
-        blob = self._get_client().bucket(self._bucket).get_blob(key, retry=None, timeout=self._timeout)
+        blob = self._sdk_client().bucket(self._bucket).get_blob(key, retry=None, timeout=self._timeout)
         if blob is None:
             raise ObjectNotFoundError(f"{self._url(key)}: no such object")
         return blob
@@ -364,7 +338,7 @@ class GoogleStorageProvider(BucketStorageProvider):
     def _has_children(self, key: str) -> bool:
         prefix = key.rstrip("/") + "/" if key.strip("/") else ""
         try:
-            blobs = self._get_client().list_blobs(
+            blobs = self._sdk_client().list_blobs(
                 self._bucket, prefix=prefix, max_results=1, retry=None, timeout=self._timeout
             )
             return any(True for _ in blobs)
@@ -391,7 +365,7 @@ class GoogleStorageProvider(BucketStorageProvider):
         low = self._full_key(start_after) if start_after is not None else None
         high = self._full_key(end_at) if end_at is not None else None
         try:
-            blobs = self._get_client().list_blobs(
+            blobs = self._sdk_client().list_blobs(
                 self._bucket, prefix=raw or None, start_offset=low, page_size=1000,
                 retry=None, timeout=self._timeout,
             )  # fmt: skip
@@ -409,7 +383,7 @@ class GoogleStorageProvider(BucketStorageProvider):
         self, raw: str, start_after: str | None, end_at: str | None
     ) -> Iterator[ObjectMetadata]:
         try:
-            blobs = self._get_client().list_blobs(
+            blobs = self._sdk_client().list_blobs(
                 self._bucket, prefix=raw or None, delimiter="/", page_size=1000,
                 retry=None, timeout=self._timeout,
             )  # fmt: skip
@@ -490,7 +464,7 @@ class GoogleStorageProvider(BucketStorageProvider):
 
     def _rewrite(self, src_bucket: str, src_key: str, dest_key: str) -> None:
         """``rewrite`` ``src_bucket/src_key`` onto ``dest_key`` here, repeated until GCS is done."""
-        src_blob = self._get_client().bucket(src_bucket).blob(src_key)
+        src_blob = self._sdk_client().bucket(src_bucket).blob(src_key)
         try:
             token, target = None, self._blob(dest_key)
             while True:

@@ -25,7 +25,6 @@ Backend notes (where this provider differs from the Multi-Storage Client's):
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -43,7 +42,7 @@ from ..errors import (
 )
 from ..types import CredentialsProvider, ObjectMetadata, Range
 from ..utils import normalize_key, parse_size, within_bounds
-from .base import BucketStorageProvider
+from .base import BucketStorageProvider, SdkClientSlot
 
 __all__ = ["OCIPermissionError", "OCIProviderError", "OracleStorageProvider", "translate_error"]
 
@@ -130,7 +129,7 @@ def _number(name: str, value: Any, parse: Any = float) -> Any:
     return out
 
 
-class OracleStorageProvider(BucketStorageProvider):
+class OracleStorageProvider(SdkClientSlot, BucketStorageProvider):
     """Storage provider for OCI Object Storage.
 
     Args:
@@ -212,9 +211,6 @@ class OracleStorageProvider(BucketStorageProvider):
         )
         self._profile: str = options.get("profile") or os.environ.get("OCI_CLI_PROFILE") or "DEFAULT"
         self._config = self._load_config()
-        self._lock = threading.Lock()
-        self._client: Any = None
-        self._client_pid = -1
 
     # ------------------------------------------------------------------ plumbing
     def __repr__(self) -> str:
@@ -222,15 +218,6 @@ class OracleStorageProvider(BucketStorageProvider):
             f"{type(self).__name__}(namespace={self._namespace!r}, bucket={self._bucket!r}, "
             f"prefix={self._root!r}, profile={self._profile!r})"
         )
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_client"], state["_client_pid"], state["_lock"] = None, -1, None
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
 
     @property
     def namespace(self) -> str:
@@ -287,24 +274,14 @@ class OracleStorageProvider(BucketStorageProvider):
 
     def _oci(self) -> Any:
         """The SDK client of this process (built on first use, again after a fork or credential expiry)."""
-        pid = os.getpid()
         if (
             self._credentials_provider is not None
             and self._credentials_provider.get_credentials().is_expired()
         ):
             self._credentials_provider.refresh_credentials()
             self._config = self._load_config()
-            self._client_pid = -1
-        client = self._client
-        if client is not None and self._client_pid == pid:
-            return client
-        if self._lock is None or self._client_pid not in (-1, pid):
-            self._lock = threading.Lock()
-        with self._lock:
-            if self._client is None or self._client_pid != pid:
-                self._client = self._build_client()
-                self._client_pid = pid
-            return self._client
+            self._reset_client()
+        return self._sdk_client()
 
     def _call(self, operation: str, key: str, **kwargs: Any) -> Any:
         """``client.<operation>(namespace, bucket, ...)`` with errors translated."""
