@@ -448,7 +448,8 @@ def test_stall_outlasting_retries_raises_in_bounded_time(rclone: Rig) -> None:
         client.read("obj")
     elapsed = time.monotonic() - started
     TALLY.raised["read"] += 1
-    assert 1.8 <= elapsed < 30, elapsed  # two 1 s timeouts fired (bound: no hang)
+    assert rclone.proxy.injected["stall"] == 2  # both attempts stalled and timed out
+    assert elapsed < 30, elapsed  # a liveness bound (no hang), not a speed figure
     rclone.proxy.clear()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -133,14 +134,10 @@ def test_options_are_validated(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (derived.account_name, derived._endpoint) == ("envacct", "https://envacct.blob.core.windows.net")
 
 
-def test_default_credentials_need_azure_identity() -> None:
-    try:
-        import azure.identity  # noqa: F401
-    except ImportError:
-        with pytest.raises(ProviderUnavailableError, match="pip install azure-identity"):
-            DefaultAzureCredentialsProvider()
-    else:
-        pytest.skip("azure-identity is installed")
+def test_default_credentials_need_azure_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "azure.identity", None)  # as if azure-identity were not installed
+    with pytest.raises(ProviderUnavailableError, match="pip install azure-identity"):
+        DefaultAzureCredentialsProvider()
 
 
 # ---------------------------------------------------------------------------- operations

@@ -41,7 +41,7 @@ from ..errors import (
 )
 from ..types import Credentials, CredentialsProvider, ObjectMetadata, Range
 from ..utils import normalize_key, parse_size, within_bounds
-from .base import BucketStorageProvider, SdkClientSlot
+from .base import BucketStorageProvider, SdkClientSlot, check_put_conditions
 
 __all__ = [
     "AISPermissionError",
@@ -493,10 +493,7 @@ class AIStoreStorageProvider(SdkClientSlot, BucketStorageProvider):
             ValueError: ``if_none_match`` other than ``"*"``, or both conditions given.
             PreconditionFailedError: The condition does not hold.
         """
-        if if_none_match is not None and if_none_match != "*":
-            raise ValueError(f"if_none_match supports only '*', got {if_none_match!r}")
-        if if_none_match is not None and if_match is not None:
-            raise ValueError("if_match and if_none_match cannot be combined")
+        check_put_conditions(if_match, if_none_match)
         key = self._full_key(path)
         if if_match is not None:
             self._check_etag(path, if_match)

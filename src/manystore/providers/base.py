@@ -162,6 +162,18 @@ class BaseStorageProvider(StorageProvider):
         return count
 
 
+def check_put_conditions(if_match: str | None, if_none_match: str | None) -> None:
+    """Refuse write conditions no backend supports.
+
+    Raises:
+        ValueError: ``if_none_match`` other than ``"*"``, or both conditions given.
+    """
+    if if_none_match is not None and if_none_match != "*":
+        raise ValueError(f"if_none_match supports only '*', got {if_none_match!r}")
+    if if_none_match is not None and if_match is not None:
+        raise ValueError("if_match and if_none_match cannot be combined")
+
+
 class SdkClientSlot:
     """Mixin: one SDK client per process, built lazily by ``_build_client`` (again after a
     fork, whose child must not share the parent's connections), dropped when pickled."""

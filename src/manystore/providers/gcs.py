@@ -48,7 +48,7 @@ from ._gcs_errors import GCSPermissionError, GCSProviderError
 from ._gcs_errors import generation_of as _generation
 from ._gcs_errors import status_of as _status
 from ._gcs_errors import translate_error as _translate
-from .base import BaseStorageProvider, BucketStorageProvider, SdkClientSlot
+from .base import BaseStorageProvider, BucketStorageProvider, SdkClientSlot, check_put_conditions
 from .gcs_credentials import (
     GoogleIdentityPoolCredentialsProvider,
     GoogleServiceAccountCredentialsProvider,
@@ -423,12 +423,9 @@ class GoogleStorageProvider(SdkClientSlot, BucketStorageProvider):
             PreconditionFailedError: The condition does not hold (on servers that enforce it).
         """
         key = self._full_key(path)
+        check_put_conditions(if_match, if_none_match)
         generation = _generation(if_match, self._url(key))
         if if_none_match is not None:
-            if if_none_match != "*":
-                raise ValueError(f"if_none_match supports only '*', got {if_none_match!r}")
-            if if_match is not None:
-                raise ValueError("if_match and if_none_match cannot be combined")
             generation = 0
         blob = self._blob(key)
         blob.metadata = dict(metadata) if metadata else None

@@ -42,7 +42,7 @@ from ..errors import (
 )
 from ..types import CredentialsProvider, ObjectMetadata, Range
 from ..utils import normalize_key, parse_size, within_bounds
-from .base import BucketStorageProvider, SdkClientSlot
+from .base import BucketStorageProvider, SdkClientSlot, check_put_conditions
 
 __all__ = ["OCIPermissionError", "OCIProviderError", "OracleStorageProvider", "translate_error"]
 
@@ -412,10 +412,7 @@ class OracleStorageProvider(SdkClientSlot, BucketStorageProvider):
             ValueError: ``if_none_match`` other than ``"*"``, or both conditions given.
             PreconditionFailedError: The condition does not hold.
         """
-        if if_none_match is not None and if_none_match != "*":
-            raise ValueError(f"if_none_match supports only '*', got {if_none_match!r}")
-        if if_none_match is not None and if_match is not None:
-            raise ValueError("if_match and if_none_match cannot be combined")
+        check_put_conditions(if_match, if_none_match)
         key = self._full_key(path)
         kwargs: dict[str, Any] = {
             "object_name": key,

@@ -52,7 +52,7 @@ from ._obstore import translate_error as _translate
 from ._s3_download import RESUME_GRANULE, RangedDownloads, collect_into
 from ._s3_download import quote_etag as _quote
 from ._s3_download import unquote_etag as _unquote
-from .base import BaseStorageProvider, BucketStorageProvider
+from .base import BaseStorageProvider, BucketStorageProvider, check_put_conditions
 from .s3_credentials import ObstoreCredentials, StaticS3CredentialsProvider, boto3_credentials
 
 if TYPE_CHECKING:
@@ -515,12 +515,9 @@ class S3StorageProvider(RangedDownloads, BucketStorageProvider):
             PreconditionFailedError: The condition does not hold (on servers that enforce it).
         """
         key = self._full_key(path)
+        check_put_conditions(if_match, if_none_match)
         mode: PutMode | None = None
         if if_none_match is not None:
-            if if_none_match != "*":
-                raise ValueError(f"if_none_match supports only '*', got {if_none_match!r}")
-            if if_match is not None:
-                raise ValueError("if_match and if_none_match cannot be combined")
             mode = "create"
         elif if_match is not None:
             mode = {"e_tag": _quote(if_match)}
