@@ -23,8 +23,8 @@ import pytest
 from manystore import StorageClient, StorageClientConfig
 from manystore.errors import ConfigError, ManystoreError
 from manystore.mirror import SyncError, sync_clients
-from manystore.mirror_plan import Partition, SyncSpec, discover_partitions, plan_partition, unchanged
-from manystore.mirror_work import sync_partition
+from manystore.mirror.plan import Partition, SyncSpec, discover_partitions, plan_partition, unchanged
+from manystore.mirror.work import sync_partition
 from manystore.providers._tempfile import TEMP_SUFFIX
 from manystore.types import ObjectMetadata
 

@@ -11,9 +11,10 @@ from datetime import datetime, timezone
 from typing import IO, TYPE_CHECKING, Any
 
 from .config import StorageClientConfig
-from .errors import ObjectNotFoundError, ReadOnlyError, RetryableError
-from .file import READ_BLOCK_SIZE, ObjectFile, PosixFile, check_mode
-from .providers.base import BaseStorageProvider, ObjectWriter
+from .errors import ObjectNotFoundError, RetryableError
+from .file import ObjectFile, PosixFile, check_mode
+from .objectio import ObjectIO
+from .providers.base import BaseStorageProvider
 from .retry import backoff_delay, call_with_retry
 from .types import (
     MetadataProvider,
@@ -27,7 +28,6 @@ from .urls import implicit_url_prefix
 from .utils import filter_glob, glob_literal_prefix, normalize_key
 
 if TYPE_CHECKING:
-    from .caching.cache_manager import CacheManager
     from .mirror import SyncResult
 
 __all__ = ["StorageClient"]
@@ -57,8 +57,15 @@ class StorageClient:
         self._storage_provider: StorageProvider = config.storage_provider
         self._metadata_provider: MetadataProvider | None = config.metadata_provider
         self._retry_config = config.retry_config
-        self._cache_manager: CacheManager | None = None
-        self._cache_usable: bool | None = None
+        self._io = ObjectIO(
+            config.storage_provider,
+            config.metadata_provider,
+            config.retry_config,
+            config.profile,
+            implicit_url_prefix(config.profile) or f"msc://{config.profile}/",
+            config.cache_config if config.caching_enabled else None,
+            config.cache_manager,
+        )
 
     # ------------------------------------------------------------- identity
     @property
@@ -86,173 +93,6 @@ class StorageClient:
     def __reduce__(self) -> tuple[Any, ...]:
         return (StorageClient, (self._config,))
 
-    # ---------------------------------------------------------------- cache
-    def _cache(self) -> CacheManager | None:
-        """The read cache, built on first use; None unless caching is on for an object store."""
-        if self._cache_manager is not None or self._cache_usable is False:
-            return self._cache_manager
-        cfg = self._config
-        sp = self._storage_provider
-        usable = cfg.caching_enabled and cfg.cache_config is not None
-        if usable and isinstance(sp, BaseStorageProvider):
-            try:
-                usable = sp.local_path("") is None
-            except Exception:
-                usable = False
-        self._cache_usable = usable
-        if usable and cfg.cache_config is not None:
-            from .caching.cache_manager import CacheManager
-
-            given = cfg.cache_manager
-            self._cache_manager = (
-                given if isinstance(given, CacheManager) else CacheManager(cfg.cache_config, self.profile)
-            )
-        return self._cache_manager
-
-    def _check_version(self, mode: SourceVersionCheckMode) -> bool:
-        if mode is SourceVersionCheckMode.ENABLE:
-            return True
-        if mode is SourceVersionCheckMode.DISABLE:
-            return False
-        return bool(self._config.cache_config is None or self._config.cache_config.use_etag)
-
-    def _invalidate(self, path: str, recursive: bool = False) -> None:
-        cache = self._cache()
-        if cache is not None:
-            cache.invalidate(path)
-            if recursive:
-                prefix = normalize_key(path).rstrip("/")
-                cache.invalidate_prefix(prefix + "/" if prefix else "")
-
-    def _cached_open(
-        self, path: str, memory_load_limit: int, check: bool
-    ) -> tuple[ObjectMetadata, bytes | None]:
-        """Metadata of ``path`` and, if it is at most ``memory_load_limit`` bytes, its content (via the cache)."""
-        cache = self._cache()
-        if cache is None:
-            meta = self._head(path)
-            small = meta.content_length <= memory_load_limit
-            return meta, self._get_range(path, None, meta.etag) if small else None
-        hit = cache.get_object(
-            path,
-            lambda: self._head(path),
-            lambda m: self._get_range(path, None, m.etag),
-            check,
-            payload_limit=memory_load_limit,
-        )
-        return hit.meta, hit.data
-
-    def _fetch_block(self, path: str, start: int, size: int, etag: str | None, cached: bool) -> bytes:
-        """``size`` bytes at ``start`` of version ``etag`` (one block), via the cache when ``cached``."""
-
-        def fetch() -> bytes:
-            data = self._get_range(path, Range(start, size), etag)
-            if len(data) != size:
-                raise OSError(f"{path}: short read at offset {start}: got {len(data)} of {size} bytes")
-            return data
-
-        cache = self._cache() if cached and etag is not None else None
-        if cache is None or etag is None:
-            return fetch()
-        data = cache.read_slice(path, etag, start, size)
-        if data is not None and len(data) == size:
-            return data
-        return cache.get_block(path, etag, start, fetch)
-
-    def _cached_range(self, cache: CacheManager, path: str, byte_range: Range, check: bool) -> bytes:
-        hit = cache.get_object(
-            path, lambda: self._head(path), lambda m: self._get_range(path, None, m.etag), check, -1
-        )
-        etag, total = hit.meta.etag, hit.meta.content_length
-        if etag is None:
-            return self._get_range(path, byte_range, None)
-        start, end = byte_range.offset, min(total, byte_range.offset + byte_range.size)
-        if start >= end:
-            return b""
-        if hit.complete:
-            data = cache.read_slice(path, etag, start, end - start)
-            if data is not None and len(data) == end - start:
-                return data
-        first = start - start % READ_BLOCK_SIZE
-        blocks = [
-            self._fetch_block(path, block, min(READ_BLOCK_SIZE, total - block), etag, True)
-            for block in range(first, end, READ_BLOCK_SIZE)
-        ]
-        joined = blocks[0] if len(blocks) == 1 else b"".join(blocks)
-        return joined[start - first : end - first]
-
-    # -------------------------------------------------------------- helpers
-    def _retry(self, fn: Any, what: str) -> Any:
-        return call_with_retry(fn, self._retry_config, what)
-
-    def _physical(self, path: str, for_write: bool = False) -> str:
-        mp = self._metadata_provider
-        if mp is None:
-            return path
-        if for_write and not mp.is_writable():
-            raise ReadOnlyError(
-                f"{self.url_prefix}{path}: profile {self.profile!r} has a read-only metadata provider; "
-                "set it writable to write through it"
-            )
-        physical, exists = mp.realpath(path)
-        if not for_write and not exists:
-            raise ObjectNotFoundError(f"{self.url_prefix}{path}: not found in the metadata provider")
-        return physical
-
-    def _track(self, path: str, physical: str) -> None:
-        if self._metadata_provider is not None:
-            meta = self._retry(lambda: self._storage_provider.get_object_metadata(physical), f"info {path}")
-            self._metadata_provider.add_file(path, meta)
-
-    def _head(self, path: str) -> ObjectMetadata:
-        physical = self._physical(path)
-        return self._retry(lambda: self._storage_provider.get_object_metadata(physical), f"info {path}")
-
-    def _get_range(self, path: str, byte_range: Range | None, etag: str | None) -> bytes:
-        physical = self._physical(path) if self._metadata_provider is not None else path
-        sp = self._storage_provider
-        if isinstance(sp, BaseStorageProvider):
-
-            def attempt() -> bytes:
-                return sp.get_object(physical, byte_range, if_match=etag)
-        else:
-
-            def attempt() -> bytes:
-                return sp.get_object(physical, byte_range)
-
-        try:  # first attempt inline: the common case pays for no retry machinery
-            return attempt()
-        except RetryableError as exc:
-            return call_with_retry(attempt, self._retry_config, f"read {path}", first_error=exc)
-
-    def _download_into(self, path: str, fileobj: IO[bytes]) -> None:
-        physical = self._physical(path)
-
-        def attempt() -> None:
-            fileobj.seek(0)
-            fileobj.truncate()
-            self._storage_provider.download_file(physical, fileobj)
-
-        self._retry(attempt, f"download {path}")
-
-    def _open_writer(self, path: str) -> ObjectWriter | None:
-        sp = self._storage_provider
-        if not isinstance(sp, BaseStorageProvider):
-            return None
-        return sp.open_writer(self._physical(path, for_write=True), self._retry_config)
-
-    def _store_spool(self, path: str, spool: IO[bytes], size: int) -> None:
-        physical = self._physical(path, for_write=True)
-
-        def attempt() -> None:
-            spool.seek(0)
-            if size <= 8 << 20:
-                self._storage_provider.put_object(physical, spool.read())
-            else:
-                self._storage_provider.upload_file(physical, spool)
-
-        self._retry(attempt, f"write {path}")
-
     # ---------------------------------------------------------------- reads
     def read(self, path: str, byte_range: Range | None = None) -> bytes:
         """The object's bytes, or the ``byte_range`` slice of them.
@@ -260,14 +100,14 @@ class StorageClient:
         Raises:
             FileNotFoundError: No object at ``path``.
         """
-        cache = self._cache()
+        cache = self._io.cache()
         if cache is None:
-            return self._get_range(path, byte_range, None)
-        check = self._check_version(SourceVersionCheckMode.INHERIT)
+            return self._io.get_range(path, byte_range, None)
+        check = self._io.check_version(SourceVersionCheckMode.INHERIT)
         if byte_range is not None:
-            return self._cached_range(cache, path, byte_range, check)
+            return self._io.cached_range(cache, path, byte_range, check)
         hit = cache.get_object(
-            path, lambda: self._head(path), lambda m: self._get_range(path, None, m.etag), check
+            path, lambda: self._io.head(path), lambda m: self._io.get_range(path, None, m.etag), check
         )
         assert hit.data is not None
         return hit.data
@@ -291,7 +131,9 @@ class StorageClient:
                         key=path.rstrip("/"), content_length=0, last_modified=_EPOCH, type="directory"
                     )
                 raise
-        return self._retry(lambda: self._storage_provider.get_object_metadata(path, strict), f"info {path}")
+        return self._io.retry(
+            lambda: self._storage_provider.get_object_metadata(path, strict), f"info {path}"
+        )
 
     def is_file(self, path: str) -> bool:
         """True if an object exists at ``path`` (a directory is not a file)."""
@@ -389,33 +231,35 @@ class StorageClient:
         """
         check_mode(mode)
         writing = mode[0] in "wa"
-        physical = self._physical(path, for_write=writing) if (writing or self._metadata_provider) else path
-        on_commit = (lambda: self._track(path, physical)) if writing and self._metadata_provider else None
+        physical = (
+            self._io.physical(path, for_write=writing) if (writing or self._metadata_provider) else path
+        )
+        on_commit = (lambda: self._io.track(path, physical)) if writing and self._metadata_provider else None
         sp = self._storage_provider
         local = sp.local_path(physical) if isinstance(sp, BaseStorageProvider) else None
         if local is not None:
             if not writing and not os.path.isfile(local):
                 raise ObjectNotFoundError(f"{self.url_prefix}{path}: no such file")
             return PosixFile(local, mode, buffering, encoding, atomic, on_commit)
-        cache = self._cache()
+        cache = self._io.cache()
         if writing and cache is not None:
             track = on_commit
 
             def on_commit() -> None:
-                self._invalidate(path)
+                self._io.invalidate(path)
                 if track is not None:
                     track()
 
         cached = cache is not None and not writing and not disable_read_cache
-        check = self._check_version(check_source_version) if cached else None
-        return ObjectFile(self, path, mode, encoding, memory_load_limit, on_commit, cache_check=check)
+        check = self._io.check_version(check_source_version) if cached else None
+        return ObjectFile(self._io, path, mode, encoding, memory_load_limit, on_commit, cache_check=check)
 
     # --------------------------------------------------------------- writes
     def write(self, path: str, body: bytes, attributes: dict[str, str] | None = None) -> None:
         """Store ``body`` at ``path`` atomically (one PUT, or a completed multipart upload)."""
         if not isinstance(body, (bytes, bytearray, memoryview)):
             raise TypeError(f"write() body must be bytes-like, got {type(body).__name__}")
-        physical = self._physical(path, for_write=True) if self._metadata_provider is not None else path
+        physical = self._io.physical(path, for_write=True) if self._metadata_provider is not None else path
         data = body if isinstance(body, bytes) else bytes(body)  # a snapshot: retries resend the same bytes
 
         def attempt() -> None:
@@ -425,8 +269,8 @@ class StorageClient:
             attempt()
         except RetryableError as exc:
             call_with_retry(attempt, self._retry_config, f"write {path}", first_error=exc)
-        self._invalidate(path)
-        self._track(path, physical)
+        self._io.invalidate(path)
+        self._io.track(path, physical)
 
     def put_object(
         self,
@@ -441,15 +285,15 @@ class StorageClient:
         Raises:
             PreconditionFailedError: The condition did not hold; nothing was written.
         """
-        physical = self._physical(path, for_write=True)
-        self._retry(
+        physical = self._io.physical(path, for_write=True)
+        self._io.retry(
             lambda: self._storage_provider.put_object(
                 physical, bytes(body), attributes, if_match, if_none_match
             ),
             f"write {path}",
         )
-        self._invalidate(path)
-        self._track(path, physical)
+        self._io.invalidate(path)
+        self._io.track(path, physical)
 
     def upload_file(
         self, remote_path: str, local_path: str | IO, attributes: dict[str, str] | None = None
@@ -457,35 +301,35 @@ class StorageClient:
         """Upload a local file (path or binary file object), streaming; multipart when large."""
         if isinstance(local_path, str) and not os.path.isfile(local_path):
             raise FileNotFoundError(f"upload_file: local file {local_path!r} does not exist")
-        physical = self._physical(remote_path, for_write=True)
+        physical = self._io.physical(remote_path, for_write=True)
 
         def attempt() -> None:
             if not isinstance(local_path, str):
                 local_path.seek(0)
             self._storage_provider.upload_file(physical, local_path, attributes)
 
-        self._retry(attempt, f"upload {remote_path}")
-        self._invalidate(remote_path)
-        self._track(remote_path, physical)
+        self._io.retry(attempt, f"upload {remote_path}")
+        self._io.invalidate(remote_path)
+        self._io.track(remote_path, physical)
 
     def download_file(self, remote_path: str, local_path: str | IO) -> None:
         """Download to a local path (written atomically) or a binary file object."""
-        physical = self._physical(remote_path)
+        physical = self._io.physical(remote_path)
         if isinstance(local_path, str):
             os.makedirs(os.path.dirname(os.path.abspath(local_path)), exist_ok=True)
-            self._retry(
+            self._io.retry(
                 lambda: self._storage_provider.download_file(physical, local_path), f"download {remote_path}"
             )
         else:
-            self._download_into(remote_path, local_path)
+            self._io.download_into(remote_path, local_path)
 
     def copy(self, src_path: str, dest_path: str) -> None:
         """Copy an object within this profile (server-side where the store supports it)."""
-        src = self._physical(src_path)
-        dest = self._physical(dest_path, for_write=True)
-        self._retry(lambda: self._storage_provider.copy_object(src, dest), f"copy {src_path}")
-        self._invalidate(dest_path)
-        self._track(dest_path, dest)
+        src = self._io.physical(src_path)
+        dest = self._io.physical(dest_path, for_write=True)
+        self._io.retry(lambda: self._storage_provider.copy_object(src, dest), f"copy {src_path}")
+        self._io.invalidate(dest_path)
+        self._io.track(dest_path, dest)
 
     def delete(self, path: str, recursive: bool = False) -> None:
         """Delete the object at ``path``; with ``recursive``, also everything under ``path/``.
@@ -494,9 +338,9 @@ class StorageClient:
             FileNotFoundError: Nothing exists at ``path`` (and, recursively, nothing under it).
         """
         if self._metadata_provider is not None:
-            self._physical(path, for_write=True)
+            self._io.physical(path, for_write=True)
         if not recursive:
-            physical = self._physical(path)
+            physical = self._io.physical(path)
             try:
                 self._storage_provider.delete_object(physical)
             except RetryableError as exc:
@@ -508,13 +352,13 @@ class StorageClient:
                         pass  # an earlier attempt deleted it but its answer was lost
 
                 call_with_retry(again, self._retry_config, f"delete {path}", first_error=exc)
-            self._invalidate(path)
+            self._io.invalidate(path)
             if self._metadata_provider is not None:
                 self._metadata_provider.remove_file(path)
             return
         prefix = normalize_key(path).rstrip("/")
         prefix = prefix + "/" if prefix else ""
-        self._invalidate(path, recursive=True)
+        self._io.invalidate(path, recursive=True)
         deleted = 0
         if prefix and self.is_file(prefix.rstrip("/")):
             self.delete(prefix.rstrip("/"))
@@ -527,7 +371,7 @@ class StorageClient:
         else:
             sp = self._storage_provider
             if isinstance(sp, BaseStorageProvider):
-                deleted += self._retry(lambda: sp.delete_prefix(prefix), f"delete {prefix}")
+                deleted += self._io.retry(lambda: sp.delete_prefix(prefix), f"delete {prefix}")
             else:
                 for meta in list(sp.list_objects(prefix)):
                     sp.delete_object(meta.key)

@@ -24,6 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
+from .objectio import READ_BLOCK_SIZE
 from .providers.posix_file import temp_file_beside
 from .types import ObjectMetadata
 
@@ -31,13 +32,11 @@ if TYPE_CHECKING:
     from .providers.base import ObjectWriter
 
 if TYPE_CHECKING:
-    from .client import StorageClient
+    from .objectio import ObjectIO
 
 __all__ = ["READ_BLOCK_SIZE", "SPOOL_MEMORY_LIMIT", "VALID_MODES", "ObjectFile", "PosixFile", "check_mode"]
 
 VALID_MODES = ("r", "rb", "w", "wb", "a", "ab")
-#: Bytes fetched per ranged request when streaming a large object.
-READ_BLOCK_SIZE = 8 << 20
 #: Blocks fetched ahead while an object is read in order.
 READAHEAD_BLOCKS = 2
 #: Bytes an ObjectFile being written keeps in memory before spilling to a temp file.
@@ -58,8 +57,8 @@ class _RangeReader(io.RawIOBase):
     A seek elsewhere cancels the read-ahead; random access fetches only what it reads.
     """
 
-    def __init__(self, client: StorageClient, path: str, meta: ObjectMetadata, cached: bool = False) -> None:
-        self._client, self._path, self._meta = client, path, meta
+    def __init__(self, store: ObjectIO, path: str, meta: ObjectMetadata, cached: bool = False) -> None:
+        self._io, self._path, self._meta = store, path, meta
         self._cached = cached
         self._size = meta.content_length
         self._pos = 0
@@ -87,7 +86,7 @@ class _RangeReader(io.RawIOBase):
 
     def _fetch(self, start: int) -> bytes:
         size = min(READ_BLOCK_SIZE, self._size - start)
-        return self._client._fetch_block(self._path, start, size, self._meta.etag, self._cached)
+        return self._io.fetch_block(self._path, start, size, self._meta.etag, self._cached)
 
     def _load_block(self, start: int) -> memoryview:
         while self._ahead and self._ahead[0][0] != start:
@@ -161,8 +160,8 @@ class _Sink(io.RawIOBase):
 class _Spool(_Sink):
     """Memory up to :data:`SPOOL_MEMORY_LIMIT`, then a temp file; stored in one call on commit."""
 
-    def __init__(self, client: StorageClient, path: str) -> None:
-        self._client, self._path = client, path
+    def __init__(self, store: ObjectIO, path: str) -> None:
+        self._io, self._path = store, path
         self.file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_LIMIT)  # noqa: SIM115
 
     def write(self, data: Any) -> int:
@@ -171,7 +170,7 @@ class _Spool(_Sink):
         return n
 
     def commit(self) -> None:
-        self._client._store_spool(self._path, self.file, self.size)
+        self._io.store_spool(self._path, self.file, self.size)
 
     def release(self) -> None:
         self.file.close()
@@ -214,7 +213,7 @@ class ObjectFile(io.IOBase):
 
     def __init__(
         self,
-        client: StorageClient,
+        store: ObjectIO,
         path: str,
         mode: str = "rb",
         encoding: str | None = None,
@@ -223,34 +222,34 @@ class ObjectFile(io.IOBase):
         cache_check: bool | None = None,
     ) -> None:
         check_mode(mode)
-        self._client, self._path, self._mode = client, path, mode
+        self._io, self._path, self._mode = store, path, mode
         self._on_commit = on_commit
         self._sink: _Sink | None = None
         self._stored = False
         binary: IO[bytes]
         if mode.startswith("r"):
             if cache_check is None:
-                meta = client._head(path)
+                meta = store.head(path)
                 small = meta.content_length <= memory_load_limit
-                data = client._get_range(path, None, meta.etag) if small else None
+                data = store.get_range(path, None, meta.etag) if small else None
             else:
-                meta, data = client._cached_open(path, memory_load_limit, cache_check)
+                meta, data = store.cached_open(path, memory_load_limit, cache_check)
             self._meta: ObjectMetadata | None = meta
             if data is not None:
                 binary = io.BytesIO(data)
             else:
-                reader = _RangeReader(client, path, meta, cached=cache_check is not None)
+                reader = _RangeReader(store, path, meta, cached=cache_check is not None)
                 binary = io.BufferedReader(reader, buffer_size=READ_BLOCK_SIZE)
         else:
             self._meta = None
-            writer = client._open_writer(path) if mode.startswith("w") else None
+            writer = store.open_writer(path) if mode.startswith("w") else None
             if writer is not None:
                 self._sink = _Streamer(writer)
             else:
-                spool = self._sink = _Spool(client, path)
+                spool = self._sink = _Spool(store, path)
                 if mode.startswith("a"):
                     with contextlib.suppress(FileNotFoundError):
-                        client._download_into(path, spool.file)
+                        store.download_into(path, spool.file)
                         spool.size = spool.file.tell()
             binary = io.BufferedWriter(self._sink, buffer_size=1 << 20)
         self._stream: IO[Any] = (

@@ -16,19 +16,19 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .errors import (
+from ..errors import (
     ConfigError,
     InvalidPathError,
     ManystoreError,
     ObjectNotFoundError,
     ReadOnlyError,
 )
-from .file import READ_BLOCK_SIZE
-from .mirror_plan import Job
-from .providers.base import BaseStorageProvider
+from ..file import READ_BLOCK_SIZE
+from ..providers.base import BaseStorageProvider
+from .plan import Job
 
 if TYPE_CHECKING:
-    from .client import StorageClient
+    from ..client import StorageClient
 
 __all__ = ["TransferResult", "Transfer", "portable_error", "transfer_jobs"]
 
@@ -72,8 +72,8 @@ class Transfer:
             return
         src_sp, dst_sp = self._src_sp, self._dst_sp
         if self._server_side and src_sp is not None and dst_sp is not None:
-            target._retry(lambda: dst_sp.copy_from(src_sp, src_key, dst_key), f"copy {src_key}")
-            target._invalidate(dst_key)
+            target._io.retry(lambda: dst_sp.copy_from(src_sp, src_key, dst_key), f"copy {src_key}")
+            target._io.invalidate(dst_key)
             return
         local_src = self._local(src_sp, src_key)
         if local_src is not None:
@@ -88,7 +88,7 @@ class Transfer:
             source.download_file(src_key, local_dst)
             return
         if size <= SMALL_OBJECT:  # one GET (retried, past the read cache), one PUT
-            target.write(dst_key, source._get_range(src_key, None, None))
+            target.write(dst_key, source._io.get_range(src_key, None, None))
             return
         with (
             source.open(src_key, "rb", disable_read_cache=True, memory_load_limit=READ_BLOCK_SIZE) as reader,

@@ -8,10 +8,10 @@ How it runs:
   are skipped, so rerunning a sync — also one that was killed — copies only the rest.
 * **Transfer.** Threads in this process (``threads``, default 16), transfers starting while
   the source is still listed. With ``num_worker_processes`` > 1 the tree is split into
-  partitions (directories, and key ranges of big ones — see :mod:`manystore.mirror_work`)
+  partitions (directories, and key ranges of big ones — see :mod:`manystore.mirror.work`)
   that worker processes list and sync, each on ``threads`` threads; ``execution="ray"``
   does the same with Ray tasks across a cluster. Each object takes the
-  cheapest route (see :mod:`manystore.mirror_transfer`), server-side when both profiles
+  cheapest route (see :mod:`manystore.mirror.transfer`), server-side when both profiles
   name the same store, and is written atomically.
 * **Failures.** A failing object is retried, then recorded; the others still complete and
   :class:`SyncError` lists every failure with its cause at the end.
@@ -28,9 +28,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_c
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, InvalidPathError, ManystoreError
-from .mirror_exec import SyncExecutor, make_executor
-from .mirror_plan import (
+from ..errors import ConfigError, InvalidPathError, ManystoreError
+from ..providers.base import BaseStorageProvider
+from .executors import SyncExecutor, make_executor
+from .plan import (
     Partition,
     PartitionPlan,
     SyncSpec,
@@ -39,12 +40,11 @@ from .mirror_plan import (
     iter_plan,
     plan_partition,
 )
-from .mirror_transfer import Transfer, TransferResult, transfer_jobs
-from .mirror_work import SPLIT_ABOVE, Outcome, sync_partition
-from .providers.base import BaseStorageProvider
+from .transfer import Transfer, TransferResult, transfer_jobs
+from .work import SPLIT_ABOVE, Outcome, sync_partition
 
 if TYPE_CHECKING:
-    from .client import StorageClient
+    from ..client import StorageClient
 
 __all__ = ["SyncError", "SyncResult", "sync_clients"]
 

@@ -17,8 +17,8 @@ __all__ = ["register"]
 
 
 def _cmd_sync(args: argparse.Namespace) -> int:
-    from .mirror import SyncError, sync_clients
-    from .shortcuts import resolve_storage_client
+    from ..mirror import SyncError, sync_clients
+    from ..shortcuts import resolve_storage_client
 
     source, source_path = resolve_storage_client(args.src)
     target, target_path = resolve_storage_client(args.dst)

@@ -13,12 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .mirror_plan import Partition, PartitionPlan, SyncSpec, files, iter_plan
-from .mirror_transfer import Transfer, portable_error, transfer_jobs
-from .types import ObjectMetadata
+from ..types import ObjectMetadata
+from .plan import Partition, PartitionPlan, SyncSpec, files, iter_plan
+from .transfer import Transfer, portable_error, transfer_jobs
 
 if TYPE_CHECKING:
-    from .client import StorageClient
+    from ..client import StorageClient
 
 __all__ = ["Outcome", "sync_partition"]
 

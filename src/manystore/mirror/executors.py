@@ -1,6 +1,6 @@
 """Where a sync's partitions run: worker processes on this machine, or a Ray cluster.
 
-Both executors take the same picklable call (:func:`~manystore.mirror_work.sync_partition`)
+Both executors take the same picklable call (:func:`~manystore.mirror.work.sync_partition`)
 and hand back :class:`concurrent.futures.Future` s, so the driver in :mod:`manystore.mirror`
 treats them alike. Clients cross to the workers pickled: their configuration travels, never an open
 connection, and every worker builds its own.
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
-from .errors import ConfigError, ManystoreError
+from ..errors import ConfigError, ManystoreError
 
 __all__ = ["ProcessExecutor", "RayExecutor", "SyncExecutor"]
 

@@ -23,9 +23,9 @@ def _dir(key: str) -> str:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from .generators import collect_entries, write_manifest
-    from .providers.manifest_metadata import DEFAULT_MANIFEST_BASE_DIR
-    from .shortcuts import resolve_storage_client
+    from ..generators import collect_entries, write_manifest
+    from ..providers.manifest_metadata import DEFAULT_MANIFEST_BASE_DIR
+    from ..shortcuts import resolve_storage_client
 
     client, key = resolve_storage_client(args.url)
     manifest_client, manifest_key = resolve_storage_client(args.manifest_url or args.url)
@@ -39,8 +39,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from .providers.manifest_metadata import DEFAULT_MANIFEST_BASE_DIR, MANIFEST_INDEX_FILENAME, parse_part
-    from .shortcuts import resolve_storage_client
+    from ..providers.manifest_metadata import DEFAULT_MANIFEST_BASE_DIR, MANIFEST_INDEX_FILENAME, parse_part
+    from ..shortcuts import resolve_storage_client
 
     client, key = resolve_storage_client(args.url)
     base = _dir(key)

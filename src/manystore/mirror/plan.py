@@ -14,11 +14,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .types import ObjectMetadata
-from .utils import match_glob
+from ..types import ObjectMetadata
+from ..utils import match_glob
 
 if TYPE_CHECKING:
-    from .client import StorageClient
+    from ..client import StorageClient
 
 __all__ = [
     "Job",

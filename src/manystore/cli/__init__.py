@@ -28,8 +28,8 @@ from datetime import timezone
 from typing import IO, TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
-    from .client import StorageClient
-    from .types import ObjectMetadata
+    from ..client import StorageClient
+    from ..types import ObjectMetadata
 
 __all__ = ["main"]
 
@@ -55,7 +55,7 @@ class _Failed(Exception):
 # ------------------------------------------------------------------ helpers
 def _exit_code(exc: BaseException | str) -> int:
     """2 for usage/configuration problems, 1 for everything else."""
-    from .errors import ConfigError, InvalidPathError, InvalidURLError
+    from ..errors import ConfigError, InvalidPathError, InvalidURLError
 
     return 2 if isinstance(exc, (ConfigError, InvalidURLError, InvalidPathError)) else 1
 
@@ -83,7 +83,7 @@ def _report(command: str, url: str | None, exc: BaseException | str) -> None:
 
 def _resolve(url: str) -> tuple[StorageClient, str]:
     """The client and key of ``url``; failures are tagged with the URL."""
-    from .shortcuts import resolve_storage_client
+    from ..shortcuts import resolve_storage_client
 
     try:
         return resolve_storage_client(url)
@@ -99,7 +99,7 @@ def _dir_prefix(key: str) -> str:
 
 def _is_local(client: StorageClient) -> bool:
     """True if the client stores plain local files (and has no metadata provider)."""
-    from .providers.base import BaseStorageProvider
+    from ..providers.base import BaseStorageProvider
 
     provider = client.config.storage_provider
     return (
@@ -233,7 +233,7 @@ def _copy_object(
 
 # ----------------------------------------------------------------- commands
 def _format_entry(meta: ObjectMetadata, name: str, long: bool, human: bool) -> str:
-    from .utils import human_size
+    from ..utils import human_size
 
     is_dir = meta.type == "directory"
     if is_dir:
@@ -410,7 +410,7 @@ def _config_path(explicit: str | None) -> str | None:
     """``explicit``, or the first existing file on the config search path."""
     if explicit:
         return explicit
-    from .config import config_search_paths
+    from ..config import config_search_paths
 
     env = os.environ.get("MSC_CONFIG")
     if env and not os.path.isfile(env):
@@ -422,9 +422,9 @@ def _config_path(explicit: str | None) -> str | None:
 
 
 def _cmd_config_show(args: argparse.Namespace) -> int:
-    from .config import load_config_file, mask_secrets
-    from .errors import UnknownProfileError
-    from .schema import validate_config
+    from ..config import load_config_file, mask_secrets
+    from ..errors import UnknownProfileError
+    from ..schema import validate_config
 
     path = _config_path(None)
     data: dict[str, Any] = {}
@@ -458,8 +458,8 @@ def _cmd_config_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_validate(args: argparse.Namespace) -> int:
-    from .config import StorageClientConfig, load_config_file
-    from .schema import validate_config
+    from ..config import StorageClientConfig, load_config_file
+    from ..schema import validate_config
 
     path = _config_path(args.file)
     if path is None:
@@ -478,7 +478,7 @@ def _cmd_config_validate(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ parsing
 def _build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .. import __version__
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -541,10 +541,10 @@ def _build_parser() -> argparse.ArgumentParser:
     validate.add_argument("file", metavar="FILE", nargs="?", help="default: the config file found")
     validate.set_defaults(func=_cmd_config_validate, command="config validate")
 
-    from .cli_manifest import register as _register_manifest
+    from .manifest import register as _register_manifest
 
     _register_manifest(sub, common)
-    from .cli_sync import register as _register_sync
+    from .sync import register as _register_sync
 
     _register_sync(sub, common)
     return parser
@@ -599,7 +599,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         url = _target_url(args)
         _report(command, url, exc)
         return _exit_code(exc)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
