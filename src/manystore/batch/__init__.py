@@ -1,0 +1,10 @@
+"""Many objects at once: object groups, archives, Get-Batch, resumable readers and ETL.
+
+Home of the AIStore SDK's multi-object API on every backend. It builds on the
+core client and the sync engine's executors and imports nothing from the other
+ML layers. See ``docs/architecture.md``.
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []

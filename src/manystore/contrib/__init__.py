@@ -1,0 +1,15 @@
+"""Adapters named as in the reference's ``multistorageclient.contrib``.
+
+Each submodule imports its third-party library lazily (on first use), so importing
+``manystore.contrib`` costs nothing. Submodules re-export from the layer that owns
+the code (``manystore.torch``, ``manystore.arrays``) instead of repeating it:
+
+* ``async_fs`` — fsspec filesystems for the ``msc`` protocol;
+* ``numpy``, ``zarr``, ``xarray`` — arrays (owned by ``manystore.arrays``);
+* ``torch`` — ``load``/``save`` and DCP readers/writers (owned by ``manystore.torch``);
+* ``pickle``, ``os`` — the reference's small helpers.
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []
