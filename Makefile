@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean servers reliability
+.PHONY: install demo test lint docs bench clean servers reliability
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check $(LINT_DIRS)
 	$(BIN)/mypy
 
+# API reference + guides (docs/_build/html). Warnings are errors: a broken cross-reference or a
+# public name without a docstring fails the build.
+docs: $(STAMP)
+	$(BIN)/sphinx-build -E -a -q -W --keep-going -n -b html docs docs/_build/html
+	@echo "docs: open docs/_build/html/index.html"
+
 # Azurite (Microsoft's Azure Blob emulator) for the azure backend tests, project-local.
 AZURITE := .tools/azurite/node_modules/.bin/azurite-blob
 
@@ -33,7 +39,7 @@ $(AZURITE):
 servers: $(AZURITE)
 
 # pytest exits 5 when it collected no test; make treats any non-zero exit as failure.
-test: lint servers
+test: lint docs servers
 	$(BIN)/python -m pytest -q tests
 
 BENCH_STAMP := $(VENV)/.bench-installed

@@ -276,6 +276,7 @@ class ObjectFile(io.IOBase):
 
     # ------------------------------------------------------------- reading
     def read(self, size: int = -1) -> Any:
+        """Read up to ``size`` bytes (characters in text mode); all that is left when ``size`` is -1."""
         return self._stream.read(size)
 
     def readline(self, size: int | None = -1) -> Any:
@@ -285,6 +286,7 @@ class ObjectFile(io.IOBase):
         return self._stream.readlines(hint)
 
     def readinto(self, buffer: Any) -> int:
+        """Read bytes into the writable ``buffer``; returns how many were read (0 at the end)."""
         return self._stream.readinto(buffer)  # type: ignore[attr-defined]
 
     def __iter__(self) -> Iterator[Any]:
@@ -301,6 +303,7 @@ class ObjectFile(io.IOBase):
 
     # ------------------------------------------------------------- writing
     def write(self, data: Any) -> int:
+        """Write ``data`` (bytes, or str in text mode); returns how much was written."""
         return self._stream.write(data)
 
     def writelines(self, lines: Any) -> None:
@@ -402,6 +405,7 @@ class PosixFile(io.IOBase):
         return self._fh.fileno()
 
     def read(self, size: int = -1) -> Any:
+        """Read up to ``size`` bytes (characters in text mode); all that is left when ``size`` is -1."""
         return self._fh.read(size)
 
     def readline(self, size: int | None = -1) -> Any:
@@ -411,6 +415,7 @@ class PosixFile(io.IOBase):
         return self._fh.readlines(hint)
 
     def readinto(self, buffer: Any) -> int:
+        """Read bytes into the writable ``buffer``; returns how many were read (0 at the end)."""
         return self._fh.readinto(buffer)  # type: ignore[attr-defined]
 
     def __iter__(self) -> Iterator[Any]:
@@ -423,6 +428,7 @@ class PosixFile(io.IOBase):
         return self._fh.tell()
 
     def write(self, data: Any) -> int:
+        """Write ``data`` (bytes, or str in text mode); returns how much was written."""
         return self._fh.write(data)
 
     def writelines(self, lines: Any) -> None:
