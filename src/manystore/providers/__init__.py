@@ -87,3 +87,30 @@ def load_class(type_name: str, registry: dict[str, str], kind: str, key_path: st
     if not isinstance(cls, type):
         raise ConfigError(f"{key_path}: module {module_name!r} has no class {class_name!r}")
     return cls
+
+
+def _class_names() -> dict[str, str]:
+    """Class name -> "module:Class" of every built-in provider (storage, credentials, metadata)."""
+    names: dict[str, str] = {}
+    for registry in (STORAGE_PROVIDERS, CREDENTIALS_PROVIDERS, METADATA_PROVIDERS):
+        for spec in registry.values():
+            names[spec.partition(":")[2]] = spec
+    return names
+
+
+def __getattr__(name: str) -> Any:
+    """``manystore.providers.S3StorageProvider`` and the like, imported on first use (as in the reference)."""
+    spec = _class_names().get(name)
+    if spec is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module_name, _, class_name = spec.partition(":")
+    try:
+        module = importlib.import_module(f"{__name__}.{module_name}")
+    except ImportError as exc:
+        raise ProviderUnavailableError(
+            f"{__name__}.{name} needs an optional dependency: {exc}. "
+            f"Install the matching extra, e.g. pip install 'manystore[{module_name}]'"
+        ) from exc
+    value = getattr(module, class_name)
+    globals()[name] = value
+    return value
