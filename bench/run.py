@@ -7,7 +7,8 @@ GET, parallel 8 MiB ranged GETs; MB/s and peak RSS, each in a fresh subprocess),
 S4 POSIX small files vs raw Python, S5 streaming a large object through ``open()``,
 S6 re-reads from manystore's read cache, S7 manifest listing, S8 syncing many 64 KiB files
 (local -> S3, S3 -> S3, no-change rerun) with manystore, msc and ``rclone copy``; S8 always
-runs those three tools, whatever ``--libs`` says.
+runs those three tools, whatever ``--libs`` says. S9 small-object PUT/GET with telemetry off
+vs on (S3 and POSIX), printing the on/off ratio.
 Every figure is the median of ``--runs`` (>= 3) runs. The markdown table is printed and
 written to ``bench/results/latest.md``.
 """
@@ -28,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import layers, sync_bench
+from bench import layers, sync_bench, telemetry_bench
 from bench.libs import POSIX_LIBS, S3_LIBS, Endpoint, make_posix, make_s3
 from bench.report import Report
 
@@ -39,7 +40,7 @@ CHUNK = 8 * MiB
 SMALL = 4096
 S1_THREADS = (1, 16)
 RANGE_THREADS = 8
-SCENARIOS = ("S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8")
+SCENARIOS = ("S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9")
 
 FULL = {
     "objects": 2000,
@@ -267,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             "S6": lambda: layers.s6(report, ep, work, sizes, args.runs),
             "S7": lambda: layers.s7(report, ep, work, sizes, args.runs),
             "S8": lambda: sync_bench.s8(report, ep, work, sizes, args.runs),
+            "S9": lambda: telemetry_bench.s9(report, ep, str(work / "s9posix"), sizes, args.runs, _small_ops),
         }
         for scen in SCENARIOS:
             if scen in args.only:

@@ -62,11 +62,11 @@ CLIENT_METHODS = {
 }
 
 CONFIG_BUILDERS = {
-    "from_dict": ["config_dict", "profile", "skip_validation", "telemetry"],
-    "from_file": ["profile", "telemetry"],
-    "from_json": ["config_json", "profile", "telemetry"],
-    "from_yaml": ["config_yaml", "profile", "telemetry"],
-    "from_provider_bundle": ["config_dict", "provider_bundle", "telemetry"],
+    "from_dict": ["config_dict", "profile", "skip_validation", "telemetry", "telemetry_provider"],
+    "from_file": ["profile", "telemetry", "telemetry_provider"],
+    "from_json": ["config_json", "profile", "telemetry", "telemetry_provider"],
+    "from_yaml": ["config_yaml", "profile", "telemetry", "telemetry_provider"],
+    "from_provider_bundle": ["config_dict", "provider_bundle", "telemetry", "telemetry_provider"],
     "read_path_mapping": [],
 }
 

@@ -36,6 +36,8 @@ from .types import (
 from .urls import PathMapping, implicit_profile_config
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .telemetry import Telemetry
 
 __all__ = [
@@ -290,11 +292,27 @@ class StorageClientConfig:
     caching_enabled: bool = False
     telemetry: Telemetry | None = field(default=None, repr=False)
     _config_dict: dict[str, Any] | None = field(default=None, repr=False)
+    telemetry_provider: Callable[[], Telemetry] | None = field(default=None, repr=False)
 
     def __reduce__(self) -> tuple[Any, ...]:
         if self._config_dict is None:
             raise TypeError(f"StorageClientConfig for profile {self.profile!r} was not built from a dict")
-        return (StorageClientConfig.from_dict, (self._config_dict, self.profile, True))
+        args = (self._config_dict, self.profile, True, self.telemetry, self.telemetry_provider)
+        return (StorageClientConfig.from_dict, args)
+
+    def _instrument(self, config_dict: dict[str, Any]) -> None:
+        """Apply the config's ``opentelemetry`` section (telemetry is off without one)."""
+        if config_dict.get("opentelemetry") is not None:
+            from .telemetry.instrument import instrument_config
+
+            instrument_config(
+                self.storage_provider,
+                expand_env(config_dict["opentelemetry"], "opentelemetry"),
+                mask_secrets(config_dict),
+                self.profile,
+                self.telemetry,
+                self.telemetry_provider,
+            )
 
     # ------------------------------------------------------------ builders
     @staticmethod
@@ -303,11 +321,15 @@ class StorageClientConfig:
         profile: str = DEFAULT_PROFILE,
         skip_validation: bool = False,
         telemetry: Telemetry | None = None,
+        telemetry_provider: Callable[[], Telemetry] | None = None,
     ) -> StorageClientConfig:
         """Build the config of ``profile`` from a config dictionary.
 
         ``default`` and ``__filesystem__`` need no definition (they map to the local file
         system root); implicit names such as ``_s3-bucket`` are built from the URL's scheme.
+        With an ``opentelemetry.metrics`` section, the storage provider records metrics into
+        ``telemetry``, else into ``telemetry_provider()`` (a top-level function, so that
+        the config pickles), else into :func:`manystore.telemetry.init` ``()``.
 
         Raises:
             ConfigError: Invalid structure, unknown provider type, bad options.
@@ -332,6 +354,7 @@ class StorageClientConfig:
                     f"{where}.provider_bundle.type: {type(bundle).__name__} is not a ProviderBundle"
                 )
             config = StorageClientConfig._from_bundle(config_dict, bundle, profile, telemetry)
+            config.telemetry_provider = telemetry_provider
         else:
             credentials = None
             if "credentials_provider" in spec:
@@ -364,7 +387,9 @@ class StorageClientConfig:
                 credentials_provider=credentials,
                 metadata_provider=metadata,
                 telemetry=telemetry,
+                telemetry_provider=telemetry_provider,
             )
+        config._instrument(config_dict)
         config.retry_config = _retry_config(spec.get("retry"), f"{where}.retry")
         config.caching_enabled = bool(spec.get("caching_enabled", "cache" in config_dict))
         if "cache" in config_dict:
@@ -374,37 +399,65 @@ class StorageClientConfig:
 
     @staticmethod
     def from_json(
-        config_json: str, profile: str = DEFAULT_PROFILE, telemetry: Telemetry | None = None
+        config_json: str,
+        profile: str = DEFAULT_PROFILE,
+        telemetry: Telemetry | None = None,
+        telemetry_provider: Callable[[], Telemetry] | None = None,
     ) -> StorageClientConfig:
         """Build from a JSON document (see :meth:`from_dict`)."""
         return StorageClientConfig.from_dict(
-            _parse_text(config_json, "config JSON", True), profile, telemetry=telemetry
+            _parse_text(config_json, "config JSON", True),
+            profile,
+            telemetry=telemetry,
+            telemetry_provider=telemetry_provider,
         )
 
     @staticmethod
     def from_yaml(
-        config_yaml: str, profile: str = DEFAULT_PROFILE, telemetry: Telemetry | None = None
+        config_yaml: str,
+        profile: str = DEFAULT_PROFILE,
+        telemetry: Telemetry | None = None,
+        telemetry_provider: Callable[[], Telemetry] | None = None,
     ) -> StorageClientConfig:
         """Build from a YAML document (safe loader; see :meth:`from_dict`)."""
         return StorageClientConfig.from_dict(
-            _parse_text(config_yaml, "config YAML", False), profile, telemetry=telemetry
+            _parse_text(config_yaml, "config YAML", False),
+            profile,
+            telemetry=telemetry,
+            telemetry_provider=telemetry_provider,
         )
 
     @staticmethod
-    def from_file(profile: str = DEFAULT_PROFILE, telemetry: Telemetry | None = None) -> StorageClientConfig:
+    def from_file(
+        profile: str = DEFAULT_PROFILE,
+        telemetry: Telemetry | None = None,
+        telemetry_provider: Callable[[], Telemetry] | None = None,
+    ) -> StorageClientConfig:
         """Build from the first config file on the search path (see the module docs).
 
         With no config file, ``default`` is the local file system.
         """
         config_dict, _ = read_msc_config()
-        return StorageClientConfig.from_dict(config_dict, profile, skip_validation=True, telemetry=telemetry)
+        return StorageClientConfig.from_dict(
+            config_dict,
+            profile,
+            skip_validation=True,
+            telemetry=telemetry,
+            telemetry_provider=telemetry_provider,
+        )
 
     @staticmethod
     def from_provider_bundle(
-        config_dict: dict[str, Any], provider_bundle: ProviderBundle, telemetry: Telemetry | None = None
+        config_dict: dict[str, Any],
+        provider_bundle: ProviderBundle,
+        telemetry: Telemetry | None = None,
+        telemetry_provider: Callable[[], Telemetry] | None = None,
     ) -> StorageClientConfig:
-        """Build from a :class:`ProviderBundle`; ``config_dict`` may add ``retry``/``cache`` settings."""
+        """Build from a :class:`ProviderBundle`; ``config_dict`` may add ``retry``/``cache`` and
+        ``opentelemetry`` settings (see :meth:`from_dict`)."""
         config = StorageClientConfig._from_bundle(config_dict, provider_bundle, DEFAULT_PROFILE, telemetry)
+        config.telemetry_provider = telemetry_provider
+        config._instrument(config_dict)
         config.retry_config = _retry_config(config_dict.get("retry"), "retry")
         if "cache" in config_dict:
             config.cache_config = CacheConfig.from_dict(config_dict["cache"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import builtins
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 from .client import StorageClient
@@ -29,6 +29,7 @@ __all__ = [
     "delete",
     "download_file",
     "get_telemetry",
+    "get_telemetry_provider",
     "glob",
     "info",
     "is_empty",
@@ -38,6 +39,7 @@ __all__ = [
     "read",
     "resolve_storage_client",
     "set_telemetry",
+    "set_telemetry_provider",
     "sync",
     "upload_file",
     "write",
@@ -47,6 +49,7 @@ _lock = threading.Lock()
 _clients: dict[str, StorageClient] = {}
 _config_cache: dict[str, Any] = {}
 _telemetry: Telemetry | None = None
+_telemetry_provider: Callable[[], Telemetry] | None = None
 
 
 def _reset_after_fork() -> None:
@@ -100,7 +103,11 @@ def resolve_storage_client(url: str) -> tuple[StorageClient, str]:
             client = _clients.get(profile)
             if client is None:
                 config = StorageClientConfig.from_dict(
-                    config_dict, profile, skip_validation=True, telemetry=_telemetry
+                    config_dict,
+                    profile,
+                    skip_validation=True,
+                    telemetry=_telemetry,
+                    telemetry_provider=_telemetry_provider,
                 )
                 client = StorageClient(config)
                 _clients[profile] = client
@@ -248,3 +255,19 @@ def set_telemetry(telemetry: Telemetry | None) -> None:
     """Set the telemetry instance for clients built from now on."""
     global _telemetry
     _telemetry = telemetry
+
+
+def get_telemetry_provider() -> Callable[[], Telemetry] | None:
+    """The function that supplies telemetry to clients built by these functions (if set)."""
+    return _telemetry_provider
+
+
+def set_telemetry_provider(telemetry_provider: Callable[[], Telemetry] | None) -> None:
+    """Set the function that supplies telemetry to clients built from now on.
+
+    Args:
+        telemetry_provider: A top-level function (so that clients pickle) returning a
+            :class:`manystore.telemetry.Telemetry`, e.g. ``manystore.telemetry.init``.
+    """
+    global _telemetry_provider
+    _telemetry_provider = telemetry_provider

@@ -1,0 +1,91 @@
+"""S9: the cost of telemetry — small-object PUT/GET with metrics on vs off.
+
+Two clients of the same profile, one of them with an ``opentelemetry.metrics`` section
+(Prometheus exporter on a free 127.0.0.1 port, so recording runs in full but nothing is
+sent unless scraped), measured interleaved by ``_small_ops``; then the on/off ratio is
+printed. Needs only manystore and the ``telemetry`` extra.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from bench.libs import Endpoint, ManystoreS3, _msc_style_config
+from bench.report import Report
+
+THREADS = (1, 16)
+ON = "manystore+telemetry"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _PosixAdapter:
+    def __init__(self, root: str, otel: dict[str, Any] | None) -> None:
+        from manystore import StorageClient, StorageClientConfig
+
+        cfg: dict[str, Any] = {
+            "profiles": {"b": {"storage_provider": {"type": "file", "options": {"base_path": root}}}}
+        }
+        if otel:
+            cfg["opentelemetry"] = otel
+        self.c = StorageClient(StorageClientConfig.from_dict(cfg, profile="b"))
+
+    def put(self, key: str, data: bytes) -> None:
+        self.c.write(key, data)
+
+    def get(self, key: str) -> bytes:
+        return self.c.read(key)
+
+
+class _S3Telemetry(ManystoreS3):
+    name = ON
+
+    def __init__(self, ep: Endpoint, otel: dict[str, Any]) -> None:
+        from manystore import StorageClient, StorageClientConfig
+        from manystore.types import Range
+
+        self._range = Range
+        cfg = {**_msc_style_config(ep), "opentelemetry": otel}
+        self.c = StorageClient(StorageClientConfig.from_dict(cfg, profile="b"))
+
+
+def s9(
+    report: Report, ep: Endpoint, root: str, sizes: dict, runs: int, small_ops: Callable[..., None]
+) -> None:
+    """Record S9 (S3) and S9-posix rows and print the telemetry on/off ratios."""
+    n = sizes["objects"]
+    otel = {"metrics": {"exporter": {"type": "prometheus", "options": {"port": _free_port()}}}}
+    report.describe("S9", f"{n:,} x 4 KiB objects on S3, telemetry off vs on", "ops/s")
+    report.describe("S9-posix", f"{n:,} x 4 KiB files, telemetry off vs on", "ops/s")
+    print("  S9", flush=True)
+    small_ops(
+        report,
+        "S9",
+        {"manystore": lambda: ManystoreS3(ep), ON: lambda: _S3Telemetry(ep, otel)},
+        n,
+        runs,
+        THREADS,
+    )
+    small_ops(
+        report,
+        "S9-posix",
+        {"manystore": lambda: _PosixAdapter(root, None), ON: lambda: _PosixAdapter(root, otel)},
+        n,
+        runs,
+        THREADS,
+    )
+    for scen in ("S9", "S9-posix"):
+        for op in ("PUT", "GET"):
+            for t in THREADS:
+                cells = report.rows.get((scen, op, t), {})
+                off, on = cells.get("manystore"), cells.get(ON)
+                if isinstance(off, float) and isinstance(on, float):
+                    print(
+                        f"  {scen} {op} t={t}: off {off:,.0f} ops/s, on {on:,.0f} ops/s, on/off {on / off:.3f}"
+                    )

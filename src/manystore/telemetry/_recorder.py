@@ -1,0 +1,105 @@
+"""The per-process buffer between instrumented providers and :class:`Telemetry`.
+
+An operation appends one tuple to a deque (no lock, no OpenTelemetry call, no IPC); a
+daemon thread sends the aggregated records every :data:`FLUSH_INTERVAL` seconds with one
+``record_batch`` call per sink, and so does the exit of the process (``atexit``, and
+multiprocessing's exit finalizers for forked workers, which skip ``atexit``). A forked
+child starts with an empty buffer: the parent's pending records are the parent's to send.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import logging
+import multiprocessing.util
+import os
+import threading
+from typing import Any
+
+__all__ = ["BUFFER", "FLUSH_INTERVAL", "flush_buffer", "start"]
+
+logger = logging.getLogger(__name__)
+
+#: Seconds between background flushes.
+FLUSH_INTERVAL = 1.0
+#: ``(sink, attribute_items, status, latency_seconds, nbytes_or_None)`` records.
+BUFFER: collections.deque[tuple[Any, tuple[tuple[str, Any], ...], str, float, int | None]] = (
+    collections.deque()
+)
+#: Whether this process's flusher runs (reset in a forked child).
+STARTED = False
+#: This process's id (updated in a forked child).
+PID = os.getpid()
+
+_start_lock = threading.Lock()
+_flush_lock = threading.Lock()
+_wake = threading.Event()
+_exit_token = object()  # keeps the multiprocessing finalizer registered
+
+
+def start() -> None:
+    """Start this process's flusher and exit hooks (once per process)."""
+    global STARTED
+    with _start_lock:
+        if STARTED:
+            return
+        threading.Thread(target=_loop, name="manystore-telemetry-flush", daemon=True).start()
+        atexit.register(_at_exit, os.getpid())
+        multiprocessing.util.Finalize(None, _at_exit, args=(os.getpid(),), exitpriority=100)
+        STARTED = True
+
+
+def _loop() -> None:
+    pid = os.getpid()
+    while not _wake.wait(FLUSH_INTERVAL):
+        if os.getpid() != pid:
+            return
+        flush_buffer()
+
+
+def _at_exit(pid: int) -> None:
+    if os.getpid() != pid:
+        return
+    flush_buffer()
+    from . import _local_exit
+
+    _local_exit()
+
+
+def flush_buffer() -> bool:
+    """Send every buffered record now; True unless a sink failed (its records are dropped)."""
+    with _flush_lock:
+        groups: dict[Any, dict[tuple[Any, str], list[Any]]] = {}
+        pop = BUFFER.popleft
+        for _ in range(len(BUFFER)):
+            sink, attrs, status, latency, nbytes = pop()
+            slot = groups.setdefault(sink, {}).get((attrs, status))
+            if slot is None:
+                groups[sink][(attrs, status)] = slot = [0, None, []]
+            slot[0] += 1
+            if nbytes is not None:
+                slot[1] = (slot[1] or 0) + nbytes
+            slot[2].append(latency)
+        ok = True
+        for sink, records in groups.items():
+            batch = [(attrs, status, c, n, lat) for (attrs, status), (c, n, lat) in records.items()]
+            try:
+                sink.telemetry().record_batch(sink.metrics_config, batch)
+            except Exception:
+                ok = False
+                logger.exception(
+                    "telemetry: %d record(s) could not be sent", sum(r[0] for r in records.values())
+                )
+        return ok
+
+
+def _after_fork_in_child() -> None:
+    global STARTED, PID, _start_lock, _flush_lock, _wake
+    BUFFER.clear()
+    STARTED = False
+    PID = os.getpid()
+    _start_lock, _flush_lock, _wake = threading.Lock(), threading.Lock(), threading.Event()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

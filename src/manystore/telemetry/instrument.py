@@ -1,0 +1,365 @@
+"""Instrumenting a storage provider: the one place every storage operation is measured.
+
+:func:`instrument` switches a provider instance to a generated subclass of its own class
+whose public operations time the call and append one record to the process's buffer
+(:mod:`manystore.telemetry._recorder`). ``isinstance`` checks still hold, and a provider
+of a config without telemetry is never touched, so telemetry off costs nothing.
+An instrumented provider pickles as its plain class plus the instrumentation spec, and
+is instrumented again (with fresh state) in the receiving process.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from . import _recorder
+from ._setup import build_attributes_providers
+
+__all__ = ["InstrumentationSpec", "instrument", "instrument_config", "is_instrumented"]
+
+_ATTR = "_manystore_telemetry"
+_perf = time.perf_counter
+
+
+class InstrumentationSpec:
+    """What :func:`instrument` needs; picklable (the telemetry source pickles as itself).
+
+    Args:
+        profile: The profile name (label ``multistorageclient.profile``).
+        metrics_config: The validated ``opentelemetry.metrics`` section.
+        config_dict: The config with secrets masked (for ``msc_config`` attributes).
+        telemetry: A :class:`manystore.telemetry.Telemetry` (or proxy) to record into.
+        telemetry_provider: Else a top-level function returning one; else :func:`init` ``()``.
+    """
+
+    def __init__(
+        self,
+        profile: str,
+        metrics_config: Mapping[str, Any],
+        config_dict: Mapping[str, Any],
+        telemetry: Any = None,
+        telemetry_provider: Callable[[], Any] | None = None,
+    ) -> None:
+        self.profile = profile
+        self.metrics_config = dict(metrics_config)
+        self.config_dict = dict(config_dict)
+        self._telemetry = telemetry
+        self._telemetry_provider = telemetry_provider
+        self._resolved: tuple[int, Any] | None = None
+        self._lock = threading.Lock()
+        self._origin = os.getpid()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_resolved"] = None
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        self._origin = os.getpid()  # a proxy in the state was rebuilt (connected) here
+
+    def telemetry(self) -> Any:
+        """The telemetry to send records to, resolved once per process."""
+        resolved = self._resolved
+        pid = os.getpid()
+        if resolved is not None and resolved[0] == pid:
+            return resolved[1]
+        with self._lock:
+            target = self._telemetry
+            if target is not None and getattr(target, "_token", None) is not None and self._origin != pid:
+                from . import _connect  # a forked child: its own connection to the same manager
+
+                target = _connect(target._token.address)
+            elif target is None:
+                from . import init
+
+                target = (self._telemetry_provider or init)()
+            self._resolved = (pid, target)
+            return target
+
+
+class _State:
+    """Per-instance instrumentation state: the sink and the cached attribute tuples."""
+
+    def __init__(self, spec: InstrumentationSpec, provider_type: str) -> None:
+        self.spec = spec
+        self.sink = spec  # records are grouped by spec: one record_batch per spec per flush
+        providers = build_attributes_providers(spec.metrics_config, spec.config_dict)
+        self._fixed = {
+            "multistorageclient.profile": spec.profile,
+            "multistorageclient.provider": provider_type,
+        }
+        self._static = [p for p in providers if p.scope == "static"]
+        self._process = [p for p in providers if p.scope == "process"]
+        self._thread = [p for p in providers if p.scope == "thread"]
+        self._call = [p for p in providers if p.scope == "call"]
+        self._providers = providers
+        self._per_call = bool(self._call)
+        self._per_thread = bool(self._thread)
+        self._cache: dict[str, tuple[tuple[str, Any], ...]] = {}
+        self._pid = -1
+        self._tls = threading.local()
+
+    def _build(self, op: str) -> tuple[tuple[str, Any], ...]:
+        attrs: dict[str, Any] = {}
+        for provider in self._providers:  # config order: a later provider wins
+            got = provider.attributes()
+            if got:
+                attrs.update(got)
+        attrs.update(self._fixed)
+        attrs["multistorageclient.operation"] = op
+        return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in attrs.items()))
+
+    def attrs(self, op: str) -> tuple[tuple[str, Any], ...]:
+        if self._per_call:
+            return self._build(op)
+        if self._per_thread:
+            cache = self._tls.__dict__
+            if cache.get("_pid") != _recorder.PID:
+                cache.clear()
+                cache["_pid"] = _recorder.PID
+        else:
+            if self._pid != _recorder.PID:
+                self._cache, self._pid = {}, _recorder.PID
+            cache = self._cache
+        found = cache.get(op)
+        if found is None:
+            found = cache[op] = self._build(op)
+        return found
+
+    def record(self, op: str, latency: float, status: str, nbytes: int | None) -> None:
+        _recorder.BUFFER.append((self.sink, self.attrs(op), status, latency, nbytes))
+        if not _recorder.STARTED:
+            _recorder.start()
+
+
+def _nbytes(value: Any) -> int | None:
+    if isinstance(value, (bytes, bytearray)):
+        return len(value)
+    if isinstance(value, memoryview):
+        return value.nbytes
+    return None
+
+
+def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], index: int, name: str) -> Any:
+    return args[index] if len(args) > index else kwargs.get(name)
+
+
+def _file_size(f: Any) -> int | None:
+    if isinstance(f, (str, os.PathLike)):
+        try:
+            return os.path.getsize(f)
+        except OSError:
+            return None
+    try:
+        return int(f.tell())
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _wrap(
+    base: Callable[..., Any], op: str, size: Callable[[tuple[Any, ...], dict[str, Any], Any], int | None]
+) -> Any:
+    @functools.wraps(base)
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        state: _State = getattr(self, _ATTR)
+        start = _perf()
+        try:
+            result = base(self, *args, **kwargs)
+        except BaseException as exc:
+            state.record(op, _perf() - start, "error." + type(exc).__name__, None)
+            raise
+        state.record(op, _perf() - start, "success", size(args, kwargs, result))
+        return result
+
+    return method
+
+
+def _wrap_download(base: Callable[..., Any]) -> Any:
+    @functools.wraps(base)
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        state: _State = getattr(self, _ATTR)
+        f = _arg(args, kwargs, 1, "f")
+        before = None if isinstance(f, (str, os.PathLike)) else _file_size(f)
+        start = _perf()
+        try:
+            result = base(self, *args, **kwargs)
+        except BaseException as exc:
+            state.record("download", _perf() - start, "error." + type(exc).__name__, None)
+            raise
+        after = _file_size(f)
+        nbytes = after - (before or 0) if after is not None else None
+        state.record("download", _perf() - start, "success", nbytes)
+        return result
+
+    return method
+
+
+def _wrap_list(base: Callable[..., Iterator[Any]]) -> Any:
+    @functools.wraps(base)
+    def method(self: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        state: _State = getattr(self, _ATTR)
+        start = _perf()
+        try:
+            yield from base(self, *args, **kwargs)
+        except GeneratorExit:  # the caller stopped early: the listing did not fail
+            state.record("list", _perf() - start, "success", None)
+            raise
+        except BaseException as exc:
+            state.record("list", _perf() - start, "error." + type(exc).__name__, None)
+            raise
+        state.record("list", _perf() - start, "success", None)
+
+    return method
+
+
+class _CountingWriter:
+    """Wraps a streaming writer: one ``put`` record (bytes written, latency to close)."""
+
+    def __init__(self, writer: Any, state: _State) -> None:
+        self._writer, self._state, self._bytes, self._start = writer, state, 0, _perf()
+
+    def write(self, data: Any) -> int:
+        n = self._writer.write(data)
+        self._bytes += n if isinstance(n, int) else len(memoryview(data))
+        return n
+
+    def close(self) -> None:
+        try:
+            self._writer.close()
+        except BaseException as exc:
+            self._state.record("put", _perf() - self._start, "error." + type(exc).__name__, None)
+            raise
+        self._state.record("put", _perf() - self._start, "success", self._bytes)
+
+    def abort(self) -> None:
+        self._writer.abort()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._writer, name)
+
+
+def _wrap_writer(base: Callable[..., Any]) -> Any:
+    @functools.wraps(base)
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        writer = base(self, *args, **kwargs)
+        return None if writer is None else _CountingWriter(writer, getattr(self, _ATTR))
+
+    return method
+
+
+_NONE: Callable[[tuple[Any, ...], dict[str, Any], Any], int | None] = lambda a, k, r: None  # noqa: E731
+_PLAIN: dict[str, tuple[str, Callable[[tuple[Any, ...], dict[str, Any], Any], int | None]]] = {
+    "get_object": ("get", lambda a, k, r: _nbytes(r)),
+    "put_object": ("put", lambda a, k, r: _nbytes(_arg(a, k, 1, "body"))),
+    "get_object_metadata": ("head", _NONE),
+    "delete_object": ("delete", _NONE),
+    "copy_object": ("copy", _NONE),
+    "copy_from": ("copy", _NONE),
+    "delete_prefix": ("delete_many", _NONE),
+    "upload_file": ("upload", lambda a, k, r: _file_size(_arg(a, k, 1, "f"))),
+}
+_CLASSES: dict[type, type] = {}
+_CLASSES_LOCK = threading.Lock()
+
+
+def _rebuild(base: type, state: Any, spec: InstrumentationSpec) -> Any:
+    obj: Any = object.__new__(base)
+    if hasattr(obj, "__setstate__") and state is not None:
+        obj.__setstate__(state)
+    elif state:
+        obj.__dict__.update(state)
+    return instrument(obj, spec)
+
+
+def _reduce_ex(self: Any, protocol: Any) -> tuple[Any, ...]:
+    base = type(self).__mro__[1]
+    state = self.__getstate__()
+    if isinstance(state, dict):
+        state = {k: v for k, v in state.items() if k != _ATTR}
+    return (_rebuild, (base, state, getattr(self, _ATTR).spec))
+
+
+def _instrumented_class(base: type) -> type:
+    with _CLASSES_LOCK:
+        cls = _CLASSES.get(base)
+        if cls is not None:
+            return cls
+        namespace: dict[str, Any] = {"__reduce_ex__": _reduce_ex, "__module__": base.__module__}
+        for name, (op, size) in _PLAIN.items():
+            if callable(getattr(base, name, None)):
+                namespace[name] = _wrap(getattr(base, name), op, size)
+        if callable(getattr(base, "list_objects", None)):
+            namespace["list_objects"] = _wrap_list(base.list_objects)  # type: ignore[attr-defined]
+        if callable(getattr(base, "download_file", None)):
+            namespace["download_file"] = _wrap_download(base.download_file)  # type: ignore[attr-defined]
+        if callable(getattr(base, "open_writer", None)):
+            namespace["open_writer"] = _wrap_writer(base.open_writer)  # type: ignore[attr-defined]
+        cls = _CLASSES[base] = type(base.__name__, (base,), namespace)
+        cls.__qualname__ = base.__qualname__
+        return cls
+
+
+def is_instrumented(provider: Any) -> bool:
+    """True if :func:`instrument` was applied to ``provider``."""
+    return _ATTR in getattr(provider, "__dict__", {})
+
+
+def instrument(provider: Any, spec: InstrumentationSpec) -> Any:
+    """Make ``provider`` record a metric for each of its storage operations.
+
+    Args:
+        provider: A storage provider instance (modified in place; instrumenting twice is a no-op).
+        spec: Where records go and which attributes they carry.
+
+    Returns:
+        ``provider`` itself.
+    """
+    if is_instrumented(provider):
+        return provider
+    provider_type = getattr(provider, "provider_name", None) or type(provider).__name__
+    state = _State(spec, str(provider_type))
+    provider.__class__ = _instrumented_class(type(provider))
+    provider.__dict__[_ATTR] = state
+    return provider
+
+
+def instrument_config(
+    provider: Any,
+    opentelemetry: Any,
+    masked_config: Mapping[str, Any],
+    profile: str,
+    telemetry: Any = None,
+    telemetry_provider: Callable[[], Any] | None = None,
+) -> Any:
+    """Validate a config's ``opentelemetry`` section and, if it has ``metrics``, instrument ``provider``.
+
+    Args:
+        provider: The profile's storage provider.
+        opentelemetry: The section (environment variables already expanded).
+        masked_config: The whole config with secrets masked (see ``manystore.config.mask_secrets``).
+        profile: The profile name.
+        telemetry: A :class:`~manystore.telemetry.Telemetry` (or proxy), if the caller gave one.
+        telemetry_provider: A top-level function returning one, if the caller gave one.
+
+    Returns:
+        ``provider`` (instrumented or not).
+
+    Raises:
+        ConfigError: The section is invalid (the message names the key).
+    """
+    from ._setup import validate_opentelemetry
+
+    metrics = validate_opentelemetry(opentelemetry, masked_config)
+    if metrics is None:
+        return provider
+    return instrument(
+        provider, InstrumentationSpec(profile, metrics, masked_config, telemetry, telemetry_provider)
+    )

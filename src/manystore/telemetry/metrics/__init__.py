@@ -1,0 +1,1 @@
+"""Metric readers (and, later, exporters) for manystore's telemetry."""

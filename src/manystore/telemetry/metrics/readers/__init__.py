@@ -1,0 +1,1 @@
+"""Metric readers; see :mod:`.diperiodic_exporting`."""
