@@ -214,6 +214,7 @@ def test_manager_mode_fork_and_spawn_workers(
     assert receiver.total(req, operation="get") == 5 * n
     assert receiver.total(req, operation="list") == 5
     assert receiver.total("multistorageclient.data_size.sum", operation="get") == 5 * sum(SIZES)
+    telemetry.shutdown()  # the manager's exporter stops before the receiver does
 
 
 def test_off_by_default_imports_nothing(tmp_path: Path) -> None:
