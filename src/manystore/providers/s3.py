@@ -150,6 +150,7 @@ class S3StorageProvider(RangedDownloads, BucketStorageProvider):
     """
 
     provider_name: ClassVar[str] = "s3"
+    OPTIONS: ClassVar[frozenset[str]] = _OPTIONS | BaseStorageProvider.OPTIONS
     supports_conditional_writes: ClassVar[bool] = True
     url_scheme: ClassVar[str] = "s3"
 

@@ -1,0 +1,194 @@
+"""MSC 1.3.1 configuration semantics and configuration errors (no mocks: real files, real servers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from manystore import StorageClient, StorageClientConfig
+from manystore.errors import ConfigError
+from manystore.schema import config_problems
+
+
+def _profile(type_name: str, **options: Any) -> dict[str, Any]:
+    return {"profiles": {"p": {"storage_provider": {"type": type_name, "options": options}}}}
+
+
+# ------------------------------------------------------------------ misspelt options
+@pytest.mark.parametrize(
+    ("type_name", "options", "bad", "closest"),
+    [
+        ("file", {"basepath": "/tmp"}, "basepath", "base_path"),
+        ("s3", {"base_path": "b", "region": "us-east-1"}, "region", "region_name"),
+        ("s3", {"base_path": "b", "endpoint": "http://x"}, "endpoint", "endpoint_url"),
+        ("s8k", {"base_path": "b", "multipart_treshold": 5}, "multipart_treshold", "multipart_threshold"),
+        (
+            "azure",
+            {"base_path": "c", "endpoint_url": "http://127.0.0.1:1/a", "io_chunk_size": 1},
+            "io_chunk_size",
+            "io_chunksize",
+        ),
+    ],
+)
+def test_misspelt_option_names_option_provider_and_closest(
+    type_name: str, options: dict[str, Any], bad: str, closest: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        StorageClientConfig.from_dict(_profile(type_name, **options), "p")
+    message = str(info.value)
+    assert isinstance(info.value, ValueError)
+    assert f"profiles.p.storage_provider.options.{bad}: unknown option {bad!r}" in message
+    assert f"storage provider {type_name!r}" in message
+    assert f"did you mean {closest!r}" in message
+
+
+def test_misspelt_credentials_option() -> None:
+    config = _profile("s3", base_path="b", endpoint_url="http://127.0.0.1:1")
+    config["profiles"]["p"]["credentials_provider"] = {
+        "type": "S3Credentials",
+        "options": {"access_key": "a", "secret_keys": "s"},
+    }
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown option 'secret_keys' for credentials provider 'S3Credentials' \(did you mean 'secret_key'\?\)",
+    ):
+        StorageClientConfig.from_dict(config, "p")
+
+
+def test_option_check_skips_user_class_with_open_kwargs(tmp_path: Path) -> None:
+    """A fully-qualified class whose ``**kwargs`` are its own business is not second-guessed."""
+    config = _profile("tests.test_config_msc131.OpenKwargsProvider", base_path=str(tmp_path), anything=1)
+    built = StorageClientConfig.from_dict(config, "p")
+    assert built.storage_provider.kwargs == {"anything": 1}  # type: ignore[attr-defined]
+
+
+from manystore.providers.posix_file import PosixFileStorageProvider  # noqa: E402
+
+
+class OpenKwargsProvider(PosixFileStorageProvider):
+    """A file provider keeping extra options (a user extension with bare ``**kwargs``)."""
+
+    OPTIONS = None  # type: ignore[assignment]
+
+    def __init__(self, base_path: str, **kwargs: Any) -> None:
+        super().__init__(base_path)
+        self.kwargs = kwargs
+
+
+# ------------------------------------------------------------------ validate reports every error
+_MANY_ERRORS = """\
+profiles:
+  a:
+    storage_provider:
+      type: file
+      options: {basepath: /tmp}
+  b:
+    storage_provider:
+      type: s3
+      options: {base_path: bucket, region: us-east-1}
+  c:
+    storage_provder: {type: file}
+  d:
+    storage_provider:
+      type: file
+      options: {base_path: /tmp}
+    retry: {attempts: 0}
+cache:
+  size: 10Q
+  eviction_policy: {policy: newest}
+"""
+
+
+def test_config_errors_lists_every_problem(tmp_path: Path) -> None:
+    from manystore.config import config_errors, load_config_file
+
+    path = tmp_path / "many.yaml"
+    path.write_text(_MANY_ERRORS)
+    errors = config_errors(load_config_file(str(path)))
+    joined = "\n".join(errors)
+    assert len(errors) == 7, joined
+    assert "profiles.c: missing 'storage_provider'" in joined
+    assert (
+        "profiles.c.storage_provder: unknown key 'storage_provder' (did you mean 'storage_provider'?)"
+        in joined
+    )
+    assert "profiles.d.retry.attempts: invalid value 0; expected an int >= 1" in joined
+    assert "cache.size: invalid size '10Q'" in joined
+    assert "cache.eviction_policy.policy: 'newest' is not one of" in joined
+    assert "profiles.a.storage_provider.options.basepath: unknown option 'basepath'" in joined
+    assert "profiles.b.storage_provider.options.region: unknown option 'region'" in joined
+    assert "did you mean 'region_name'?" in joined
+
+
+def test_cli_config_validate_prints_every_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from manystore.cli import main
+
+    path = tmp_path / "many.yaml"
+    path.write_text(_MANY_ERRORS)
+    code = main(["config", "validate", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 8, err  # seven errors, then the summary
+    assert "7 errors" in lines[-1]
+    assert all(str(path) in line for line in lines)
+    assert sum("basepath" in line for line in lines) == 1 and sum("'region'" in line for line in lines) == 1
+
+
+def test_schema_problems_empty_for_valid_131_config() -> None:
+    config = {
+        "profiles": {"p": {"storage_provider": {"type": "file", "options": {"base_path": "/"}}}},
+        "cache": {
+            "size": "500G",
+            "cache_line_size": "64M",
+            "check_source_version": True,
+            "location": "/tmp/msc_cache",
+            "prefetch_file": False,
+            "eviction_policy": {"policy": "MRU", "refresh_interval": 300, "purge_factor": 50},
+        },
+    }
+    assert config_problems(config) == []
+
+
+# ------------------------------------------------------------------ relative base_path of file profiles
+def test_relative_base_path_resolved_against_config_file_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conf_dir = tmp_path / "conf"
+    (conf_dir / "data").mkdir(parents=True)
+    (conf_dir / "data" / "x.txt").write_text("hello")
+    (conf_dir / "inc").mkdir()
+    (conf_dir / "inc" / "shared").mkdir()
+    (conf_dir / "inc" / "other.yaml").write_text(
+        "profiles:\n  shared:\n    storage_provider: {type: file, options: {base_path: shared}}\n"
+    )
+    config_file = conf_dir / "msc.yaml"
+    config_file.write_text(
+        "include: [inc/other.yaml]\n"
+        "profiles:\n  local:\n    storage_provider: {type: file, options: {base_path: ./data}}\n"
+    )
+    monkeypatch.setenv("MSC_CONFIG", str(config_file))
+    monkeypatch.chdir(tmp_path)  # the CWD is not the config's directory
+    config = StorageClientConfig.from_file("local")
+    assert config.storage_provider.base_path == str(conf_dir / "data")
+    assert StorageClient(config).read("x.txt") == b"hello"
+    shared = StorageClientConfig.from_file("shared")
+    assert shared.storage_provider.base_path == str(conf_dir / "inc" / "shared")
+
+
+def test_relative_base_path_from_dict_or_string_is_refused() -> None:
+    with pytest.raises(ConfigError) as info:
+        StorageClientConfig.from_dict(_profile("file", base_path="data/train"), "p")
+    message = str(info.value)
+    assert "profiles.p.storage_provider.options.base_path: relative path 'data/train'" in message
+    assert "expected an absolute directory" in message
+    yaml_text = "profiles:\n  p:\n    storage_provider: {type: file, options: {base_path: rel}}\n"
+    with pytest.raises(ConfigError, match="relative path 'rel'"):
+        StorageClientConfig.from_yaml(yaml_text, "p")
+
+
+def test_empty_file_base_path_is_the_root() -> None:
+    config = StorageClientConfig.from_dict(_profile("file", base_path=""), "p")
+    assert config.storage_provider.base_path == "/"
