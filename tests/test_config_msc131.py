@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -192,3 +193,125 @@ def test_relative_base_path_from_dict_or_string_is_refused() -> None:
 def test_empty_file_base_path_is_the_root() -> None:
     config = StorageClientConfig.from_dict(_profile("file", base_path=""), "p")
     assert config.storage_provider.base_path == "/"
+
+
+# ------------------------------------------------------------------ cache: 1.3.1 fields with their meaning
+from collections import Counter  # noqa: E402
+
+from manystore.caching import CacheConfig  # noqa: E402
+from manystore.types import Range  # noqa: E402
+
+from .faultproxy import FaultProxy  # noqa: E402
+from .test_cache import Requests, cache_config, make_client, proxy  # noqa: E402,F401
+
+MiB = 1 << 20
+
+
+def _entries(cache_dir: Path) -> list[Path]:
+    return [p for p in cache_dir.rglob("data/*") if p.is_file()]
+
+
+def test_cache_config_131_keywords() -> None:
+    config = CacheConfig(
+        size="1G", cache_line_size="8M", check_source_version=False, prefetch_file=False, location="/tmp/x"
+    )
+    assert config.cache_line_size_bytes() == 8 * MiB and config.use_etag is False
+    assert config.backend.cache_path == "/tmp/x" and config.get_eviction_policy() == "fifo"
+    with pytest.raises(ConfigError, match=r"cache.cache_line_size: '2G' exceeds cache.size '1G'"):
+        CacheConfig(size="1G", cache_line_size="2G")
+    with pytest.raises(ConfigError, match=r"cache.location: 'rel/dir' is not an absolute path"):
+        CacheConfig(size="1G", location="rel/dir")
+    with pytest.raises(ConfigError, match=r"purge_factor: expected an int from 0 to 100, got 101"):
+        CacheConfig.from_dict({"eviction_policy": {"policy": "lru", "purge_factor": 101}})
+
+
+def test_cache_line_size_sets_the_cached_block(
+    rclone_server: S3Server, proxy: FaultProxy, tmp_path: Path
+) -> None:  # noqa: F811
+    config = cache_config(rclone_server, proxy, tmp_path / "cache")
+    config["cache"]["cache_line_size"] = "1M"
+    client = make_client(config)
+    body = os.urandom(3 * MiB + MiB // 2)
+    client.write("big", body)
+    seen = Requests(proxy)
+    assert client.read("big", Range(2 * MiB + 500, 100)) == body[2 * MiB + 500 : 2 * MiB + 600]
+    assert 1 <= seen.since()["GET"] <= 2  # one line (+ maybe the ranged-GET probe)
+    seen.reset()
+    assert client.read("big", Range(2 * MiB + 9000, 100)) == body[2 * MiB + 9000 : 2 * MiB + 9100]
+    assert seen.since()["GET"] == 0  # same line
+    assert client.read("big", Range(0, len(body))) == body
+    assert seen.since()["GET"] == 3  # lines 0, 1 and 3; line 2 was cached
+    sizes = sorted(p.stat().st_size for p in _entries(tmp_path / "cache") if p.name.endswith(".blk"))
+    assert len(sizes) == 4 and all(MiB < s < MiB + 1024 for s in sizes[1:]), sizes
+    assert MiB // 2 < sizes[0] < MiB // 2 + 1024  # the short last line
+
+
+def test_prefetch_file_false_caches_lines_not_objects(
+    rclone_server: S3Server, proxy: FaultProxy, tmp_path: Path
+) -> None:  # noqa: F811
+    body = os.urandom(2 * MiB + 10)
+    for prefetch, whole_gets in ((True, 1), (False, 3)):
+        config = cache_config(rclone_server, proxy, tmp_path / f"cache-{prefetch}")
+        config["cache"].update(cache_line_size="1M", prefetch_file=prefetch)
+        client = make_client(config)
+        client.write("obj", body)
+        seen = Requests(proxy)
+        with client.open("obj", "rb") as fh:
+            assert fh.read() == body
+        gets = seen.since()["GET"]
+        assert whole_gets <= gets <= whole_gets + 1, (prefetch, gets)
+        seen.reset()
+        with client.open("obj", "rb") as fh:
+            assert fh.read() == body
+        assert seen.since()["GET"] == 0
+        blocks = [p for p in _entries(tmp_path / f"cache-{prefetch}") if p.name.endswith(".blk")]
+        assert (len(blocks) == 3) is (not prefetch)
+
+
+def test_mru_evicts_the_most_recently_used(
+    rclone_server: S3Server, proxy: FaultProxy, tmp_path: Path
+) -> None:  # noqa: F811
+    config = cache_config(rclone_server, proxy, tmp_path / "cache", size="35K", policy="MRU")
+    writer, client = make_client(config, caching=False), make_client(config)
+    for i in range(4):
+        writer.write(f"m/{i}", bytes([i]) * 10_000)
+    for i in range(3):
+        client.read(f"m/{i}")
+    client.read("m/1")  # the most recently used
+    client.read("m/3")  # evicts m/1
+    seen = Requests(proxy)
+    client.read("m/0")
+    client.read("m/2")
+    assert seen.since() == Counter()
+    client.read("m/1")
+    assert seen.since()["GET"] == 1
+
+
+def test_no_eviction_keeps_everything(rclone_server: S3Server, proxy: FaultProxy, tmp_path: Path) -> None:  # noqa: F811
+    config = cache_config(rclone_server, proxy, tmp_path / "cache", size="35K", policy="no_eviction")
+    writer, client = make_client(config, caching=False), make_client(config)
+    for i in range(6):
+        writer.write(f"n/{i}", bytes([i]) * 10_000)
+        client.read(f"n/{i}")
+    assert sum(p.stat().st_size for p in _entries(tmp_path / "cache")) > 60_000  # past its size
+    seen = Requests(proxy)
+    for i in range(6):
+        assert client.read(f"n/{i}") == bytes([i]) * 10_000
+    assert seen.since()["GET"] == 0
+
+
+def test_purge_factor_frees_a_share_of_the_cache(
+    rclone_server: S3Server, proxy: FaultProxy, tmp_path: Path
+) -> None:  # noqa: F811
+    config = cache_config(rclone_server, proxy, tmp_path / "cache", size="100K", policy="lru")
+    config["cache"]["eviction_policy"]["purge_factor"] = 50
+    writer, client = make_client(config, caching=False), make_client(config)
+    for i in range(11):
+        writer.write(f"p/{i}", bytes([i]) * 10_000)
+    for i in range(10):
+        client.read(f"p/{i}")
+    assert len(_entries(tmp_path / "cache")) == 10
+    client.read("p/10")  # over the limit: evict down to half of 100K, then store
+    remaining = _entries(tmp_path / "cache")
+    assert len(remaining) == 5
+    assert sum(p.stat().st_size for p in remaining) <= 50 * 1024 + 10_300

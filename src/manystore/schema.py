@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from .errors import ConfigError
+from .utils import parse_size
 
 __all__ = ["RESERVED_POSIX_PROFILE", "RETRY_BOUNDS", "config_problems", "validate_config"]
 
@@ -133,14 +134,19 @@ def _check_retry(retry: dict[str, Any], where: str, problems: list[str]) -> None
             problems.append(f"{where}.{key}: invalid value {value!r}; expected {allowed}")
 
 
-_SIZE = re.compile(r"^\s*[0-9]+(\.[0-9]+)?\s*[KMGTPE]?i?B?\s*$", re.IGNORECASE)
+def _is_size(value: str) -> bool:
+    try:
+        parse_size(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _check_cache(cache: dict[str, Any], problems: list[str]) -> None:
     """Check the values of the ``cache`` section (types were checked by :func:`_check`)."""
     for key in ("size", "cache_line_size"):
         value = cache.get(key)
-        if isinstance(value, str) and not _SIZE.match(value):
+        if isinstance(value, str) and not _is_size(value):
             problems.append(
                 f"cache.{key}: invalid size {value!r}; expected a number with a unit like '500M', '10G'"
             )
