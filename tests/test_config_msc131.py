@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -202,9 +203,18 @@ from manystore.caching import CacheConfig  # noqa: E402
 from manystore.types import Range  # noqa: E402
 
 from .faultproxy import FaultProxy  # noqa: E402
-from .test_cache import Requests, cache_config, make_client, proxy  # noqa: E402,F401
+from .servers import S3Server  # noqa: E402
+from .test_cache import Requests, cache_config, make_client  # noqa: E402
 
 MiB = 1 << 20
+
+
+@pytest.fixture
+def cache_proxy(rclone_server: S3Server) -> Iterator[FaultProxy]:
+    """A request-counting proxy in front of the rclone S3 server."""
+    p = FaultProxy(rclone_server.endpoint_url)
+    yield p
+    p.close()
 
 
 def _entries(cache_dir: Path) -> list[Path]:
@@ -226,14 +236,14 @@ def test_cache_config_131_keywords() -> None:
 
 
 def test_cache_line_size_sets_the_cached_block(
-    rclone_server: S3Server, proxy: FaultProxy, tmp_path: Path
-) -> None:  # noqa: F811
-    config = cache_config(rclone_server, proxy, tmp_path / "cache")
+    rclone_server: S3Server, cache_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    config = cache_config(rclone_server, cache_proxy, tmp_path / "cache")
     config["cache"]["cache_line_size"] = "1M"
     client = make_client(config)
     body = os.urandom(3 * MiB + MiB // 2)
     client.write("big", body)
-    seen = Requests(proxy)
+    seen = Requests(cache_proxy)
     assert client.read("big", Range(2 * MiB + 500, 100)) == body[2 * MiB + 500 : 2 * MiB + 600]
     assert 1 <= seen.since()["GET"] <= 2  # one line (+ maybe the ranged-GET probe)
     seen.reset()
@@ -247,15 +257,15 @@ def test_cache_line_size_sets_the_cached_block(
 
 
 def test_prefetch_file_false_caches_lines_not_objects(
-    rclone_server: S3Server, proxy: FaultProxy, tmp_path: Path
-) -> None:  # noqa: F811
+    rclone_server: S3Server, cache_proxy: FaultProxy, tmp_path: Path
+) -> None:
     body = os.urandom(2 * MiB + 10)
     for prefetch, whole_gets in ((True, 1), (False, 3)):
-        config = cache_config(rclone_server, proxy, tmp_path / f"cache-{prefetch}")
+        config = cache_config(rclone_server, cache_proxy, tmp_path / f"cache-{prefetch}")
         config["cache"].update(cache_line_size="1M", prefetch_file=prefetch)
         client = make_client(config)
         client.write("obj", body)
-        seen = Requests(proxy)
+        seen = Requests(cache_proxy)
         with client.open("obj", "rb") as fh:
             assert fh.read() == body
         gets = seen.since()["GET"]
@@ -269,9 +279,9 @@ def test_prefetch_file_false_caches_lines_not_objects(
 
 
 def test_mru_evicts_the_most_recently_used(
-    rclone_server: S3Server, proxy: FaultProxy, tmp_path: Path
-) -> None:  # noqa: F811
-    config = cache_config(rclone_server, proxy, tmp_path / "cache", size="35K", policy="MRU")
+    rclone_server: S3Server, cache_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    config = cache_config(rclone_server, cache_proxy, tmp_path / "cache", size="35K", policy="MRU")
     writer, client = make_client(config, caching=False), make_client(config)
     for i in range(4):
         writer.write(f"m/{i}", bytes([i]) * 10_000)
@@ -279,7 +289,7 @@ def test_mru_evicts_the_most_recently_used(
         client.read(f"m/{i}")
     client.read("m/1")  # the most recently used
     client.read("m/3")  # evicts m/1
-    seen = Requests(proxy)
+    seen = Requests(cache_proxy)
     client.read("m/0")
     client.read("m/2")
     assert seen.since() == Counter()
@@ -287,23 +297,25 @@ def test_mru_evicts_the_most_recently_used(
     assert seen.since()["GET"] == 1
 
 
-def test_no_eviction_keeps_everything(rclone_server: S3Server, proxy: FaultProxy, tmp_path: Path) -> None:  # noqa: F811
-    config = cache_config(rclone_server, proxy, tmp_path / "cache", size="35K", policy="no_eviction")
+def test_no_eviction_keeps_everything(
+    rclone_server: S3Server, cache_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    config = cache_config(rclone_server, cache_proxy, tmp_path / "cache", size="35K", policy="no_eviction")
     writer, client = make_client(config, caching=False), make_client(config)
     for i in range(6):
         writer.write(f"n/{i}", bytes([i]) * 10_000)
         client.read(f"n/{i}")
     assert sum(p.stat().st_size for p in _entries(tmp_path / "cache")) > 60_000  # past its size
-    seen = Requests(proxy)
+    seen = Requests(cache_proxy)
     for i in range(6):
         assert client.read(f"n/{i}") == bytes([i]) * 10_000
     assert seen.since()["GET"] == 0
 
 
 def test_purge_factor_frees_a_share_of_the_cache(
-    rclone_server: S3Server, proxy: FaultProxy, tmp_path: Path
-) -> None:  # noqa: F811
-    config = cache_config(rclone_server, proxy, tmp_path / "cache", size="100K", policy="lru")
+    rclone_server: S3Server, cache_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    config = cache_config(rclone_server, cache_proxy, tmp_path / "cache", size="100K", policy="lru")
     config["cache"]["eviction_policy"]["purge_factor"] = 50
     writer, client = make_client(config, caching=False), make_client(config)
     for i in range(11):
