@@ -327,3 +327,102 @@ def test_purge_factor_frees_a_share_of_the_cache(
     remaining = _entries(tmp_path / "cache")
     assert len(remaining) == 5
     assert sum(p.stat().st_size for p in remaining) <= 50 * 1024 + 10_300
+
+
+# ------------------------------------------------------------------ S3: botocore options of 1.3.1
+def _s3_client(server: S3Server, **options: Any) -> tuple[StorageClient, str]:
+    import uuid
+
+    from .conftest import s3_profile
+
+    prefix = uuid.uuid4().hex
+    config = {"profiles": {"p": s3_profile(server, f"manystore-test/{prefix}", **options)}}
+    return StorageClient(StorageClientConfig.from_dict(config, "p")), prefix
+
+
+@pytest.mark.parametrize(
+    "option", [{"checksum_algorithm": "sha256"}, {"request_checksum_calculation": "when_supported"}]
+)
+def test_checksum_algorithm_sends_sha256_on_put_and_upload(
+    moto_server: S3Server, option: dict[str, Any], tmp_path: Path
+) -> None:
+    """moto records but does not verify checksums, so a proxy checks what goes on the wire:
+    it refuses (400) the PUT that carries the expected ``x-amz-checksum-sha256``."""
+    import base64
+    import hashlib
+
+    proxy = FaultProxy(moto_server.endpoint_url)
+    try:
+        client, _ = _s3_client(
+            moto_server, endpoint_url=proxy.url, multipart_threshold="5M", multipart_chunksize="5M", **option
+        )
+        small = b"checksummed"
+        digest = base64.b64encode(hashlib.sha256(small).digest()).decode()
+        proxy.inject("status", status=400, method="PUT", header="x-amz-checksum-sha256", header_value=digest)
+        with pytest.raises(Exception):  # noqa: B017 - the proxy's 400, whatever it maps to
+            client.write("small", small)
+        assert proxy.injected_total == 1
+        big_file = tmp_path / "big.bin"
+        big_file.write_bytes(os.urandom(11 * MiB))
+        proxy.inject("status", status=400, method="PUT", header="x-amz-checksum-sha256")
+        with pytest.raises(Exception):  # noqa: B017
+            client.upload_file("big", str(big_file))  # the first part carries one too
+        assert proxy.injected_total == 2
+        proxy.clear()
+        client.write("small", small)
+        assert client.read("small") == small
+    finally:
+        proxy.close()
+
+
+def test_without_checksum_option_no_checksum_is_sent(moto_server: S3Server) -> None:
+    proxy = FaultProxy(moto_server.endpoint_url)
+    try:
+        client, _ = _s3_client(moto_server, endpoint_url=proxy.url)
+        proxy.inject("status", status=400, method="PUT", header="x-amz-checksum-sha256")
+        client.write("plain", b"x")
+        assert proxy.injected_total == 0 and proxy.pending() == 1
+    finally:
+        proxy.close()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"checksum_algorithm": "CRC32"},
+            "'CRC32' is not supported by manystore's transport; expected one of ['SHA256', 'CRC64NVME']",
+        ),
+        ({"checksum_algorithm": "MD4"}, "invalid value 'MD4'"),
+        ({"request_checksum_calculation": "always"}, "expected one of ['when_supported', 'when_required']"),
+        ({"retries": {"max_attempts": -1}}, "'retries.max_attempts': invalid value -1"),
+        ({"retries": {"mode": "fast"}}, "'retries.mode': invalid value 'fast'"),
+        ({"s3": {"use_accelerate_endpoint": True}}, "['use_accelerate_endpoint'] have no equivalent"),
+        ({"signature_version": "s3v2"}, "expected 's3v4' or 'UNSIGNED'"),
+    ],
+)
+def test_botocore_option_errors(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        StorageClientConfig.from_dict(
+            _profile("s3", base_path="b", endpoint_url="http://127.0.0.1:1", **options), "p"
+        )
+    assert message in str(info.value)
+
+
+def test_botocore_options_take_effect(moto_server: S3Server) -> None:
+    client, _ = _s3_client(
+        moto_server,
+        retries={"total_max_attempts": 4, "mode": "standard"},
+        response_checksum_validation="when_required",
+        s3={"addressing_style": "path", "payload_signing_enabled": False},
+        max_pool_connections=4,
+        connect_timeout=5,
+        read_timeout=7,
+    )
+    client.write("k", b"v")
+    assert client.read("k") == b"v"  # path-style, unsigned payload: moto accepts
+    sp: Any = client.config.storage_provider
+    assert sp._transport_retries == 3 and sp._verify_checksums is False and sp._unsigned_payload is True
+    assert sp._pool_size == 4 and sp._connect_timeout == 5 and sp._read_timeout == 7
+    anonymous, _ = _s3_client(moto_server, signature_version="UNSIGNED")
+    assert anonymous.config.storage_provider._store_config()  # type: ignore[attr-defined][0]["skip_signature"] is True
