@@ -158,7 +158,7 @@ def test_types_and_defaults() -> None:
     )
     assert manystore.Path is manystore.MultiStoragePath
     cache = manystore.CacheConfig(size="500M")
-    assert cache.use_etag is True and cache.get_eviction_policy() == "lru"
+    assert cache.use_etag is True and cache.get_eviction_policy() == "fifo"  # MSC 1.3.1 default
     assert cache.eviction_policy.refresh_interval == 300
 
 

@@ -357,7 +357,9 @@ def test_ranged_reads_of_a_large_object_hit_blocks(
 ) -> None:
     from manystore.file import READ_BLOCK_SIZE
 
-    client = make_client(cache_config(rclone_server, proxy, tmp_path / "cache"))
+    config = cache_config(rclone_server, proxy, tmp_path / "cache")
+    config["cache"]["cache_line_size"] = f"{READ_BLOCK_SIZE >> 20}M"  # one cache line per read block
+    client = make_client(config)
     body = os.urandom(2 * READ_BLOCK_SIZE + 12345)
     client.write("big", body)
     ranges = [Range(10, 100), Range(READ_BLOCK_SIZE - 50, 100), Range(2 * READ_BLOCK_SIZE, 20000)]

@@ -771,6 +771,9 @@ def test_defaults_without_retry_or_cache(root: Path) -> None:
 
 
 def test_bad_cache_eviction_policy(root: Path) -> None:
-    config_dict = {"profiles": {"p": file_profile(root)}, "cache": {"size": "1G", "eviction_policy": "mru"}}
+    config_dict = {
+        "profiles": {"p": file_profile(root)},
+        "cache": {"size": "1G", "eviction_policy": "newest"},
+    }
     with pytest.raises(ConfigError, match=r"cache\.eviction_policy\.policy.*'lru'"):
         StorageClientConfig.from_dict(config_dict, "p")

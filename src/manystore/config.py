@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 from .caching.cache_config import CacheConfig
 from .errors import ConfigError, UnknownProfileError
-from .providers import CREDENTIALS_PROVIDERS, METADATA_PROVIDERS, STORAGE_PROVIDERS, load_class
+from .providers import (
+    CREDENTIALS_PROVIDERS,
+    METADATA_PROVIDERS,
+    STORAGE_PROVIDERS,
+    check_options,
+    load_class,
+)
 from .schema import RESERVED_POSIX_PROFILE, RETRY_BOUNDS, validate_config
 from .types import (
     CredentialsProvider,
@@ -47,6 +53,7 @@ __all__ = [
     "expand_env",
     "load_config_file",
     "mask_secrets",
+    "config_errors",
     "read_msc_config",
 ]
 
@@ -124,6 +131,7 @@ def load_config_file(path: str) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path!r}: {exc.strerror or exc}")
     data = _parse_text(text, path, path.endswith(".json"))
+    _resolve_file_base_paths(data, path)
     includes = data.pop("include", None) or []
     if not isinstance(includes, list):
         raise ConfigError(f"{path}: include: expected a list of file paths, got {includes!r}")
@@ -136,8 +144,41 @@ def load_config_file(path: str) -> dict[str, Any]:
             raise ConfigError(f"{path}: include {inc!r}: cannot read {inc_path!r}: {exc.strerror or exc}")
         if "include" in included:
             raise ConfigError(f"{inc_path}: nested 'include' is not allowed")
+        _resolve_file_base_paths(included, inc_path)
         data = _merge(data, included, path, inc_path)
     return data
+
+
+def _resolve_file_base_paths(data: dict[str, Any], path: str) -> None:
+    """Make the relative ``base_path`` of each ``file`` profile in ``data`` absolute, against
+    the directory of the config file ``path`` (in place).
+
+    Values starting with ``/``, ``~`` or ``${`` are left alone (an environment variable is
+    expanded when the profile is built, and must then yield an absolute path).
+    """
+    profiles = data.get("profiles")
+    for profile in profiles.values() if isinstance(profiles, dict) else ():
+        section = profile.get("storage_provider") if isinstance(profile, dict) else None
+        options = section.get("options") if isinstance(section, dict) else None
+        if not isinstance(section, dict) or not isinstance(options, dict) or section.get("type") != "file":
+            continue
+        base = options.get("base_path")
+        if isinstance(base, str) and base and not base.startswith(("/", "~", "${")):
+            options["base_path"] = os.path.normpath(
+                os.path.join(os.path.dirname(os.path.abspath(path)), base)
+            )
+
+
+def _check_file_base_path(section: dict[str, Any], where: str) -> None:
+    """Refuse a relative ``base_path`` of a ``file`` provider built from a dict (no file to anchor it)."""
+    options = section.get("options")
+    base = options.get("base_path") if section.get("type") == "file" and isinstance(options, dict) else None
+    if isinstance(base, str) and base and not base.startswith(("/", "~")):
+        raise ConfigError(
+            f"{where}.options.base_path: relative path {base!r} in a config given as a dict or string; "
+            "expected an absolute directory (a relative base_path is only resolved, against the config "
+            "file's directory, when the config is read from a file)"
+        )
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any], base_src: str, extra_src: str) -> dict[str, Any]:
@@ -261,15 +302,51 @@ def _retry_config(section: Any, where: str) -> RetryConfig:
     return RetryConfig(**section)
 
 
+#: Parameters manystore passes to providers itself; a config naming one is an error.
+_INTERNAL_OPTIONS = frozenset({"credentials_provider", "storage_provider"})
+
+
 def _build(section: dict[str, Any], registry: dict[str, str], kind: str, where: str, **extra: Any) -> Any:
     cls = load_class(section["type"], registry, kind, f"{where}.type")
     options = dict(section.get("options") or {})
+    check_options(cls, options, section["type"], kind, f"{where}.options", internal=_INTERNAL_OPTIONS)
     try:
         return cls(**options, **extra)
     except ConfigError as exc:
         raise ConfigError(f"{where}.options: {exc}") from exc
     except TypeError as exc:
         raise ConfigError(f"{where}.options: {exc}") from exc
+
+
+def config_errors(config_dict: dict[str, Any]) -> list[str]:
+    """Every error of a configuration: its structure, then each profile built in turn.
+
+    Unlike :func:`manystore.schema.validate_config` and
+    :meth:`StorageClientConfig.from_dict`, which stop at the first problem, this reports
+    all of them (a profile whose structure is wrong is not also built).
+
+    Args:
+        config_dict: A parsed config (e.g. from :func:`load_config_file`).
+
+    Returns:
+        One message per problem, each naming its key path; empty when the config is valid.
+    """
+    from .schema import config_problems
+
+    problems = config_problems(config_dict)
+    profiles = config_dict.get("profiles") if isinstance(config_dict, dict) else None
+    if not isinstance(profiles, dict):
+        return problems
+    for name in profiles:
+        prefix = f"profiles.{name}"
+        if any(p == prefix or p.startswith((prefix + ".", prefix + ":")) for p in problems):
+            continue
+        try:
+            StorageClientConfig.from_dict(config_dict, str(name), skip_validation=True)
+        except Exception as exc:  # every failure of a profile is a finding, whatever its type
+            text = str(exc)
+            problems.append(text if text.startswith(prefix) else f"{prefix}: {type(exc).__name__}: {text}")
+    return problems
 
 
 @dataclass
@@ -365,6 +442,7 @@ class StorageClientConfig:
                     f"{where}.credentials_provider",
                 )
             extra = {"credentials_provider": credentials} if credentials is not None else {}
+            _check_file_base_path(spec["storage_provider"], f"{where}.storage_provider")
             storage = _build(
                 spec["storage_provider"],
                 STORAGE_PROVIDERS,

@@ -86,7 +86,7 @@ class _RangeReader(io.RawIOBase):
 
     def _fetch(self, start: int) -> bytes:
         size = min(READ_BLOCK_SIZE, self._size - start)
-        return self._io.fetch_block(self._path, start, size, self._meta.etag, self._cached)
+        return self._io.fetch_block(self._path, start, size, self._meta.etag, self._cached, self._size)
 
     def _load_block(self, start: int) -> memoryview:
         while self._ahead and self._ahead[0][0] != start:

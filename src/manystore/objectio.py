@@ -91,6 +91,10 @@ class ObjectIO:
             )
         return self._cache_manager
 
+    def _prefetch_whole(self) -> bool:
+        """``cache.prefetch_file``: open() caches whole objects (else only the lines read)."""
+        return self._cache_config is None or self._cache_config.prefetch_file
+
     def check_version(self, mode: SourceVersionCheckMode) -> bool:
         """Whether reads through the cache validate against the source's ETag under ``mode``."""
         if mode is SourceVersionCheckMode.ENABLE:
@@ -122,26 +126,49 @@ class ObjectIO:
             lambda: self.head(path),
             lambda m: self.get_range(path, None, m.etag),
             check,
-            payload_limit=memory_load_limit,
+            payload_limit=memory_load_limit
+            if self._prefetch_whole()
+            else min(memory_load_limit, cache.line_size),
         )
         return hit.meta, hit.data
 
-    def fetch_block(self, path: str, start: int, size: int, etag: str | None, cached: bool) -> bytes:
-        """``size`` bytes at ``start`` of version ``etag`` (one block), via the cache when ``cached``."""
+    def fetch_block(
+        self, path: str, start: int, size: int, etag: str | None, cached: bool, total: int | None = None
+    ) -> bytes:
+        """``size`` bytes at ``start`` of version ``etag`` (one block), via the cache when ``cached``.
 
-        def fetch() -> bytes:
-            data = self.get_range(path, Range(start, size), etag)
-            if len(data) != size:
-                raise OSError(f"{path}: short read at offset {start}: got {len(data)} of {size} bytes")
+        Through the cache, the bytes come from whole cache lines (``cache_line_size``
+        aligned blocks, each fetched once); ``total`` (the object's size) bounds the last
+        line. Without ``total`` the block itself is cached under its offset.
+        """
+
+        def fetch_range(offset: int, length: int) -> bytes:
+            data = self.get_range(path, Range(offset, length), etag)
+            if len(data) != length:
+                raise OSError(f"{path}: short read at offset {offset}: got {len(data)} of {length} bytes")
             return data
 
         cache = self.cache() if cached and etag is not None else None
         if cache is None or etag is None:
-            return fetch()
+            return fetch_range(start, size)
         data = cache.read_slice(path, etag, start, size)
         if data is not None and len(data) == size:
             return data
-        return cache.get_block(path, etag, start, fetch)
+        if total is None:
+            return cache.get_block(path, etag, start, lambda: fetch_range(start, size))
+        line = cache.line_size
+        first, end = start - start % line, min(start + size, total)
+        parts = [
+            cache.get_block(
+                path,
+                etag,
+                offset,
+                lambda o=offset: fetch_range(o, min(line, total - o)),  # type: ignore[misc]
+            )
+            for offset in range(first, end, line)
+        ]
+        joined = parts[0] if len(parts) == 1 else b"".join(parts)
+        return joined[start - first : end - first]
 
     def cached_range(self, cache: CacheManager, path: str, byte_range: Range, check: bool) -> bytes:
         """``byte_range`` of the object through the read cache, whole blocks fetched and kept."""
@@ -158,13 +185,7 @@ class ObjectIO:
             data = cache.read_slice(path, etag, start, end - start)
             if data is not None and len(data) == end - start:
                 return data
-        first = start - start % READ_BLOCK_SIZE
-        blocks = [
-            self.fetch_block(path, block, min(READ_BLOCK_SIZE, total - block), etag, True)
-            for block in range(first, end, READ_BLOCK_SIZE)
-        ]
-        joined = blocks[0] if len(blocks) == 1 else b"".join(blocks)
-        return joined[start - first : end - first]
+        return self.fetch_block(path, start, end - start, etag, True, total)
 
     # -------------------------------------------------------------- helpers
     def retry(self, fn: Any, what: str) -> Any:

@@ -11,8 +11,9 @@ import re
 from typing import Any
 
 from .errors import ConfigError
+from .utils import parse_size
 
-__all__ = ["RESERVED_POSIX_PROFILE", "RETRY_BOUNDS", "validate_config"]
+__all__ = ["RESERVED_POSIX_PROFILE", "RETRY_BOUNDS", "config_problems", "validate_config"]
 
 #: Name of the built-in profile over the whole local file system.
 RESERVED_POSIX_PROFILE = "__filesystem__"
@@ -37,6 +38,8 @@ _PROFILE = {
     "storage_provider_profiles": (list, None),
 }
 _EVICTION = {"policy": (str, None), "refresh_interval": (int, None), "purge_factor": (int, None)}
+#: Eviction policies of the ``cache.eviction_policy.policy`` key (any letter case).
+EVICTION_POLICIES = ("lru", "mru", "fifo", "random", "no_eviction")
 _CACHE = {
     "size": (str, None),
     "size_mb": (int, None),
@@ -66,43 +69,47 @@ def _type_names(types: type | tuple[type, ...]) -> str:
     return types.__name__
 
 
-def _check(node: Any, spec: dict[str, Any], path: str) -> None:
+def _check(node: Any, spec: dict[str, Any], path: str, problems: list[str]) -> None:
     for key, value in node.items():
         where = f"{path}.{key}" if path else str(key)
         if key not in spec:
             hint = difflib.get_close_matches(str(key), list(spec), n=1)
             suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
-            raise ConfigError(f"{where}: unknown key {key!r}{suggestion}; allowed keys: {sorted(spec)}")
+            problems.append(f"{where}: unknown key {key!r}{suggestion}; allowed keys: {sorted(spec)}")
+            continue
         types, nested = spec[key]
         if isinstance(value, bool) and types in (int, (int, float)):
-            raise ConfigError(f"{where}: expected {_type_names(types)}, got bool {value!r}")
-        if not isinstance(value, types):
-            raise ConfigError(f"{where}: expected {_type_names(types)}, got {type(value).__name__} {value!r}")
-        if nested is not None and isinstance(value, dict):
-            _check(value, nested, where)
+            problems.append(f"{where}: expected {_type_names(types)}, got bool {value!r}")
+        elif not isinstance(value, types):
+            problems.append(f"{where}: expected {_type_names(types)}, got {type(value).__name__} {value!r}")
+        elif nested is not None and isinstance(value, dict):
+            _check(value, nested, where, problems)
 
 
-def _check_profile(name: Any, profile: Any) -> None:
+def _check_profile(name: Any, profile: Any, problems: list[str]) -> None:
     where = f"profiles.{name}"
     if not isinstance(name, str) or not _PROFILE_NAME.match(name):
-        raise ConfigError(
+        problems.append(
             f"{where}: invalid profile name {name!r}; names must not start with '_' (reserved for "
             f"implicit profiles like '_s3-bucket') nor contain '/'"
         )
     if not isinstance(profile, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(profile).__name__} {profile!r}")
-    _check(profile, _PROFILE, where)
+        problems.append(f"{where}: expected a mapping, got {type(profile).__name__} {profile!r}")
+        return
+    _check(profile, _PROFILE, where, problems)
     has_storage = "storage_provider" in profile
     has_bundle = "provider_bundle" in profile
     has_children = "storage_provider_profiles" in profile
     if has_storage and has_bundle:
-        raise ConfigError(f"{where}: give either 'storage_provider' or 'provider_bundle', not both")
+        problems.append(f"{where}: give either 'storage_provider' or 'provider_bundle', not both")
     if not (has_storage or has_bundle or has_children):
-        raise ConfigError(f"{where}: missing 'storage_provider' (or 'provider_bundle')")
+        problems.append(f"{where}: missing 'storage_provider' (or 'provider_bundle')")
     for section in ("storage_provider", "credentials_provider", "metadata_provider", "provider_bundle"):
-        if section in profile and "type" not in profile[section]:
-            raise ConfigError(f"{where}.{section}: missing required key 'type'")
-    _check_retry(profile.get("retry") or {}, f"{where}.retry")
+        if isinstance(profile.get(section), dict) and "type" not in profile[section]:
+            problems.append(f"{where}.{section}: missing required key 'type'")
+    retry = profile.get("retry")
+    if isinstance(retry, dict):
+        _check_retry(retry, f"{where}.retry", problems)
 
 
 #: Allowed range of each ``retry`` key: (lower bound, human description).
@@ -113,19 +120,86 @@ RETRY_BOUNDS: dict[str, tuple[float, str]] = {
 }
 
 
-def _check_retry(retry: dict[str, Any], where: str) -> None:
+def _check_retry(retry: dict[str, Any], where: str, problems: list[str]) -> None:
     """Check the values of a ``retry`` section (types were checked by :func:`_check`).
 
     Args:
         retry: The section, e.g. ``{"attempts": 3, "delay": 0.5}``.
         where: Its key path, e.g. ``profiles.train.retry``.
-
-    Raises:
-        ConfigError: A value is out of range; names the key path, value and allowed range.
+        problems: Where each value out of range is reported (key path, value, allowed range).
     """
     for key, (low, allowed) in RETRY_BOUNDS.items():
-        if key in retry and retry[key] < low:
-            raise ConfigError(f"{where}.{key}: invalid value {retry[key]!r}; expected {allowed}")
+        value = retry.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < low:
+            problems.append(f"{where}.{key}: invalid value {value!r}; expected {allowed}")
+
+
+def _is_size(value: str) -> bool:
+    try:
+        parse_size(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_cache(cache: dict[str, Any], problems: list[str]) -> None:
+    """Check the values of the ``cache`` section (types were checked by :func:`_check`)."""
+    for key in ("size", "cache_line_size"):
+        value = cache.get(key)
+        if isinstance(value, str) and not _is_size(value):
+            problems.append(
+                f"cache.{key}: invalid size {value!r}; expected a number with a unit like '500M', '10G'"
+            )
+    policy = cache.get("eviction_policy")
+    name = policy.get("policy") if isinstance(policy, dict) else policy
+    if isinstance(name, str) and name.lower() not in EVICTION_POLICIES:
+        problems.append(f"cache.eviction_policy.policy: {name!r} is not one of {list(EVICTION_POLICIES)}")
+    if isinstance(policy, dict):
+        purge = policy.get("purge_factor")
+        if isinstance(purge, int) and not isinstance(purge, bool) and not 0 <= purge <= 100:
+            problems.append(
+                f"cache.eviction_policy.purge_factor: invalid value {purge!r}; expected an int 0..100"
+            )
+        refresh = policy.get("refresh_interval")
+        if isinstance(refresh, int) and not isinstance(refresh, bool) and refresh < 1:
+            problems.append(
+                f"cache.eviction_policy.refresh_interval: invalid value {refresh!r}; expected an int >= 1"
+            )
+
+
+def config_problems(config: Any) -> list[str]:
+    """Every structural problem of a configuration dictionary, in file order.
+
+    Args:
+        config: The parsed config (``include`` already merged).
+
+    Returns:
+        One message per problem, each naming its key path, the bad value and what is
+        allowed; an empty list when the structure is valid.
+    """
+    if not isinstance(config, dict):
+        return [f"config: expected a mapping at the top level, got {type(config).__name__}"]
+    problems: list[str] = []
+    _check(config, _TOP, "", problems)
+    profiles = config.get("profiles")
+    for name, profile in profiles.items() if isinstance(profiles, dict) else ():
+        _check_profile(name, profile, problems)
+    if isinstance(config.get("cache"), dict):
+        _check_cache(config["cache"], problems)
+    mapping = config.get("path_mapping")
+    for source, target in mapping.items() if isinstance(mapping, dict) else ():
+        if not isinstance(source, str) or not _MAPPING_SOURCE.match(source):
+            problems.append(
+                f"path_mapping.{source}: source must be an absolute path or URL ending in '/', "
+                f"like 's3://bucket/prefix/' or '/mnt/data/'"
+            )
+        elif not isinstance(target, str) or not _MAPPING_TARGET.match(target):
+            problems.append(f"path_mapping.{source}: target must look like 'msc://profile/', got {target!r}")
+    includes = config.get("include")
+    for i, item in enumerate(includes if isinstance(includes, list) else ()):
+        if not isinstance(item, str):
+            problems.append(f"include[{i}]: expected a file path string, got {item!r}")
+    return problems
 
 
 def validate_config(config: Any) -> None:
@@ -133,25 +207,11 @@ def validate_config(config: Any) -> None:
 
     Provider ``type`` names and provider ``options`` are checked when the provider
     is built (they depend on which providers are installed).
+    :func:`config_problems` lists every problem instead of the first.
 
     Raises:
         ConfigError: The first problem found; the message names its key path.
     """
-    if not isinstance(config, dict):
-        raise ConfigError(f"config: expected a mapping at the top level, got {type(config).__name__}")
-    _check(config, _TOP, "")
-    for name, profile in (config.get("profiles") or {}).items():
-        _check_profile(name, profile)
-    for source, target in (config.get("path_mapping") or {}).items():
-        if not isinstance(source, str) or not _MAPPING_SOURCE.match(source):
-            raise ConfigError(
-                f"path_mapping.{source}: source must be an absolute path or URL ending in '/', "
-                f"like 's3://bucket/prefix/' or '/mnt/data/'"
-            )
-        if not isinstance(target, str) or not _MAPPING_TARGET.match(target):
-            raise ConfigError(
-                f"path_mapping.{source}: target must look like 'msc://profile/', got {target!r}"
-            )
-    for i, item in enumerate(config.get("include") or []):
-        if not isinstance(item, str):
-            raise ConfigError(f"include[{i}]: expected a file path string, got {item!r}")
+    problems = config_problems(config)
+    if problems:
+        raise ConfigError(problems[0])

@@ -16,14 +16,16 @@ Kinds of entry:
 
 * object entries, keyed by the object key: the whole object (``complete``), or only
   its metadata (large objects, whose bytes are cached as blocks);
-* block entries, keyed by ``(key, etag, offset)``: one ``READ_BLOCK_SIZE`` slice of a
-  given version, so they never need validating.
+* block entries, keyed by ``(key, etag, offset)``: one cache line (``cache_line_size``,
+  :attr:`CacheManager.line_size`) of a given version, so they never need validating.
 
 A miss takes the entry's lock, looks again (another process may have filled it
 meanwhile), and only then fetches: concurrent readers download an object once.
-Inserts happen under one profile-wide lock that first evicts (policy ``lru``,
-``fifo`` or ``random``) until the new entry fits under the size limit. Readers never
-lock: an entry evicted while being read stays readable through the open descriptor.
+Inserts happen under one profile-wide lock that first evicts (policy ``fifo``, ``lru``,
+``mru`` or ``random``) until the new entry fits under the size limit, or further down to
+``size * (1 - purge_factor/100)``; ``no_eviction`` never deletes (the cache outgrows its
+size). Readers never lock: an entry evicted while being read stays readable through the
+open descriptor.
 """
 
 from __future__ import annotations
@@ -118,6 +120,9 @@ class CacheManager:
         self._limit = config.size_bytes()
         self._policy = config.get_eviction_policy()
         self._refresh = float(config.eviction_policy.refresh_interval)
+        self._purge = config.eviction_policy.purge_factor
+        #: Size of the block entries: the configured ``cache_line_size`` in bytes.
+        self.line_size = config.cache_line_size_bytes()
         self.root = os.path.join(config.backend.cache_path, _safe_dir_name(profile))
         self._data = os.path.join(self.root, "data")
         self._data_dir = self._data + os.sep
@@ -191,7 +196,8 @@ class CacheManager:
         """Write entry ``name`` atomically, evicting others first so the total stays in bounds."""
         raw = json.dumps(header, separators=(",", ":")).encode()
         blob_size = _PREFIX.size + len(raw) + len(payload)
-        if blob_size > self._limit:
+        evicting = self._policy != "no_eviction"
+        if blob_size > self._limit and evicting:
             return False
         with self._lock(".evict"):
             entries: list[tuple[str, os.stat_result]] = []
@@ -202,8 +208,9 @@ class CacheManager:
                 elif fname != name:
                     entries.append((fname, st))
             total = sum(st.st_size for _, st in entries)
-            if total + blob_size > self._limit:
-                self._evict(entries, total + blob_size - self._limit)
+            if evicting and total + blob_size > self._limit:
+                target = self._limit * (100 - self._purge) // 100
+                self._evict(entries, max(total + blob_size - self._limit, total + blob_size - target))
             tmp = self._file(f"{_TMP}{os.getpid()}-{uuid.uuid4().hex}")
             try:
                 with open(tmp, "wb") as fh:
@@ -223,8 +230,8 @@ class CacheManager:
             random.shuffle(entries)
         elif self._policy == "fifo":
             entries.sort(key=lambda e: self._stored_at(e[0], e[1]))
-        else:
-            entries.sort(key=lambda e: e[1].st_atime)
+        else:  # lru: least recently used first; mru: most recently used first
+            entries.sort(key=lambda e: e[1].st_atime, reverse=self._policy == "mru")
         freed = 0
         for fname, st in entries:
             if freed >= need:

@@ -458,20 +458,23 @@ def _cmd_config_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_validate(args: argparse.Namespace) -> int:
-    from ..config import StorageClientConfig, load_config_file
-    from ..schema import validate_config
+    from ..config import config_errors, load_config_file
 
     path = _config_path(args.file)
     if path is None:
         raise _Failed(None, "no config file found; give FILE or set MSC_CONFIG", 2)
     try:
         data = load_config_file(path)
-        validate_config(data)
-        profiles = sorted(data.get("profiles") or {})
-        for name in profiles:
-            StorageClientConfig.from_dict(data, name, skip_validation=True)
     except Exception as exc:
         raise _Failed(path, exc, 2) from exc
+    profiles = sorted(data.get("profiles") or {})
+    errors = config_errors(data)
+    if len(errors) > 1:
+        for message in errors:
+            print(f"{path}: {message}", file=sys.stderr)
+        raise _Failed(path, f"{len(errors)} errors (listed above)", 2)
+    if errors:
+        raise _Failed(path, errors[0], 2)
     print(f"OK: {len(profiles)} profile{'' if len(profiles) == 1 else 's'} ({path})")
     return 0
 

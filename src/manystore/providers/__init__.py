@@ -6,7 +6,10 @@ first time a profile uses its type.
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
+from collections.abc import Iterable
 from typing import Any
 
 from ..errors import ConfigError, ProviderUnavailableError
@@ -15,6 +18,8 @@ __all__ = [
     "CREDENTIALS_PROVIDERS",
     "METADATA_PROVIDERS",
     "STORAGE_PROVIDERS",
+    "accepted_options",
+    "check_options",
     "load_class",
 ]
 
@@ -87,6 +92,82 @@ def load_class(type_name: str, registry: dict[str, str], kind: str, key_path: st
     if not isinstance(cls, type):
         raise ConfigError(f"{key_path}: module {module_name!r} has no class {class_name!r}")
     return cls
+
+
+_NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+def accepted_options(cls: type[Any]) -> frozenset[str] | None:
+    """The keyword options ``cls(**options)`` accepts, or None when they cannot be known.
+
+    One rule for every provider class: walking the MRO, each ``__init__`` adds its named
+    parameters. An ``__init__`` without ``**kwargs`` ends the walk; one with ``**kwargs``
+    ends it too when its class declares ``OPTIONS`` (a ``frozenset`` of the names its
+    ``**kwargs`` accepts), else its ``**kwargs`` are taken to be passed on to the next
+    class's ``__init__``. Reaching ``object`` that way means the names are unknown (a
+    user class with a bare ``**kwargs``), and None is returned; so does ``OPTIONS = None``
+    (a subclass whose ``**kwargs`` takes anything).
+
+    Args:
+        cls: A storage, credentials or metadata provider class.
+
+    Returns:
+        The option names, or None.
+    """
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if klass is object:
+            return None
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            params = list(inspect.signature(init).parameters.values())[1:]
+        except (TypeError, ValueError):
+            return None
+        names.update(p.name for p in params if p.kind in _NAMED)
+        if "OPTIONS" in klass.__dict__:
+            declared = klass.__dict__["OPTIONS"]
+            return None if declared is None else frozenset(names | set(declared))
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+            return frozenset(names)
+    return None
+
+
+def check_options(
+    cls: type[Any],
+    options: Iterable[str],
+    type_name: str,
+    kind: str,
+    key_path: str,
+    internal: Iterable[str] = (),
+) -> None:
+    """Refuse options ``cls`` does not take, naming each, the provider and the closest valid name.
+
+    Args:
+        cls: The provider class (see :func:`accepted_options`).
+        options: The option names given in the config.
+        type_name: The provider's config ``type`` (for the message).
+        kind: Human name of the provider kind ("storage provider").
+        key_path: Where the options sit in the config, e.g. ``profiles.p.storage_provider.options``.
+        internal: Parameters manystore itself passes (``credentials_provider``...): not user options.
+
+    Raises:
+        ConfigError: An unknown option (all of them are listed).
+    """
+    valid = accepted_options(cls)
+    if valid is None:
+        return
+    user_valid = sorted(valid - set(internal))
+    problems = []
+    for name in options:
+        if name in valid and name not in internal:
+            continue
+        hint = difflib.get_close_matches(str(name), user_valid, n=1, cutoff=0.6)
+        suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+        problems.append(f"{key_path}.{name}: unknown option {name!r} for {kind} {type_name!r}{suggestion}")
+    if problems:
+        raise ConfigError(f"{'; '.join(problems)}; valid options of {cls.__name__}: {user_valid}")
 
 
 def _class_names() -> dict[str, str]:

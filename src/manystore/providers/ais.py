@@ -235,6 +235,7 @@ class AIStoreStorageProvider(SdkClientSlot, BucketStorageProvider):
     """
 
     provider_name: ClassVar[str] = "ais"
+    OPTIONS: ClassVar[frozenset[str]] = frozenset({"io_chunksize"}) | BucketStorageProvider.OPTIONS
     supports_conditional_writes: ClassVar[bool] = False
     supports_server_side_copy: ClassVar[bool] = True
     url_scheme: ClassVar[str] = "ais"

@@ -288,6 +288,7 @@ class AzureBlobStorageProvider(S3StorageProvider):
     """
 
     provider_name: ClassVar[str] = "azure"
+    OPTIONS: ClassVar[frozenset[str]] = _OPTIONS | _TELEMETRY_OPTIONS
     supports_conditional_writes: ClassVar[bool] = True
     url_scheme: ClassVar[str] = "az"
 

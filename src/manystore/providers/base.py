@@ -58,6 +58,10 @@ class BaseStorageProvider(StorageProvider):
     supports_conditional_writes: ClassVar[bool] = True
     supports_server_side_copy: ClassVar[bool] = True
     lexicographic_listing: ClassVar[bool] = True
+    #: Keyword options this class's ``**kwargs`` accepts (see
+    #: :func:`manystore.providers.accepted_options`); a subclass that validates its own
+    #: ``**kwargs`` declares its full set here.
+    OPTIONS: ClassVar[frozenset[str]] = _TELEMETRY_OPTIONS
 
     def __init__(self, base_path: str = "", **kwargs: Any) -> None:
         unknown = sorted(set(kwargs) - _TELEMETRY_OPTIONS)

@@ -163,6 +163,7 @@ class GoogleStorageProvider(SdkClientSlot, BucketStorageProvider):
     """
 
     provider_name: ClassVar[str] = "gcs"
+    OPTIONS: ClassVar[frozenset[str]] = _OPTIONS | BucketStorageProvider.OPTIONS
     supports_conditional_writes: ClassVar[bool] = True
     url_scheme: ClassVar[str] = "gs"
 

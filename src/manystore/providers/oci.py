@@ -154,6 +154,7 @@ class OracleStorageProvider(SdkClientSlot, BucketStorageProvider):
     """
 
     provider_name: ClassVar[str] = "oci"
+    OPTIONS: ClassVar[frozenset[str]] = _OPTIONS | BucketStorageProvider.OPTIONS
     supports_conditional_writes: ClassVar[bool] = True
     supports_server_side_copy: ClassVar[bool] = True
     url_scheme: ClassVar[str] = "oci"

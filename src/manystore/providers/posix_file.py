@@ -87,6 +87,8 @@ class PosixFileStorageProvider(BaseStorageProvider):
     supports_server_side_copy = True
 
     def __init__(self, base_path: str, **kwargs: Any) -> None:
+        if base_path == "":  # as in MSC: an empty base_path is the file system root
+            base_path = "/"
         if not isinstance(base_path, str) or not base_path:
             raise InvalidPathError(
                 f"file provider: base_path must be a non-empty directory path, got {base_path!r}"

@@ -52,6 +52,7 @@ from ._obstore import translate_error as _translate
 from ._s3_download import RESUME_GRANULE, RangedDownloads, collect_into
 from ._s3_download import quote_etag as _quote
 from ._s3_download import unquote_etag as _unquote
+from ._s3_options import BOTOCORE_OPTIONS, parse_botocore_options
 from .base import BaseStorageProvider, BucketStorageProvider, check_put_conditions
 from .s3_credentials import ObstoreCredentials, StaticS3CredentialsProvider, boto3_credentials
 
@@ -89,7 +90,7 @@ _RUST_CLIENT_KEYS = frozenset(
 _OPTIONS = _RUST_CLIENT_KEYS | {
     "multipart_threshold", "io_chunksize", "addressing_style", "force_path_style", "allow_http", "verify",
     "request_payer", "profile_name", "rust_client", "verify_checksums",
-}  # fmt: skip
+} | BOTOCORE_OPTIONS  # fmt: skip
 
 
 def _key_before(key: str) -> str | None:
@@ -141,6 +142,9 @@ class S3StorageProvider(RangedDownloads, BucketStorageProvider):
             no file. Default True.
         profile_name: AWS shared-config profile for boto3's chain (ignored with credentials_provider).
         max_pool_connections: Idle connections kept per host.
+        checksum_algorithm, request_checksum_calculation, response_checksum_validation, retries,
+            s3, signature_version: MSC's boto3/botocore options, translated as described in
+            :mod:`manystore.providers._s3_options`.
         rust_client: Accepted for MSC configs: manystore always uses its Rust transport; the keys
             multipart_chunksize, max_concurrency, connect_timeout, read_timeout and
             max_pool_connections apply unless given at the top level.
@@ -150,6 +154,7 @@ class S3StorageProvider(RangedDownloads, BucketStorageProvider):
     """
 
     provider_name: ClassVar[str] = "s3"
+    OPTIONS: ClassVar[frozenset[str]] = _OPTIONS | BaseStorageProvider.OPTIONS
     supports_conditional_writes: ClassVar[bool] = True
     url_scheme: ClassVar[str] = "s3"
 
@@ -192,7 +197,11 @@ class S3StorageProvider(RangedDownloads, BucketStorageProvider):
         self._max_concurrency: int = number("max_concurrency", DEFAULT_MAX_CONCURRENCY, int)
         self._connect_timeout: float = number("connect_timeout", DEFAULT_CONNECT_TIMEOUT)
         self._read_timeout: float = number("read_timeout", DEFAULT_READ_TIMEOUT)
-        style = options.get("addressing_style", "auto")
+        boto = parse_botocore_options(options)
+        self._checksum = boto.checksum_algorithm
+        self._unsigned_payload, self._skip_signature = boto.unsigned_payload, boto.skip_signature
+        self._transport_retries = boto.max_retries
+        style = options.get("addressing_style", boto.addressing_style or "auto")
         if options.get("force_path_style"):
             style = "path"
         if style not in ("auto", "path", "virtual"):
@@ -208,7 +217,8 @@ class S3StorageProvider(RangedDownloads, BucketStorageProvider):
         if isinstance(self._verify, str) and not os.path.isfile(self._verify):
             raise ConfigError(f"S3 option 'verify' names no CA bundle file: {self._verify!r}")
         self._request_payer = bool(options.get("request_payer", False))
-        self._verify_checksums = bool(options.get("verify_checksums", True))
+        default_verify = True if boto.verify_checksums is None else boto.verify_checksums
+        self._verify_checksums = bool(options.get("verify_checksums", default_verify))
         self._profile_name: str | None = options.get("profile_name")
         pool = options.get("max_pool_connections")
         self._pool_size: int | None = None if pool is None else _positive("max_pool_connections", pool, int)
@@ -261,6 +271,10 @@ class S3StorageProvider(RangedDownloads, BucketStorageProvider):
             "skip_signature": False,
             "request_payer": self._request_payer,
         }
+        if self._checksum:
+            config["checksum_algorithm"] = self._checksum
+        if self._unsigned_payload:
+            config["unsigned_payload"] = True
         if self._region:
             config["region"] = self._region
         if self._endpoint:
@@ -293,12 +307,14 @@ class S3StorageProvider(RangedDownloads, BucketStorageProvider):
             callback = boto3_credentials(self._profile_name, config, repr(self))
             if callback is None:
                 config["skip_signature"] = True
+        if self._skip_signature:
+            config["skip_signature"], callback = True, None
         return config, client, callback
 
     def _build_store(self, store_class: Any, retry: RetryConfig | None = None) -> Any:
         """A store with obstore's retries off, or (for streaming writers, which the client cannot
         replay) with obstore retrying each part per ``retry``: one retry layer either way."""
-        retry_config: dict[str, Any] = {"max_retries": 0}
+        retry_config: dict[str, Any] = {"max_retries": self._transport_retries or 0}
         if retry is not None:
             retry_config = {
                 "max_retries": retry.attempts - 1,

@@ -1,0 +1,8 @@
+"""MSC's ``multistorageclient.contrib.os``: re-exports :mod:`manystore.os`."""
+
+from __future__ import annotations
+
+from ...os import __all__ as __all__
+from ...os import makedirs, path
+
+_ = (makedirs, path)
