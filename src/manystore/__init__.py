@@ -15,6 +15,13 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _LAZY: dict[str, str] = {
+    "list_recursive": "shortcuts",
+    "SymlinkHandling": "types",
+    "SignerType": "types",
+    "ResolvedPathState": "types",
+    "ResolvedPath": "types",
+    "SyncResult": "types",
+    "DryrunResult": "types",
     "StorageClient": "client",
     "StorageClientConfig": "config",
     "CacheConfig": "caching.cache_config",
@@ -44,6 +51,13 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = [
+    "list_recursive",
+    "SymlinkHandling",
+    "SignerType",
+    "ResolvedPathState",
+    "ResolvedPath",
+    "SyncResult",
+    "DryrunResult",
     "CacheConfig",
     "MultiStoragePath",
     "ObjectMetadata",
@@ -104,6 +118,7 @@ if TYPE_CHECKING:
         is_empty,
         is_file,
         list,
+        list_recursive,
         open,
         read,
         resolve_storage_client,
@@ -112,4 +127,15 @@ if TYPE_CHECKING:
         upload_file,
         write,
     )
-    from .types import ObjectMetadata, Range, RetryConfig, SourceVersionCheckMode
+    from .types import (
+        DryrunResult,
+        ObjectMetadata,
+        Range,
+        ResolvedPath,
+        ResolvedPathState,
+        RetryConfig,
+        SignerType,
+        SourceVersionCheckMode,
+        SymlinkHandling,
+        SyncResult,
+    )

@@ -10,6 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import IO, TYPE_CHECKING, Any
 
+from .attribute_filter import AttributeFilter, compile_attribute_filter, matches
+from .client_batch import BatchMixin
 from .config import StorageClientConfig
 from .errors import ObjectNotFoundError, RetryableError
 from .file import ObjectFile, PosixFile, check_mode
@@ -17,6 +19,7 @@ from .objectio import ObjectIO
 from .providers.base import BaseStorageProvider
 from .retry import backoff_delay, call_with_retry
 from .types import (
+    ExecutionMode,
     MetadataProvider,
     ObjectMetadata,
     Range,
@@ -37,7 +40,7 @@ _DELETE_WORKERS = 16
 _EPOCH = datetime.fromtimestamp(0, tz=timezone.utc)
 
 
-class StorageClient:
+class StorageClient(BatchMixin):
     """A client for one profile: read, write, list and manage objects.
 
     Keys are relative to the profile (its ``base_path``). Transient failures
@@ -149,25 +152,58 @@ class StorageClient:
 
     def list(
         self,
-        prefix: str = "",
+        path: str = "",
         start_after: str | None = None,
         end_at: str | None = None,
         include_directories: bool = False,
         include_url_prefix: bool = False,
+        attribute_filter_expression: str | None = None,
+        show_attributes: bool = False,
+        *,
+        prefix: str | None = None,
     ) -> Iterator[ObjectMetadata]:
-        """Objects whose keys start with ``prefix``, lazily, in lexicographic key order.
+        """Objects whose keys start with ``path``, lazily, in lexicographic key order.
 
         Args:
-            prefix: Raw key prefix (``"data/"`` lists a directory, ``"data/x"`` also matches ``data/x1``).
+            path: Raw key prefix (``"data/"`` lists a directory, ``"data/x"`` also matches ``data/x1``).
             start_after: Exclusive lower bound on keys (need not exist).
             end_at: Inclusive upper bound on keys (need not exist).
             include_directories: List one level and yield sub-directories as ``type="directory"``.
             include_url_prefix: Return keys as full URLs (``msc://profile/...``, ``s3://bucket/...``).
+            attribute_filter_expression: Only objects whose user metadata satisfies this
+                expression (see :mod:`manystore.attribute_filter`), e.g. ``'model = "a" AND epoch > 3'``.
+            show_attributes: Fill in each object's user metadata (one metadata request per
+                object where the listing does not carry it).
+            prefix: The older name of ``path`` (keyword only).
 
         A transient failure mid-listing resumes after the last key yielded.
+
+        Raises:
+            ValueError: ``start_after`` is after ``end_at``, both ``path`` and ``prefix`` are
+                given, or the filter expression is invalid.
         """
+        if prefix is not None:
+            if path:
+                raise ValueError(f"list() got both path={path!r} and prefix={prefix!r}; pass one")
+            path = prefix
         if start_after is not None and end_at is not None and start_after > end_at:
             raise ValueError(f"start_after {start_after!r} is after end_at {end_at!r}")
+        predicate = compile_attribute_filter(attribute_filter_expression)
+        with_attributes = show_attributes or predicate is not None
+        return self._list(
+            path, start_after, end_at, include_directories, include_url_prefix, predicate, with_attributes
+        )
+
+    def _list(
+        self,
+        prefix: str,
+        start_after: str | None,
+        end_at: str | None,
+        include_directories: bool,
+        include_url_prefix: bool,
+        predicate: AttributeFilter | None,
+        with_attributes: bool,
+    ) -> Iterator[ObjectMetadata]:
         source = self._metadata_provider or self._storage_provider
         url = self.url_prefix if include_url_prefix else ""
         last = start_after
@@ -177,6 +213,10 @@ class StorageClient:
                 for meta in source.list_objects(prefix, last, end_at, include_directories):
                     last = meta.key
                     attempts = 0
+                    if with_attributes and meta.metadata is None and meta.type == "file":
+                        meta.metadata = self.info(meta.key).metadata
+                    if not matches(meta, predicate):
+                        continue
                     if url:
                         meta.key = url + meta.key
                     yield meta
@@ -188,15 +228,22 @@ class StorageClient:
                     raise
                 time.sleep(backoff_delay(config, attempts))
 
-    def glob(self, pattern: str, include_url_prefix: bool = False) -> builtins.list[str]:
+    def glob(
+        self, pattern: str, include_url_prefix: bool = False, attribute_filter_expression: str | None = None
+    ) -> builtins.list[str]:
         """Keys matching ``pattern`` (``*``, ``?``, ``[...]``, ``**``), sorted.
 
-        Only the part of the store under the pattern's literal prefix is listed.
+        Only the part of the store under the pattern's literal prefix is listed. With
+        ``attribute_filter_expression``, only objects whose user metadata satisfies it
+        (see :meth:`list`).
         """
+        predicate = compile_attribute_filter(attribute_filter_expression)
         if self._metadata_provider is not None:
             keys = sorted(self._metadata_provider.glob(pattern))
         else:
             keys = list(filter_glob(pattern, self.list(glob_literal_prefix(pattern))))
+        if predicate is not None:
+            keys = [k for k in keys if matches(self.info(k), predicate)]
         if include_url_prefix:
             keys = [self.url_prefix + k for k in keys]
         return keys
@@ -312,13 +359,23 @@ class StorageClient:
         self._io.invalidate(remote_path)
         self._io.track(remote_path, physical)
 
-    def download_file(self, remote_path: str, local_path: str | IO) -> None:
-        """Download to a local path (written atomically) or a binary file object."""
+    def download_file(
+        self, remote_path: str, local_path: str | IO, metadata: ObjectMetadata | None = None
+    ) -> None:
+        """Download to a local path (written atomically) or a binary file object.
+
+        Args:
+            remote_path: Key of the object.
+            local_path: Local file path or binary file object.
+            metadata: The object's metadata from :meth:`info`, if known (saves a lookup on a
+                local-path download).
+        """
         physical = self._io.physical(remote_path)
         if isinstance(local_path, str):
             os.makedirs(os.path.dirname(os.path.abspath(local_path)), exist_ok=True)
             self._io.retry(
-                lambda: self._storage_provider.download_file(physical, local_path), f"download {remote_path}"
+                lambda: self._storage_provider.download_file(physical, local_path, metadata),
+                f"download {remote_path}",
             )
         else:
             self._io.download_into(remote_path, local_path)
@@ -397,6 +454,7 @@ class StorageClient:
         delete_unmatched_files: bool = False,
         description: str = "Syncing",
         num_worker_processes: int | None = None,
+        execution_mode: ExecutionMode = ExecutionMode.LOCAL,
         *,
         execution: str = "local",
         ray_address: str | None = None,
@@ -419,6 +477,8 @@ class StorageClient:
             delete_unmatched_files: Delete objects under ``target_path`` the source lacks.
             description: Progress bar label.
             num_worker_processes: Worker processes on this machine (``None``: threads only).
+            execution_mode: 1.3.1's spelling of ``execution``: ``ExecutionMode.LOCAL`` or
+                ``ExecutionMode.RAY`` (the same as ``execution="ray"``).
             execution: ``"local"``, or ``"ray"`` to split listing and transfers across a Ray
                 cluster (needs the ``ray`` extra).
             ray_address: Ray cluster address with ``execution="ray"`` (``None``: local).
@@ -434,6 +494,13 @@ class StorageClient:
         See :mod:`manystore.mirror` for how the work is split and what a rerun does.
         """
         from .mirror import sync_clients
+
+        if ExecutionMode(execution_mode) is ExecutionMode.RAY:
+            if execution not in ("local", "ray"):
+                raise ValueError(
+                    f"execution={execution!r} contradicts execution_mode=ExecutionMode.RAY; pass one"
+                )
+            execution = "ray"
 
         return sync_clients(
             source_client,

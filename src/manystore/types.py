@@ -14,8 +14,44 @@ from datetime import datetime, timezone
 from typing import IO, Any
 
 from .errors import NotModifiedError, PreconditionFailedError, RetryableError
+from .sync_types import (
+    MAX_SYMLINK_DEPTH,
+    MSC_PROTOCOL,
+    MSC_PROTOCOL_NAME,
+    BatchTransferCallback,
+    BatchTransferError,
+    BatchTransferFailure,
+    DryrunResult,
+    ExecutionMode,
+    PatternList,
+    PatternType,
+    ResolvedPath,
+    ResolvedPathState,
+    SignerType,
+    SymlinkHandling,
+    SyncError,
+    SyncResult,
+    TransferState,
+)
 
 __all__ = [
+    "MAX_SYMLINK_DEPTH",
+    "MSC_PROTOCOL",
+    "MSC_PROTOCOL_NAME",
+    "BatchTransferCallback",
+    "BatchTransferError",
+    "BatchTransferFailure",
+    "DryrunResult",
+    "ExecutionMode",
+    "PatternList",
+    "PatternType",
+    "ResolvedPath",
+    "ResolvedPathState",
+    "SignerType",
+    "SymlinkHandling",
+    "SyncError",
+    "SyncResult",
+    "TransferState",
     "Credentials",
     "CredentialsProvider",
     "MetadataProvider",
@@ -74,6 +110,7 @@ class ObjectMetadata:
         etag: The store's version token (S3 ETag without quotes; POSIX: mtime-size digest).
         storage_class: The store's storage class, if any.
         metadata: User metadata (``x-amz-meta-*`` on S3, xattrs are not read on POSIX).
+        symlink_target: For a symlink, the key it points at (relative to the profile).
     """
 
     key: str
@@ -84,6 +121,7 @@ class ObjectMetadata:
     etag: str | None = None
     storage_class: str | None = None
     metadata: dict[str, Any] | None = None
+    symlink_target: str | None = None
 
     @staticmethod
     def from_dict(data: dict) -> ObjectMetadata:
@@ -114,7 +152,7 @@ class ObjectMetadata:
             "last_modified": self.last_modified.isoformat(),
             "type": self.type,
         }
-        for name in ("content_type", "etag", "storage_class", "metadata"):
+        for name in ("content_type", "etag", "storage_class", "metadata", "symlink_target"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
