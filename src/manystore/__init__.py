@@ -16,6 +16,8 @@ __version__ = "0.1.0"
 
 _LAZY: dict[str, str] = {
     "list_recursive": "shortcuts",
+    "make_symlink": "shortcuts",
+    "generate_presigned_url": "shortcuts",
     "SymlinkHandling": "types",
     "SignerType": "types",
     "ResolvedPathState": "types",
@@ -52,6 +54,8 @@ _LAZY: dict[str, str] = {
 
 __all__ = [
     "list_recursive",
+    "make_symlink",
+    "generate_presigned_url",
     "SymlinkHandling",
     "SignerType",
     "ResolvedPathState",

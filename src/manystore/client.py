@@ -12,6 +12,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from .attribute_filter import AttributeFilter, compile_attribute_filter, matches
 from .client_batch import BatchMixin
+from .client_links import LinksMixin, PatternMatcher, symlink_target_of
 from .config import StorageClientConfig
 from .errors import ObjectNotFoundError, RetryableError
 from .file import ObjectFile, PosixFile, check_mode
@@ -22,10 +23,12 @@ from .types import (
     ExecutionMode,
     MetadataProvider,
     ObjectMetadata,
+    PatternList,
     Range,
     RetryConfig,
     SourceVersionCheckMode,
     StorageProvider,
+    SymlinkHandling,
 )
 from .urls import implicit_url_prefix
 from .utils import filter_glob, glob_literal_prefix, normalize_key
@@ -40,7 +43,7 @@ _DELETE_WORKERS = 16
 _EPOCH = datetime.fromtimestamp(0, tz=timezone.utc)
 
 
-class StorageClient(BatchMixin):
+class StorageClient(BatchMixin, LinksMixin):
     """A client for one profile: read, write, list and manage objects.
 
     Keys are relative to the profile (its ``base_path``). Transient failures
@@ -97,16 +100,46 @@ class StorageClient(BatchMixin):
         return (StorageClient, (self._config,))
 
     # ---------------------------------------------------------------- reads
-    def read(self, path: str, byte_range: Range | None = None) -> bytes:
-        """The object's bytes, or the ``byte_range`` slice of them.
+    def read(
+        self,
+        path: str,
+        byte_range: Range | None = None,
+        check_source_version: SourceVersionCheckMode = SourceVersionCheckMode.INHERIT,
+    ) -> bytes:
+        """The object's bytes, or the ``byte_range`` slice of them; symlinks are followed.
+
+        Args:
+            path: Key of the object.
+            byte_range: Only these bytes.
+            check_source_version: With a read cache: ``ENABLE`` validates the cached copy
+                against the store's ETag (one HEAD), ``DISABLE`` trusts it, ``INHERIT``
+                follows the profile's cache config. Without a cache it has no effect.
 
         Raises:
             FileNotFoundError: No object at ``path``.
+            ValueError: A symlink cycle or chain longer than ``MAX_SYMLINK_DEPTH``.
         """
+        data = self._read_one(path, byte_range, check_source_version)
+        if data or self._is_local():
+            return data
+        final, _ = self._follow(path)  # an empty object may be a symlink marker
+        return (
+            data if final == normalize_key(path) else self._read_one(final, byte_range, check_source_version)
+        )
+
+    def _is_local(self) -> bool:
+        sp = self._storage_provider
+        return (
+            self._metadata_provider is None
+            and isinstance(sp, BaseStorageProvider)
+            and sp.local_path("") is not None
+        )
+
+    def _read_one(self, path: str, byte_range: Range | None, mode: SourceVersionCheckMode) -> bytes:
         cache = self._io.cache()
         if cache is None:
             return self._io.get_range(path, byte_range, None)
-        check = self._io.check_version(SourceVersionCheckMode.INHERIT)
+        check = self._io.check_version(SourceVersionCheckMode(mode))
         if byte_range is not None:
             return self._io.cached_range(cache, path, byte_range, check)
         hit = cache.get_object(
@@ -125,7 +158,9 @@ class StorageClient(BatchMixin):
         """
         if self._metadata_provider is not None:
             try:
-                return self._metadata_provider.get_object_metadata(path)
+                meta = self._metadata_provider.get_object_metadata(path)
+                symlink_target_of(meta)
+                return meta
             except FileNotFoundError:
                 if strict:
                     raise
@@ -134,9 +169,17 @@ class StorageClient(BatchMixin):
                         key=path.rstrip("/"), content_length=0, last_modified=_EPOCH, type="directory"
                     )
                 raise
-        return self._io.retry(
+        meta = self._io.retry(
             lambda: self._storage_provider.get_object_metadata(path, strict), f"info {path}"
         )
+        sp = self._storage_provider
+        local = sp.local_path(path) if isinstance(sp, BaseStorageProvider) and meta.type == "file" else None
+        if local is not None and os.path.islink(local):
+            raw = os.readlink(local)
+            meta.symlink_target = os.path.relpath(raw, os.path.dirname(local)) if os.path.isabs(raw) else raw
+        else:
+            symlink_target_of(meta)
+        return meta
 
     def is_file(self, path: str) -> bool:
         """True if an object exists at ``path`` (a directory is not a file)."""
@@ -159,6 +202,8 @@ class StorageClient(BatchMixin):
         include_url_prefix: bool = False,
         attribute_filter_expression: str | None = None,
         show_attributes: bool = False,
+        patterns: PatternList | None = None,
+        symlink_handling: SymlinkHandling = SymlinkHandling.FOLLOW,
         *,
         prefix: str | None = None,
     ) -> Iterator[ObjectMetadata]:
@@ -174,6 +219,16 @@ class StorageClient(BatchMixin):
                 expression (see :mod:`manystore.attribute_filter`), e.g. ``'model = "a" AND epoch > 3'``.
             show_attributes: Fill in each object's user metadata (one metadata request per
                 object where the listing does not carry it).
+            patterns: Include/exclude globs (``[(PatternType.EXCLUDE, "*.tmp")]``) matched
+                against each file's key relative to the directory part of ``path``; see
+                :class:`manystore.client_links.PatternMatcher`.
+            symlink_handling: ``FOLLOW`` lists links as the store has them (POSIX: what an
+                internal link points at; object stores: the link entry). ``SKIP`` leaves links
+                out; ``PRESERVE`` lists them with ``symlink_target`` set; ``*_STRICT`` raise
+                :class:`~manystore.errors.InvalidPathError` on a link leaving the profile. All
+                but ``FOLLOW`` cost an ``lstat`` per file on POSIX and a HEAD per empty object
+                elsewhere. (POSIX listings already leave out links escaping ``base_path``, and
+                linked directories are listed through.)
             prefix: The older name of ``path`` (keyword only).
 
         A transient failure mid-listing resumes after the last key yielded.
@@ -190,9 +245,16 @@ class StorageClient(BatchMixin):
             raise ValueError(f"start_after {start_after!r} is after end_at {end_at!r}")
         predicate = compile_attribute_filter(attribute_filter_expression)
         with_attributes = show_attributes or predicate is not None
-        return self._list(
+        matcher = PatternMatcher(patterns) if patterns else None
+        handling = SymlinkHandling(symlink_handling)
+        entries = self._list(
             path, start_after, end_at, include_directories, include_url_prefix, predicate, with_attributes
         )
+        if matcher is None and handling is SymlinkHandling.FOLLOW:
+            return entries
+        base = path.rpartition("/")[0] + "/" if "/" in path else ""
+        url = self.url_prefix if include_url_prefix else ""
+        return self._filter_listing(entries, base, url, matcher, handling)
 
     def _list(
         self,
@@ -258,6 +320,8 @@ class StorageClient(BatchMixin):
         memory_load_limit: int = DEFAULT_MEMORY_LOAD_LIMIT,
         atomic: bool = True,
         check_source_version: SourceVersionCheckMode = SourceVersionCheckMode.INHERIT,
+        attributes: dict[str, str] | None = None,
+        prefetch_file: bool | None = None,
     ) -> PosixFile | ObjectFile:
         """Open ``path`` as a file object.
 
@@ -272,6 +336,12 @@ class StorageClient(BatchMixin):
             atomic: Write to a temp file and rename on close (:class:`PosixFile` only;
                 object stores are always atomic).
             check_source_version: Whether a cached copy is validated against the source.
+            attributes: User metadata stored with the object written (``w``/``a`` modes;
+                the object is then spooled and stored with one request instead of streamed).
+                Like :meth:`write`, the POSIX provider does not keep user metadata.
+            prefetch_file: ``False`` never fetches the whole object on open: reads are
+                ranged requests (:class:`ObjectFile`). ``True`` or ``None`` fetch it whole
+                when it is at most ``memory_load_limit`` bytes.
 
         Returns:
             A :class:`PosixFile` for local profiles, else an :class:`ObjectFile`.
@@ -299,7 +369,18 @@ class StorageClient(BatchMixin):
 
         cached = cache is not None and not writing and not disable_read_cache
         check = self._io.check_version(check_source_version) if cached else None
-        return ObjectFile(self._io, path, mode, encoding, memory_load_limit, on_commit, cache_check=check)
+        limit = -1 if prefetch_file is False else memory_load_limit
+        return ObjectFile(
+            self._io,
+            path,
+            mode,
+            encoding,
+            limit,
+            on_commit,
+            cache_check=check,
+            attributes=attributes,
+            follow=lambda p: self._follow(p)[0],
+        )
 
     # --------------------------------------------------------------- writes
     def write(self, path: str, body: bytes, attributes: dict[str, str] | None = None) -> None:

@@ -7,12 +7,21 @@ object gets the client's retries, metadata-provider bookkeeping and cache invali
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from .client_links import PatternMatcher
 from .providers.base import BaseStorageProvider
-from .sync_types import BatchTransferCallback, BatchTransferError, BatchTransferFailure
+from .sync_types import (
+    BatchTransferCallback,
+    BatchTransferError,
+    BatchTransferFailure,
+    PatternList,
+    SymlinkHandling,
+)
+from .utils import within_bounds
 
 if TYPE_CHECKING:
     from .types import ObjectMetadata
@@ -67,6 +76,56 @@ def _run_batch(
         if len(failures) == 1 and len(pairs) == 1:
             raise failures[0].error
         raise BatchTransferError(failures)
+
+
+def _with_url(entries: Iterator[ObjectMetadata], url: str) -> Iterator[ObjectMetadata]:
+    for meta in entries:
+        meta.key = url + meta.key
+        yield meta
+
+
+def _parallel_listing(
+    client: Any, prefix: str, start_after: str | None, end_at: str | None, workers: int, look_ahead: int
+) -> Iterator[ObjectMetadata]:
+    """Files under ``prefix`` in key order: one delimited listing of the first level (held in
+    memory), then every sub-directory listed on a thread pool, a bounded number of them ahead."""
+
+    def sub_listing(directory: str) -> list[ObjectMetadata]:
+        return list(client._list(directory, start_after, end_at, False, False, None, False))
+
+    pending: deque[Future[list[ObjectMetadata]] | ObjectMetadata] = deque()
+    window = workers * look_ahead
+    with ThreadPoolExecutor(workers, thread_name_prefix="manystore-list") as pool:
+        try:
+            level = list(client._list(prefix, None, None, True, False, None, False))
+            # Key order of what each entry stands for: a directory "d" sorts as "d/".
+            level.sort(key=lambda m: m.key.rstrip("/") + "/" if m.type == "directory" else m.key)
+            for meta in level:
+                if meta.type == "directory":
+                    sub = meta.key.rstrip("/") + "/"
+                    if end_at is not None and sub > end_at and not end_at.startswith(sub):
+                        break
+                    if start_after is not None and start_after >= sub and not start_after.startswith(sub):
+                        continue
+                    pending.append(pool.submit(sub_listing, sub))
+                elif within_bounds(meta.key, start_after, end_at):
+                    pending.append(meta)
+                while len(pending) > window or (pending and not isinstance(pending[0], Future)):
+                    yield from _drain_one(pending)
+            while pending:
+                yield from _drain_one(pending)
+        finally:
+            for item in pending:
+                if isinstance(item, Future):
+                    item.cancel()
+
+
+def _drain_one(pending: deque[Any]) -> Iterator[ObjectMetadata]:
+    item = pending.popleft()
+    if isinstance(item, Future):
+        yield from item.result()
+    else:
+        yield item
 
 
 def _client(mixin: BatchMixin) -> Any:
@@ -169,28 +228,49 @@ class BatchMixin:
         max_workers: int = 32,
         look_ahead: int = 2,
         include_url_prefix: bool = False,
+        patterns: PatternList | None = None,
+        symlink_handling: SymlinkHandling = SymlinkHandling.FOLLOW,
     ) -> Iterator[ObjectMetadata]:
         """Every object under the directory ``path``, lazily, in lexicographic key order.
 
         ``path`` names a directory (``"data"`` and ``"data/"`` both list ``data/...``; ``""``
         lists everything); unlike :meth:`list` it is not a raw key prefix.
 
+        The first level is listed with a delimiter; each sub-directory is then listed in
+        full on a pool of ``max_workers`` threads, at most ``max_workers * look_ahead``
+        sub-directories ahead of the one being yielded (their entries are held in memory).
+        Results come in key order all the same. With a metadata provider, or
+        ``max_workers=1``, one listing stream is used.
+
         Args:
             path: Directory to list.
             start_after: Exclusive lower bound on keys.
             end_at: Inclusive upper bound on keys.
-            max_workers: Must be >= 1. manystore's providers list a whole prefix in one
-                paginated stream, which is already in key order, so no extra workers run.
-            look_ahead: Must be >= 1 (pages fetched ahead by the reference's parallel lister;
-                one stream here).
+            max_workers: Concurrent sub-directory listings (>= 1).
+            look_ahead: Sub-directories listed ahead per worker (>= 1).
             include_url_prefix: Return keys as full URLs.
+            patterns: Include/exclude globs on keys relative to ``path`` (see :meth:`list`).
+            symlink_handling: What to do with symlinks (see :meth:`list`).
         """
         for name, value in (("max_workers", max_workers), ("look_ahead", look_ahead)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"list_recursive: {name} must be an int >= 1, got {value!r}")
+        client = _client(self)
         prefix = path.strip("/")
         prefix = prefix + "/" if prefix else ""
-        return _client(self).list(prefix, start_after, end_at, False, include_url_prefix)
+        matcher = PatternMatcher(patterns) if patterns else None
+        handling = SymlinkHandling(symlink_handling)
+        if start_after is not None and end_at is not None and start_after > end_at:
+            raise ValueError(f"start_after {start_after!r} is after end_at {end_at!r}")
+        if client._metadata_provider is not None or max_workers == 1:
+            entries = client._list(prefix, start_after, end_at, False, False, None, False)
+        else:
+            entries = _parallel_listing(client, prefix, start_after, end_at, max_workers, look_ahead)
+        if matcher is not None or handling is not SymlinkHandling.FOLLOW:
+            entries = client._filter_listing(entries, prefix, "", matcher, handling)
+        if include_url_prefix:
+            entries = _with_url(entries, client.url_prefix)
+        return entries
 
     def get_posix_path(self, path: str) -> str | None:
         """The local file-system path of ``path`` on a POSIX profile, else ``None``."""

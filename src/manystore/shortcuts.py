@@ -15,7 +15,7 @@ from typing import IO, TYPE_CHECKING, Any
 from .client import StorageClient
 from .config import StorageClientConfig, read_msc_config
 from .file import READ_BLOCK_SIZE as STREAM_BLOCK
-from .types import ExecutionMode, ObjectMetadata, Range
+from .types import ExecutionMode, ObjectMetadata, PatternList, Range, SignerType, SymlinkHandling
 from .urls import PathMapping, parse_url
 
 if TYPE_CHECKING:
@@ -34,6 +34,8 @@ __all__ = [
     "is_empty",
     "is_file",
     "list",
+    "make_symlink",
+    "generate_presigned_url",
     "open",
     "read",
     "resolve_storage_client",
@@ -132,10 +134,13 @@ def list(
     include_directories: bool = False,
     attribute_filter_expression: str | None = None,
     show_attributes: bool = False,
+    patterns: PatternList | None = None,
+    symlink_handling: SymlinkHandling = SymlinkHandling.FOLLOW,
 ) -> Iterator[ObjectMetadata]:
     """Objects under the URL prefix; their keys are full URLs.
 
-    ``attribute_filter_expression`` and ``show_attributes`` are as in :meth:`StorageClient.list`.
+    ``attribute_filter_expression``, ``show_attributes``, ``patterns`` and
+    ``symlink_handling`` are as in :meth:`StorageClient.list`.
     """
     client, path = resolve_storage_client(url)
     return client.list(
@@ -146,6 +151,8 @@ def list(
         include_url_prefix=True,
         attribute_filter_expression=attribute_filter_expression,
         show_attributes=show_attributes,
+        patterns=patterns,
+        symlink_handling=symlink_handling,
     )
 
 
@@ -155,10 +162,51 @@ def list_recursive(
     end_at: str | None = None,
     max_workers: int = 32,
     look_ahead: int = 2,
+    patterns: PatternList | None = None,
+    symlink_handling: SymlinkHandling = SymlinkHandling.FOLLOW,
 ) -> Iterator[ObjectMetadata]:
     """Every object under the directory ``url``; keys are full URLs (see :meth:`StorageClient.list_recursive`)."""
     client, path = resolve_storage_client(url)
-    return client.list_recursive(path, start_after, end_at, max_workers, look_ahead, include_url_prefix=True)
+    return client.list_recursive(
+        path,
+        start_after,
+        end_at,
+        max_workers,
+        look_ahead,
+        include_url_prefix=True,
+        patterns=patterns,
+        symlink_handling=symlink_handling,
+    )
+
+
+def make_symlink(url: str, target_url: str) -> None:
+    """Create a symlink at ``url`` pointing at ``target_url`` (see :meth:`StorageClient.make_symlink`).
+
+    Raises:
+        ValueError: The two URLs belong to different profiles.
+    """
+    client, path = resolve_storage_client(url)
+    target_client, target_path = resolve_storage_client(target_url)
+    if client is not target_client:
+        raise ValueError(
+            f"make_symlink: {url!r} and target {target_url!r} are in different profiles "
+            f"({client.profile!r}, {target_client.profile!r}); expected one profile"
+        )
+    client.make_symlink(path, target_path)
+
+
+def generate_presigned_url(
+    url: str,
+    *,
+    method: str = "GET",
+    signer_type: SignerType | None = None,
+    signer_options: dict[str, Any] | None = None,
+) -> str:
+    """A time-limited URL granting ``method`` on ``url`` (see :meth:`StorageClient.generate_presigned_url`)."""
+    client, path = resolve_storage_client(url)
+    return client.generate_presigned_url(
+        path, method=method, signer_type=signer_type, signer_options=signer_options
+    )
 
 
 def glob(pattern: str, attribute_filter_expression: str | None = None) -> builtins.list[str]:
