@@ -38,7 +38,13 @@ AZURITE := .tools/azurite/node_modules/.bin/azurite-blob
 $(AZURITE):
 	npm install --silent --no-audit --no-fund --prefix .tools/azurite azurite@3
 
-servers: $(AZURITE)
+# multi-storage-client 1.3.1, the reference release, in its own venv (tests/test_msc_surface.py compares against it).
+MSC_VENV := .tools/msc-venv
+
+$(MSC_VENV):
+	python3 -m venv .tools/msc-venv && .tools/msc-venv/bin/pip install --quiet multi-storage-client==1.3.1
+
+servers: $(AZURITE) $(MSC_VENV)
 
 # pytest exits 5 when it collected no test; make treats any non-zero exit as failure.
 test: lint docs servers

@@ -36,7 +36,13 @@ CLIENT_METHODS = {
     "is_default_profile": [],
     "is_empty": ["path"],
     "is_file": ["path"],
-    "list": ["prefix", "start_after", "end_at", "include_directories", "include_url_prefix"],
+    "list": [
+        "path",
+        "start_after",
+        "end_at",
+        "include_directories",
+        "include_url_prefix",
+    ],  # 1.3.1; prefix= kept
     "open": [
         "path",
         "mode",
@@ -145,6 +151,7 @@ def test_types_and_defaults() -> None:
         "etag",
         "storage_class",
         "metadata",
+        "symlink_target",
     ]
     assert params(types.Credentials) == ["access_key", "secret_key", "token", "expiration", "custom_fields"]
     assert params(types.StorageProviderConfig) == ["type", "options"]

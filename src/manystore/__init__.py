@@ -15,6 +15,15 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _LAZY: dict[str, str] = {
+    "list_recursive": "shortcuts",
+    "make_symlink": "shortcuts",
+    "generate_presigned_url": "shortcuts",
+    "SymlinkHandling": "types",
+    "SignerType": "types",
+    "ResolvedPathState": "types",
+    "ResolvedPath": "types",
+    "SyncResult": "types",
+    "DryrunResult": "types",
     "StorageClient": "client",
     "StorageClientConfig": "config",
     "CacheConfig": "caching.cache_config",
@@ -46,6 +55,15 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = [
+    "list_recursive",
+    "make_symlink",
+    "generate_presigned_url",
+    "SymlinkHandling",
+    "SignerType",
+    "ResolvedPathState",
+    "ResolvedPath",
+    "SyncResult",
+    "DryrunResult",
     "CacheConfig",
     "MultiStoragePath",
     "ObjectMetadata",
@@ -109,6 +127,7 @@ if TYPE_CHECKING:
         is_empty,
         is_file,
         list,
+        list_recursive,
         open,
         read,
         resolve_storage_client,
@@ -118,4 +137,15 @@ if TYPE_CHECKING:
         upload_file,
         write,
     )
-    from .types import ObjectMetadata, Range, RetryConfig, SourceVersionCheckMode
+    from .types import (
+        DryrunResult,
+        ObjectMetadata,
+        Range,
+        ResolvedPath,
+        ResolvedPathState,
+        RetryConfig,
+        SignerType,
+        SourceVersionCheckMode,
+        SymlinkHandling,
+        SyncResult,
+    )

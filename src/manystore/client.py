@@ -10,6 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import IO, TYPE_CHECKING, Any
 
+from .attribute_filter import AttributeFilter, compile_attribute_filter, matches
+from .client_batch import BatchMixin
+from .client_links import LinksMixin, PatternMatcher, symlink_target_of
 from .config import StorageClientConfig
 from .errors import ObjectNotFoundError, RetryableError
 from .file import ObjectFile, PosixFile, check_mode
@@ -17,12 +20,15 @@ from .objectio import ObjectIO
 from .providers.base import BaseStorageProvider
 from .retry import backoff_delay, call_with_retry
 from .types import (
+    ExecutionMode,
     MetadataProvider,
     ObjectMetadata,
+    PatternList,
     Range,
     RetryConfig,
     SourceVersionCheckMode,
     StorageProvider,
+    SymlinkHandling,
 )
 from .urls import implicit_url_prefix
 from .utils import filter_glob, glob_literal_prefix, normalize_key
@@ -37,7 +43,7 @@ _DELETE_WORKERS = 16
 _EPOCH = datetime.fromtimestamp(0, tz=timezone.utc)
 
 
-class StorageClient:
+class StorageClient(BatchMixin, LinksMixin):
     """A client for one profile: read, write, list and manage objects.
 
     Keys are relative to the profile (its ``base_path``). Transient failures
@@ -94,16 +100,46 @@ class StorageClient:
         return (StorageClient, (self._config,))
 
     # ---------------------------------------------------------------- reads
-    def read(self, path: str, byte_range: Range | None = None) -> bytes:
-        """The object's bytes, or the ``byte_range`` slice of them.
+    def read(
+        self,
+        path: str,
+        byte_range: Range | None = None,
+        check_source_version: SourceVersionCheckMode = SourceVersionCheckMode.INHERIT,
+    ) -> bytes:
+        """The object's bytes, or the ``byte_range`` slice of them; symlinks are followed.
+
+        Args:
+            path: Key of the object.
+            byte_range: Only these bytes.
+            check_source_version: With a read cache: ``ENABLE`` validates the cached copy
+                against the store's ETag (one HEAD), ``DISABLE`` trusts it, ``INHERIT``
+                follows the profile's cache config. Without a cache it has no effect.
 
         Raises:
             FileNotFoundError: No object at ``path``.
+            ValueError: A symlink cycle or chain longer than ``MAX_SYMLINK_DEPTH``.
         """
+        data = self._read_one(path, byte_range, check_source_version)
+        if data or self._is_local():
+            return data
+        final, _ = self._follow(path)  # an empty object may be a symlink marker
+        return (
+            data if final == normalize_key(path) else self._read_one(final, byte_range, check_source_version)
+        )
+
+    def _is_local(self) -> bool:
+        sp = self._storage_provider
+        return (
+            self._metadata_provider is None
+            and isinstance(sp, BaseStorageProvider)
+            and sp.local_path("") is not None
+        )
+
+    def _read_one(self, path: str, byte_range: Range | None, mode: SourceVersionCheckMode) -> bytes:
         cache = self._io.cache()
         if cache is None:
             return self._io.get_range(path, byte_range, None)
-        check = self._io.check_version(SourceVersionCheckMode.INHERIT)
+        check = self._io.check_version(SourceVersionCheckMode(mode))
         if byte_range is not None:
             return self._io.cached_range(cache, path, byte_range, check)
         hit = cache.get_object(
@@ -122,7 +158,9 @@ class StorageClient:
         """
         if self._metadata_provider is not None:
             try:
-                return self._metadata_provider.get_object_metadata(path)
+                meta = self._metadata_provider.get_object_metadata(path)
+                symlink_target_of(meta)
+                return meta
             except FileNotFoundError:
                 if strict:
                     raise
@@ -131,9 +169,17 @@ class StorageClient:
                         key=path.rstrip("/"), content_length=0, last_modified=_EPOCH, type="directory"
                     )
                 raise
-        return self._io.retry(
+        meta = self._io.retry(
             lambda: self._storage_provider.get_object_metadata(path, strict), f"info {path}"
         )
+        sp = self._storage_provider
+        local = sp.local_path(path) if isinstance(sp, BaseStorageProvider) and meta.type == "file" else None
+        if local is not None and os.path.islink(local):
+            raw = os.readlink(local)
+            meta.symlink_target = os.path.relpath(raw, os.path.dirname(local)) if os.path.isabs(raw) else raw
+        else:
+            symlink_target_of(meta)
+        return meta
 
     def is_file(self, path: str) -> bool:
         """True if an object exists at ``path`` (a directory is not a file)."""
@@ -149,25 +195,77 @@ class StorageClient:
 
     def list(
         self,
-        prefix: str = "",
+        path: str = "",
         start_after: str | None = None,
         end_at: str | None = None,
         include_directories: bool = False,
         include_url_prefix: bool = False,
+        attribute_filter_expression: str | None = None,
+        show_attributes: bool = False,
+        patterns: PatternList | None = None,
+        symlink_handling: SymlinkHandling = SymlinkHandling.FOLLOW,
+        *,
+        prefix: str | None = None,
     ) -> Iterator[ObjectMetadata]:
-        """Objects whose keys start with ``prefix``, lazily, in lexicographic key order.
+        """Objects whose keys start with ``path``, lazily, in lexicographic key order.
 
         Args:
-            prefix: Raw key prefix (``"data/"`` lists a directory, ``"data/x"`` also matches ``data/x1``).
+            path: Raw key prefix (``"data/"`` lists a directory, ``"data/x"`` also matches ``data/x1``).
             start_after: Exclusive lower bound on keys (need not exist).
             end_at: Inclusive upper bound on keys (need not exist).
             include_directories: List one level and yield sub-directories as ``type="directory"``.
             include_url_prefix: Return keys as full URLs (``msc://profile/...``, ``s3://bucket/...``).
+            attribute_filter_expression: Only objects whose user metadata satisfies this
+                expression (see :mod:`manystore.attribute_filter`), e.g. ``'model = "a" AND epoch > 3'``.
+            show_attributes: Fill in each object's user metadata (one metadata request per
+                object where the listing does not carry it).
+            patterns: Include/exclude globs (``[(PatternType.EXCLUDE, "*.tmp")]``) matched
+                against each file's key relative to the directory part of ``path``; see
+                :class:`manystore.client_links.PatternMatcher`.
+            symlink_handling: ``FOLLOW`` lists links as the store has them (POSIX: what an
+                internal link points at; object stores: the link entry). ``SKIP`` leaves links
+                out; ``PRESERVE`` lists them with ``symlink_target`` set; ``*_STRICT`` raise
+                :class:`~manystore.errors.InvalidPathError` on a link leaving the profile. All
+                but ``FOLLOW`` cost an ``lstat`` per file on POSIX and a HEAD per empty object
+                elsewhere. (POSIX listings already leave out links escaping ``base_path``, and
+                linked directories are listed through.)
+            prefix: The older name of ``path`` (keyword only).
 
         A transient failure mid-listing resumes after the last key yielded.
+
+        Raises:
+            ValueError: ``start_after`` is after ``end_at``, both ``path`` and ``prefix`` are
+                given, or the filter expression is invalid.
         """
+        if prefix is not None:
+            if path:
+                raise ValueError(f"list() got both path={path!r} and prefix={prefix!r}; pass one")
+            path = prefix
         if start_after is not None and end_at is not None and start_after > end_at:
             raise ValueError(f"start_after {start_after!r} is after end_at {end_at!r}")
+        predicate = compile_attribute_filter(attribute_filter_expression)
+        with_attributes = show_attributes or predicate is not None
+        matcher = PatternMatcher(patterns) if patterns else None
+        handling = SymlinkHandling(symlink_handling)
+        entries = self._list(
+            path, start_after, end_at, include_directories, include_url_prefix, predicate, with_attributes
+        )
+        if matcher is None and handling is SymlinkHandling.FOLLOW:
+            return entries
+        base = path.rpartition("/")[0] + "/" if "/" in path else ""
+        url = self.url_prefix if include_url_prefix else ""
+        return self._filter_listing(entries, base, url, matcher, handling)
+
+    def _list(
+        self,
+        prefix: str,
+        start_after: str | None,
+        end_at: str | None,
+        include_directories: bool,
+        include_url_prefix: bool,
+        predicate: AttributeFilter | None,
+        with_attributes: bool,
+    ) -> Iterator[ObjectMetadata]:
         source = self._metadata_provider or self._storage_provider
         url = self.url_prefix if include_url_prefix else ""
         last = start_after
@@ -177,6 +275,10 @@ class StorageClient:
                 for meta in source.list_objects(prefix, last, end_at, include_directories):
                     last = meta.key
                     attempts = 0
+                    if with_attributes and meta.metadata is None and meta.type == "file":
+                        meta.metadata = self.info(meta.key).metadata
+                    if not matches(meta, predicate):
+                        continue
                     if url:
                         meta.key = url + meta.key
                     yield meta
@@ -188,15 +290,22 @@ class StorageClient:
                     raise
                 time.sleep(backoff_delay(config, attempts))
 
-    def glob(self, pattern: str, include_url_prefix: bool = False) -> builtins.list[str]:
+    def glob(
+        self, pattern: str, include_url_prefix: bool = False, attribute_filter_expression: str | None = None
+    ) -> builtins.list[str]:
         """Keys matching ``pattern`` (``*``, ``?``, ``[...]``, ``**``), sorted.
 
-        Only the part of the store under the pattern's literal prefix is listed.
+        Only the part of the store under the pattern's literal prefix is listed. With
+        ``attribute_filter_expression``, only objects whose user metadata satisfies it
+        (see :meth:`list`).
         """
+        predicate = compile_attribute_filter(attribute_filter_expression)
         if self._metadata_provider is not None:
             keys = sorted(self._metadata_provider.glob(pattern))
         else:
             keys = list(filter_glob(pattern, self.list(glob_literal_prefix(pattern))))
+        if predicate is not None:
+            keys = [k for k in keys if matches(self.info(k), predicate)]
         if include_url_prefix:
             keys = [self.url_prefix + k for k in keys]
         return keys
@@ -211,6 +320,8 @@ class StorageClient:
         memory_load_limit: int = DEFAULT_MEMORY_LOAD_LIMIT,
         atomic: bool = True,
         check_source_version: SourceVersionCheckMode = SourceVersionCheckMode.INHERIT,
+        attributes: dict[str, str] | None = None,
+        prefetch_file: bool | None = None,
     ) -> PosixFile | ObjectFile:
         """Open ``path`` as a file object.
 
@@ -225,6 +336,12 @@ class StorageClient:
             atomic: Write to a temp file and rename on close (:class:`PosixFile` only;
                 object stores are always atomic).
             check_source_version: Whether a cached copy is validated against the source.
+            attributes: User metadata stored with the object written (``w``/``a`` modes;
+                the object is then spooled and stored with one request instead of streamed).
+                Like :meth:`write`, the POSIX provider does not keep user metadata.
+            prefetch_file: ``False`` never fetches the whole object on open: reads are
+                ranged requests (:class:`ObjectFile`). ``True`` or ``None`` fetch it whole
+                when it is at most ``memory_load_limit`` bytes.
 
         Returns:
             A :class:`PosixFile` for local profiles, else an :class:`ObjectFile`.
@@ -252,7 +369,18 @@ class StorageClient:
 
         cached = cache is not None and not writing and not disable_read_cache
         check = self._io.check_version(check_source_version) if cached else None
-        return ObjectFile(self._io, path, mode, encoding, memory_load_limit, on_commit, cache_check=check)
+        limit = -1 if prefetch_file is False else memory_load_limit
+        return ObjectFile(
+            self._io,
+            path,
+            mode,
+            encoding,
+            limit,
+            on_commit,
+            cache_check=check,
+            attributes=attributes,
+            follow=lambda p: self._follow(p)[0],
+        )
 
     # --------------------------------------------------------------- writes
     def write(self, path: str, body: bytes, attributes: dict[str, str] | None = None) -> None:
@@ -312,13 +440,23 @@ class StorageClient:
         self._io.invalidate(remote_path)
         self._io.track(remote_path, physical)
 
-    def download_file(self, remote_path: str, local_path: str | IO) -> None:
-        """Download to a local path (written atomically) or a binary file object."""
+    def download_file(
+        self, remote_path: str, local_path: str | IO, metadata: ObjectMetadata | None = None
+    ) -> None:
+        """Download to a local path (written atomically) or a binary file object.
+
+        Args:
+            remote_path: Key of the object.
+            local_path: Local file path or binary file object.
+            metadata: The object's metadata from :meth:`info`, if known (saves a lookup on a
+                local-path download).
+        """
         physical = self._io.physical(remote_path)
         if isinstance(local_path, str):
             os.makedirs(os.path.dirname(os.path.abspath(local_path)), exist_ok=True)
             self._io.retry(
-                lambda: self._storage_provider.download_file(physical, local_path), f"download {remote_path}"
+                lambda: self._storage_provider.download_file(physical, local_path, metadata),
+                f"download {remote_path}",
             )
         else:
             self._io.download_into(remote_path, local_path)
@@ -397,6 +535,7 @@ class StorageClient:
         delete_unmatched_files: bool = False,
         description: str = "Syncing",
         num_worker_processes: int | None = None,
+        execution_mode: ExecutionMode = ExecutionMode.LOCAL,
         *,
         execution: str = "local",
         ray_address: str | None = None,
@@ -419,6 +558,8 @@ class StorageClient:
             delete_unmatched_files: Delete objects under ``target_path`` the source lacks.
             description: Progress bar label.
             num_worker_processes: Worker processes on this machine (``None``: threads only).
+            execution_mode: 1.3.1's spelling of ``execution``: ``ExecutionMode.LOCAL`` or
+                ``ExecutionMode.RAY`` (the same as ``execution="ray"``).
             execution: ``"local"``, or ``"ray"`` to split listing and transfers across a Ray
                 cluster (needs the ``ray`` extra).
             ray_address: Ray cluster address with ``execution="ray"`` (``None``: local).
@@ -434,6 +575,13 @@ class StorageClient:
         See :mod:`manystore.mirror` for how the work is split and what a rerun does.
         """
         from .mirror import sync_clients
+
+        if ExecutionMode(execution_mode) is ExecutionMode.RAY:
+            if execution not in ("local", "ray"):
+                raise ValueError(
+                    f"execution={execution!r} contradicts execution_mode=ExecutionMode.RAY; pass one"
+                )
+            execution = "ray"
 
         return sync_clients(
             source_client,

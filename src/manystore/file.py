@@ -24,6 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
+from .client_links import symlink_target_of
 from .objectio import READ_BLOCK_SIZE
 from .providers.posix_file import temp_file_beside
 from .types import ObjectMetadata
@@ -160,8 +161,8 @@ class _Sink(io.RawIOBase):
 class _Spool(_Sink):
     """Memory up to :data:`SPOOL_MEMORY_LIMIT`, then a temp file; stored in one call on commit."""
 
-    def __init__(self, store: ObjectIO, path: str) -> None:
-        self._io, self._path = store, path
+    def __init__(self, store: ObjectIO, path: str, attributes: dict[str, str] | None = None) -> None:
+        self._io, self._path, self._attributes = store, path, attributes
         self.file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_LIMIT)  # noqa: SIM115
 
     def write(self, data: Any) -> int:
@@ -170,7 +171,7 @@ class _Spool(_Sink):
         return n
 
     def commit(self) -> None:
-        self._io.store_spool(self._path, self.file, self.size)
+        self._io.store_spool(self._path, self.file, self.size, self._attributes)
 
     def release(self) -> None:
         self.file.close()
@@ -220,6 +221,8 @@ class ObjectFile(io.IOBase):
         memory_load_limit: int = 512 << 20,
         on_commit: Callable[[], None] | None = None,
         cache_check: bool | None = None,
+        attributes: dict[str, str] | None = None,
+        follow: Callable[[str], str] | None = None,
     ) -> None:
         check_mode(mode)
         self._io, self._path, self._mode = store, path, mode
@@ -228,12 +231,10 @@ class ObjectFile(io.IOBase):
         self._stored = False
         binary: IO[bytes]
         if mode.startswith("r"):
-            if cache_check is None:
-                meta = store.head(path)
-                small = meta.content_length <= memory_load_limit
-                data = store.get_range(path, None, meta.etag) if small else None
-            else:
-                meta, data = store.cached_open(path, memory_load_limit, cache_check)
+            meta, data = self._fetch(path, memory_load_limit, cache_check)
+            if follow is not None and meta.content_length == 0 and symlink_target_of(meta):
+                self._path = path = follow(path)
+                meta, data = self._fetch(path, memory_load_limit, cache_check)
             self._meta: ObjectMetadata | None = meta
             if data is not None:
                 binary = io.BytesIO(data)
@@ -242,11 +243,12 @@ class ObjectFile(io.IOBase):
                 binary = io.BufferedReader(reader, buffer_size=READ_BLOCK_SIZE)
         else:
             self._meta = None
-            writer = store.open_writer(path) if mode.startswith("w") else None
+            # User metadata goes with the one request that stores the object: spool, no streaming.
+            writer = store.open_writer(path) if mode.startswith("w") and not attributes else None
             if writer is not None:
                 self._sink = _Streamer(writer)
             else:
-                spool = self._sink = _Spool(store, path)
+                spool = self._sink = _Spool(store, path, attributes)
                 if mode.startswith("a"):
                     with contextlib.suppress(FileNotFoundError):
                         store.download_into(path, spool.file)
@@ -255,6 +257,15 @@ class ObjectFile(io.IOBase):
         self._stream: IO[Any] = (
             binary if "b" in mode else io.TextIOWrapper(binary, encoding=encoding or "utf-8")
         )
+
+    def _fetch(
+        self, path: str, memory_load_limit: int, cache_check: bool | None
+    ) -> tuple[ObjectMetadata, bytes | None]:
+        if cache_check is not None:
+            return self._io.cached_open(path, memory_load_limit, cache_check)
+        meta = self._io.head(path)
+        small = meta.content_length <= memory_load_limit
+        return meta, self._io.get_range(path, None, meta.etag) if small else None
 
     # ---------------------------------------------------------- properties
     @property

@@ -254,15 +254,18 @@ class ObjectIO:
             return None
         return sp.open_writer(self.physical(path, for_write=True), self._retry_config)
 
-    def store_spool(self, path: str, spool: IO[bytes], size: int) -> None:
-        """Store ``size`` spooled bytes at ``path``: one PUT up to 8 MiB, else an upload."""
+    def store_spool(
+        self, path: str, spool: IO[bytes], size: int, attributes: dict[str, str] | None = None
+    ) -> None:
+        """Store ``size`` spooled bytes (with user metadata ``attributes``) at ``path``: one PUT up
+        to 8 MiB, else an upload."""
         physical = self.physical(path, for_write=True)
 
         def attempt() -> None:
             spool.seek(0)
             if size <= 8 << 20:
-                self._storage_provider.put_object(physical, spool.read())
+                self._storage_provider.put_object(physical, spool.read(), attributes)
             else:
-                self._storage_provider.upload_file(physical, spool)
+                self._storage_provider.upload_file(physical, spool, attributes)
 
         self.retry(attempt, f"write {path}")

@@ -15,7 +15,7 @@ from typing import IO, TYPE_CHECKING, Any
 from .client import StorageClient
 from .config import StorageClientConfig, read_msc_config
 from .file import READ_BLOCK_SIZE as STREAM_BLOCK
-from .types import ObjectMetadata, Range
+from .types import ExecutionMode, ObjectMetadata, PatternList, Range, SignerType, SymlinkHandling
 from .urls import PathMapping, parse_url
 
 if TYPE_CHECKING:
@@ -35,6 +35,8 @@ __all__ = [
     "is_empty",
     "is_file",
     "list",
+    "make_symlink",
+    "generate_presigned_url",
     "open",
     "read",
     "resolve_storage_client",
@@ -137,16 +139,87 @@ def list(
     start_after: str | None = None,
     end_at: str | None = None,
     include_directories: bool = False,
+    attribute_filter_expression: str | None = None,
+    show_attributes: bool = False,
+    patterns: PatternList | None = None,
+    symlink_handling: SymlinkHandling = SymlinkHandling.FOLLOW,
 ) -> Iterator[ObjectMetadata]:
-    """Objects under the URL prefix; their keys are full URLs."""
+    """Objects under the URL prefix; their keys are full URLs.
+
+    ``attribute_filter_expression``, ``show_attributes``, ``patterns`` and
+    ``symlink_handling`` are as in :meth:`StorageClient.list`.
+    """
     client, path = resolve_storage_client(url)
-    return client.list(path, start_after, end_at, include_directories, include_url_prefix=True)
+    return client.list(
+        path,
+        start_after,
+        end_at,
+        include_directories,
+        include_url_prefix=True,
+        attribute_filter_expression=attribute_filter_expression,
+        show_attributes=show_attributes,
+        patterns=patterns,
+        symlink_handling=symlink_handling,
+    )
 
 
-def glob(pattern: str) -> builtins.list[str]:
-    """URLs matching a glob such as ``msc://profile/data/**/*.tar``."""
+def list_recursive(
+    url: str,
+    start_after: str | None = None,
+    end_at: str | None = None,
+    max_workers: int = 32,
+    look_ahead: int = 2,
+    patterns: PatternList | None = None,
+    symlink_handling: SymlinkHandling = SymlinkHandling.FOLLOW,
+) -> Iterator[ObjectMetadata]:
+    """Every object under the directory ``url``; keys are full URLs (see :meth:`StorageClient.list_recursive`)."""
+    client, path = resolve_storage_client(url)
+    return client.list_recursive(
+        path,
+        start_after,
+        end_at,
+        max_workers,
+        look_ahead,
+        include_url_prefix=True,
+        patterns=patterns,
+        symlink_handling=symlink_handling,
+    )
+
+
+def make_symlink(url: str, target_url: str) -> None:
+    """Create a symlink at ``url`` pointing at ``target_url`` (see :meth:`StorageClient.make_symlink`).
+
+    Raises:
+        ValueError: The two URLs belong to different profiles.
+    """
+    client, path = resolve_storage_client(url)
+    target_client, target_path = resolve_storage_client(target_url)
+    if client is not target_client:
+        raise ValueError(
+            f"make_symlink: {url!r} and target {target_url!r} are in different profiles "
+            f"({client.profile!r}, {target_client.profile!r}); expected one profile"
+        )
+    client.make_symlink(path, target_path)
+
+
+def generate_presigned_url(
+    url: str,
+    *,
+    method: str = "GET",
+    signer_type: SignerType | None = None,
+    signer_options: dict[str, Any] | None = None,
+) -> str:
+    """A time-limited URL granting ``method`` on ``url`` (see :meth:`StorageClient.generate_presigned_url`)."""
+    client, path = resolve_storage_client(url)
+    return client.generate_presigned_url(
+        path, method=method, signer_type=signer_type, signer_options=signer_options
+    )
+
+
+def glob(pattern: str, attribute_filter_expression: str | None = None) -> builtins.list[str]:
+    """URLs matching a glob such as ``msc://profile/data/**/*.tar`` (optionally filtered by attributes)."""
     client, path = resolve_storage_client(pattern)
-    return client.glob(path, include_url_prefix=True)
+    return client.glob(path, include_url_prefix=True, attribute_filter_expression=attribute_filter_expression)
 
 
 def info(url: str, strict: bool = True) -> ObjectMetadata:
@@ -188,10 +261,10 @@ def copy(src_url: str, dest_url: str) -> None:
             dest.write(chunk)
 
 
-def upload_file(url: str, local_path: str | IO) -> None:
-    """Upload a local file to ``url``."""
+def upload_file(url: str, local_path: str | IO, attributes: dict[str, str] | None = None) -> None:
+    """Upload a local file to ``url``, with ``attributes`` as user metadata."""
     client, path = resolve_storage_client(url)
-    client.upload_file(path, local_path)
+    client.upload_file(path, local_path, attributes)
 
 
 def download_file(url: str, local_path: str | IO) -> None:
@@ -210,6 +283,7 @@ def sync(
     source_url: str,
     target_url: str,
     delete_unmatched_files: bool = False,
+    execution_mode: ExecutionMode = ExecutionMode.LOCAL,
     *,
     num_worker_processes: int | None = None,
     execution: str = "local",
@@ -223,7 +297,8 @@ def sync(
     """Make ``target_url`` mirror ``source_url``: new and changed objects are copied.
 
     The keyword options are those of :meth:`StorageClient.sync_from`; ``execution="ray"``
-    splits the work across a Ray cluster.
+    (or ``execution_mode=ExecutionMode.RAY``, 1.3.1's spelling) splits the work across a
+    Ray cluster.
 
     Raises:
         SyncError: Some objects failed (each named with its cause); the rest were synced.
@@ -236,6 +311,7 @@ def sync(
         target_path,
         delete_unmatched_files,
         num_worker_processes=num_worker_processes,
+        execution_mode=execution_mode,
         execution=execution,
         ray_address=ray_address,
         threads=threads,

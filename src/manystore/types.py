@@ -7,15 +7,53 @@ The names follow the Multi-Storage Client reference, so code written against
 from __future__ import annotations
 
 import enum
+import posixpath
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
+from dataclasses import replace as _dc_replace
 from datetime import datetime, timezone
 from typing import IO, Any
 
 from .errors import NotModifiedError, PreconditionFailedError, RetryableError
+from .sync_types import (
+    MAX_SYMLINK_DEPTH,
+    MSC_PROTOCOL,
+    MSC_PROTOCOL_NAME,
+    BatchTransferCallback,
+    BatchTransferError,
+    BatchTransferFailure,
+    DryrunResult,
+    ExecutionMode,
+    PatternList,
+    PatternType,
+    ResolvedPath,
+    ResolvedPathState,
+    SignerType,
+    SymlinkHandling,
+    SyncError,
+    SyncResult,
+    TransferState,
+)
 
 __all__ = [
+    "MAX_SYMLINK_DEPTH",
+    "MSC_PROTOCOL",
+    "MSC_PROTOCOL_NAME",
+    "BatchTransferCallback",
+    "BatchTransferError",
+    "BatchTransferFailure",
+    "DryrunResult",
+    "ExecutionMode",
+    "PatternList",
+    "PatternType",
+    "ResolvedPath",
+    "ResolvedPathState",
+    "SignerType",
+    "SymlinkHandling",
+    "SyncError",
+    "SyncResult",
+    "TransferState",
     "Credentials",
     "CredentialsProvider",
     "MetadataProvider",
@@ -74,6 +112,8 @@ class ObjectMetadata:
         etag: The store's version token (S3 ETag without quotes; POSIX: mtime-size digest).
         storage_class: The store's storage class, if any.
         metadata: User metadata (``x-amz-meta-*`` on S3, xattrs are not read on POSIX).
+        symlink_target: For a symlink, its target relative to the symlink's own directory
+            (e.g. ``"../data/x"``); see :meth:`resolve_symlink_target`.
     """
 
     key: str
@@ -84,6 +124,7 @@ class ObjectMetadata:
     etag: str | None = None
     storage_class: str | None = None
     metadata: dict[str, Any] | None = None
+    symlink_target: str | None = None
 
     @staticmethod
     def from_dict(data: dict) -> ObjectMetadata:
@@ -106,6 +147,31 @@ class ObjectMetadata:
         kwargs["content_length"] = int(data["content_length"])
         return ObjectMetadata(**kwargs)
 
+    def replace(self, **changes: Any) -> ObjectMetadata:
+        """A copy with the given fields changed (this instance is left as it is).
+
+        Raises:
+            TypeError: A name in ``changes`` is not a field of :class:`ObjectMetadata`.
+        """
+        return _dc_replace(self, **changes)
+
+    @staticmethod
+    def encode_symlink_target(symlink_key: str, target: str) -> str:
+        """The stored form of a symlink's target: ``target`` relative to the symlink's directory.
+
+        Args:
+            symlink_key: Key of the symlink itself.
+            target: Key it points at, in the same frame as ``symlink_key``.
+
+        Example: ``encode_symlink_target("a/b/link", "a/c/f")`` is ``"../c/f"``.
+        """
+        return posixpath.relpath(target, posixpath.dirname(symlink_key) or ".")
+
+    @staticmethod
+    def resolve_symlink_target(symlink_key: str, symlink_target: str) -> str:
+        """The key a stored :attr:`symlink_target` points at (inverse of :meth:`encode_symlink_target`)."""
+        return posixpath.normpath(posixpath.join(posixpath.dirname(symlink_key), symlink_target))
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict; ``None`` fields are left out."""
         out: dict[str, Any] = {
@@ -114,7 +180,7 @@ class ObjectMetadata:
             "last_modified": self.last_modified.isoformat(),
             "type": self.type,
         }
-        for name in ("content_type", "etag", "storage_class", "metadata"):
+        for name in ("content_type", "etag", "storage_class", "metadata", "symlink_target"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = value

@@ -24,12 +24,13 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, InvalidPathError, ManystoreError
+from ..errors import ConfigError, InvalidPathError
 from ..providers.base import BaseStorageProvider
+from ..sync_types import SyncError, SyncResult
 from .executors import SyncExecutor, make_executor
 from .plan import (
     Partition,
@@ -51,28 +52,6 @@ __all__ = ["SyncError", "SyncResult", "sync_clients"]
 logger = logging.getLogger(__name__)
 DEFAULT_SYNC_THREADS = 16
 _DELETE_THREADS = 16
-
-
-class SyncError(ManystoreError):
-    """Some objects failed to sync; ``failures`` maps each key to its error, ``result`` has the rest."""
-
-    def __init__(self, failures: dict[str, BaseException], result: SyncResult) -> None:
-        sample = "; ".join(f"{k}: {v}" for k, v in list(failures.items())[:5])
-        more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
-        super().__init__(f"{len(failures)} object(s) failed to sync: {sample}{more}")
-        self.failures = failures
-        self.result = result
-
-
-@dataclass
-class SyncResult:
-    """What a sync did (or, with ``dry_run``, would do)."""
-
-    copied: int = 0
-    skipped: int = 0
-    deleted: int = 0
-    bytes_copied: int = 0
-    failures: dict[str, BaseException] = field(default_factory=dict)
 
 
 class _Progress:
@@ -200,6 +179,12 @@ def _delete(target: StorageClient, keys: list[str], result: SyncResult) -> None:
                 result.failures[futures[fut]] = error
 
 
+def _finish(result: SyncResult, started: float) -> SyncResult:
+    result.total_work_units = result.copied + result.deleted + len(result.failures)
+    result.total_time_seconds = time.monotonic() - started
+    return result
+
+
 def _names_one_object(client: StorageClient, path: str) -> bool:
     try:
         return bool(path.strip("/")) and client.is_file(path.strip("/"))
@@ -246,6 +231,7 @@ def sync_clients(
         ConfigError: A bad option value.
         InvalidPathError: ``source_path`` names one object, not a directory.
     """
+    started = time.monotonic()
     workers = (
         threads
         if threads is not None
@@ -289,7 +275,7 @@ def sync_clients(
         )
     if dry_run:
         result.deleted += len(unmatched)
-        return result
+        return _finish(result, started)
     _delete(target, unmatched, result)
     mp = target._metadata_provider
     if mp is not None and executor is None:
@@ -306,6 +292,9 @@ def sync_clients(
         result.deleted,
         len(result.failures),
     )
+    _finish(result, started)
     if result.failures:
-        raise SyncError(result.failures, result)
+        sample = "; ".join(f"{k}: {v}" for k, v in list(result.failures.items())[:5])
+        more = f" (and {len(result.failures) - 5} more)" if len(result.failures) > 5 else ""
+        raise SyncError(f"{len(result.failures)} object(s) failed to sync: {sample}{more}", result)
     return result

@@ -30,10 +30,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from ..errors import ConfigError, ManystoreError, ProviderUnavailableError
-from ..types import Credentials, CredentialsProvider, RetryConfig
+from ..types import Credentials, CredentialsProvider, RetryConfig, SignerType
 from ..utils import normalize_key
+from ._azure_sas import blob_sas_url
 from ._obstore import obstore_store_class
 from ._obstore import summary as _summary
+from .base import presign_request
 from .s3 import S3StorageProvider
 from .s3_credentials import fresh_credentials
 
@@ -289,6 +291,7 @@ class AzureBlobStorageProvider(S3StorageProvider):
 
     provider_name: ClassVar[str] = "azure"
     OPTIONS: ClassVar[frozenset[str]] = _OPTIONS | _TELEMETRY_OPTIONS
+    presign_signer: ClassVar[SignerType] = SignerType.AZURE
     supports_conditional_writes: ClassVar[bool] = True
     url_scheme: ClassVar[str] = "az"
 
@@ -350,6 +353,34 @@ class AzureBlobStorageProvider(S3StorageProvider):
     def account_name(self) -> str:
         """The storage account."""
         return self._account
+
+    def generate_presigned_url(
+        self,
+        path: str,
+        *,
+        method: str = "GET",
+        signer_type: SignerType | None = None,
+        signer_options: dict[str, Any] | None = None,
+    ) -> str:
+        """A service-SAS URL for ``method`` on ``path``, signed with the account key.
+
+        Raises:
+            ValueError: Bad method, signer type (``None`` or ``SignerType.AZURE``) or option.
+            PermissionError: The profile has no account key (token or SAS credentials cannot
+                sign a new SAS).
+        """
+        verb, expires_in = presign_request(self, method, signer_type, signer_options, SignerType.AZURE)
+        key = (self._conn.account_key if self._conn else None) or (
+            None if self._credentials_provider else os.environ.get("AZURE_STORAGE_ACCOUNT_KEY")
+        )
+        if not key:
+            raise PermissionError(
+                f"{self!r}: cannot sign a SAS URL: no account key (expected a connection string with "
+                "AccountKey or AZURE_STORAGE_ACCOUNT_KEY; token and SAS credentials cannot sign)"
+            )
+        return blob_sas_url(
+            self._endpoint, self._account, key, self._bucket, self._full_key(path), verb, expires_in
+        )
 
     def _store_config(self) -> tuple[dict[str, Any], dict[str, Any], Any]:
         """Azure config, client options and credential callback for the store."""

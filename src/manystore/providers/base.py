@@ -15,11 +15,21 @@ from abc import abstractmethod
 from typing import IO, Any, ClassVar, Protocol
 
 from ..errors import ConfigError
-from ..types import ObjectMetadata, Range, RetryConfig, StorageProvider
+from ..types import ObjectMetadata, Range, RetryConfig, SignerType, StorageProvider
 from ..utils import filter_glob, glob_literal_prefix, join_key, normalize_key
 from ._tempfile import temp_file_beside
 
-__all__ = ["BaseStorageProvider", "BucketStorageProvider", "ObjectWriter"]
+__all__ = [
+    "DEFAULT_PRESIGN_EXPIRES_IN",
+    "BaseStorageProvider",
+    "BucketStorageProvider",
+    "ObjectWriter",
+    "presign_request",
+]
+
+#: Lifetime in seconds of a presigned URL unless ``signer_options={"expires_in": ...}`` says otherwise.
+DEFAULT_PRESIGN_EXPIRES_IN = 3600
+_PRESIGN_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE"})
 
 # Options the reference accepts on every provider for telemetry wiring; manystore ignores them here.
 _TELEMETRY_OPTIONS = frozenset(
@@ -142,6 +152,29 @@ class BaseStorageProvider(StorageProvider):
         """
         raise NotImplementedError(f"{self!r} cannot copy server-side from {source!r}")
 
+    def generate_presigned_url(
+        self,
+        path: str,
+        *,
+        method: str = "GET",
+        signer_type: SignerType | None = None,
+        signer_options: dict[str, Any] | None = None,
+    ) -> str:
+        """A URL that grants ``method`` on ``path`` without credentials, for a limited time.
+
+        Args:
+            path: Key relative to ``base_path``.
+            method: HTTP method the URL authorises (``GET``, ``HEAD``, ``PUT``, ``DELETE``).
+            signer_type: Signing backend; ``None`` is the store's own.
+            signer_options: ``{"expires_in": seconds}`` (default 3600).
+
+        Raises:
+            NotImplementedError: This provider cannot sign URLs.
+        """
+        raise NotImplementedError(
+            f"{self!r}: the {self.provider_name!r} provider cannot generate presigned URLs"
+        )
+
     def reap_temp_files(self, prefix: str) -> int:
         """Remove temporary files that dead writers left under ``prefix``; returns how many.
 
@@ -164,6 +197,49 @@ class BaseStorageProvider(StorageProvider):
             except FileNotFoundError:
                 pass
         return count
+
+
+def presign_request(
+    provider: BaseStorageProvider,
+    method: str,
+    signer_type: SignerType | str | None,
+    signer_options: dict[str, Any] | None,
+    native: SignerType | None,
+) -> tuple[str, int]:
+    """Check the arguments of ``generate_presigned_url``: ``(METHOD, expires_in seconds)``.
+
+    Args:
+        provider: The provider signing (named in errors).
+        method: HTTP method requested.
+        signer_type: Requested signer; must be ``None`` or ``native``.
+        signer_options: Only ``expires_in`` (a positive int of seconds) is understood.
+        native: The provider's own signer type (``None``: the provider has no signer type).
+
+    Raises:
+        ValueError: Unknown method, signer type or option, or a bad ``expires_in``.
+    """
+    verb = method.upper() if isinstance(method, str) else ""
+    if verb not in _PRESIGN_METHODS:
+        raise ValueError(f"presigned URL method must be one of {sorted(_PRESIGN_METHODS)}, got {method!r}")
+    if signer_type is not None:
+        try:
+            wanted = SignerType(signer_type)
+        except ValueError:
+            raise ValueError(
+                f"unknown signer_type {signer_type!r}; expected one of {[t.value for t in SignerType]}"
+            ) from None
+        if wanted is not native:
+            expected = f"None or {native.value!r}" if native is not None else "None"
+            raise ValueError(
+                f"{provider!r}: signer_type {wanted.value!r} is not supported; expected {expected}"
+            )
+    options = dict(signer_options or {})
+    expires_in = options.pop("expires_in", DEFAULT_PRESIGN_EXPIRES_IN)
+    if options:
+        raise ValueError(f"unknown signer_options {sorted(options)}; only 'expires_in' is supported")
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in < 1:
+        raise ValueError(f"signer_options expires_in must be a positive int of seconds, got {expires_in!r}")
+    return verb, expires_in
 
 
 def check_put_conditions(if_match: str | None, if_none_match: str | None) -> None:

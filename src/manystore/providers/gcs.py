@@ -42,13 +42,20 @@ from ..errors import (
     ObjectNotFoundError,
     PreconditionFailedError,
 )
-from ..types import CredentialsProvider, ObjectMetadata, Range, RetryConfig
+from ..types import CredentialsProvider, ObjectMetadata, Range, RetryConfig, SignerType
 from ..utils import normalize_key, parse_size, within_bounds
 from ._gcs_errors import GCSPermissionError, GCSProviderError
 from ._gcs_errors import generation_of as _generation
 from ._gcs_errors import status_of as _status
 from ._gcs_errors import translate_error as _translate
-from .base import BaseStorageProvider, BucketStorageProvider, SdkClientSlot, check_put_conditions
+from ._gcs_sign import signed_url
+from .base import (
+    BaseStorageProvider,
+    BucketStorageProvider,
+    SdkClientSlot,
+    check_put_conditions,
+    presign_request,
+)
 from .gcs_credentials import (
     GoogleIdentityPoolCredentialsProvider,
     GoogleServiceAccountCredentialsProvider,
@@ -589,6 +596,24 @@ class GoogleStorageProvider(SdkClientSlot, BucketStorageProvider):
                 for fut in pending:
                     fut.cancel()
                 raise _translate(err, self._url(key))
+
+    def generate_presigned_url(
+        self,
+        path: str,
+        *,
+        method: str = "GET",
+        signer_type: SignerType | None = None,
+        signer_options: dict[str, Any] | None = None,
+    ) -> str:
+        """A V4 signed URL for ``method`` on ``path`` (``signer_options={"expires_in": s}``).
+
+        Raises:
+            ValueError: Bad method, signer type (only ``None``) or option.
+            PermissionError: The credentials cannot sign (e.g. anonymous emulator access).
+        """
+        verb, expires_in = presign_request(self, method, signer_type, signer_options, None)
+        key = self._full_key(path)
+        return signed_url(self._blob(key), verb, expires_in, self._endpoint, f"{self!r} {self._url(key)}")
 
     def open_writer(self, path: str, retry: RetryConfig | None = None) -> _GCSWriter:
         """Stream a new object to ``path`` as a resumable upload in ``multipart_chunksize`` chunks.

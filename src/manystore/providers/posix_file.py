@@ -20,15 +20,16 @@ import errno
 import os
 import shutil
 import stat
+import urllib.parse
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import IO, Any
 
 from ..errors import InvalidPathError, ObjectNotFoundError, PreconditionFailedError
-from ..types import ObjectMetadata, Range
+from ..types import ObjectMetadata, Range, SignerType
 from ..utils import normalize_key, within_bounds
 from ._tempfile import TEMP_SUFFIX, temp_file_beside, writer_alive
-from .base import BaseStorageProvider
+from .base import BaseStorageProvider, presign_request
 
 __all__ = ["TEMP_SUFFIX", "PosixFileStorageProvider", "atomic_write", "temp_file_beside"]
 
@@ -150,6 +151,26 @@ class PosixFileStorageProvider(BaseStorageProvider):
     def _path(self, key: str) -> str:
         """Absolute file path for ``key``, refusing anything that resolves outside ``base_path``."""
         return self._resolve(key)[0]
+
+    def generate_presigned_url(
+        self,
+        path: str,
+        *,
+        method: str = "GET",
+        signer_type: SignerType | None = None,
+        signer_options: dict[str, Any] | None = None,
+    ) -> str:
+        """The ``file://`` URL of ``path``: local files need no signature (and never expire).
+
+        Raises:
+            ValueError: A method other than ``GET``/``HEAD``, a signer type, or a bad option.
+        """
+        verb, _ = presign_request(self, method, signer_type, signer_options, None)
+        if verb not in ("GET", "HEAD"):
+            raise ValueError(
+                f"{self!r}: a file:// URL can only be read; got method {method!r}, expected GET or HEAD"
+            )
+        return "file://" + urllib.parse.quote(self._path(path))
 
     def local_path(self, path: str) -> str | None:
         """The confined absolute file path of ``path``."""

@@ -36,7 +36,7 @@ from ..errors import (
     PreconditionFailedError,
     RetryableError,
 )
-from ..types import CredentialsProvider, ObjectMetadata, Range, RetryConfig
+from ..types import CredentialsProvider, ObjectMetadata, Range, RetryConfig, SignerType
 from ..utils import normalize_key, parse_size, within_bounds
 from ._http_range import ranged_get
 from ._obstore import (
@@ -53,7 +53,7 @@ from ._s3_download import RESUME_GRANULE, RangedDownloads, collect_into
 from ._s3_download import quote_etag as _quote
 from ._s3_download import unquote_etag as _unquote
 from ._s3_options import BOTOCORE_OPTIONS, parse_botocore_options
-from .base import BaseStorageProvider, BucketStorageProvider, check_put_conditions
+from .base import BaseStorageProvider, BucketStorageProvider, check_put_conditions, presign_request
 from .s3_credentials import ObstoreCredentials, StaticS3CredentialsProvider, boto3_credentials
 
 if TYPE_CHECKING:
@@ -155,6 +155,8 @@ class S3StorageProvider(RangedDownloads, BucketStorageProvider):
 
     provider_name: ClassVar[str] = "s3"
     OPTIONS: ClassVar[frozenset[str]] = _OPTIONS | BaseStorageProvider.OPTIONS
+    #: The signer type :meth:`generate_presigned_url` uses (and accepts as ``signer_type``).
+    presign_signer: ClassVar[SignerType] = SignerType.S3
     supports_conditional_writes: ClassVar[bool] = True
     url_scheme: ClassVar[str] = "s3"
 
@@ -337,6 +339,36 @@ class S3StorageProvider(RangedDownloads, BucketStorageProvider):
             raise
         except Exception as err:
             raise ConfigError(f"{self!r}: cannot configure S3: {_summary(str(err))}")
+
+    def generate_presigned_url(
+        self,
+        path: str,
+        *,
+        method: str = "GET",
+        signer_type: SignerType | None = None,
+        signer_options: dict[str, Any] | None = None,
+    ) -> str:
+        """A query-signed URL (SigV4 on S3, a SAS on Azure) for ``method`` on ``path``.
+
+        Args:
+            path: Key relative to ``base_path`` (need not exist for ``PUT``).
+            method: ``GET``, ``HEAD``, ``PUT`` or ``DELETE``.
+            signer_type: ``None`` or this store's own signer (``SignerType.S3`` / ``SignerType.AZURE``).
+            signer_options: ``{"expires_in": seconds}`` (default 3600).
+
+        Raises:
+            ValueError: Bad method, signer or option (see :func:`presign_request`).
+            PermissionError: The profile has no credentials to sign with (anonymous access).
+        """
+        verb, expires_in = presign_request(self, method, signer_type, signer_options, self.presign_signer)
+        key = self._full_key(path)
+        try:
+            return str(self._obs("sign")(verb, key, timedelta(seconds=expires_in)))
+        except Exception as err:
+            raise PermissionError(
+                f"{self!r}: cannot sign a URL for {self._url(key)}: {_summary(str(err))} "
+                "(signing needs the profile's secret key; anonymous profiles cannot sign)"
+            ) from None
 
     def open_writer(self, path: str, retry: RetryConfig | None = None) -> ObstoreWriter:
         """Stream a new object to ``path`` as a multipart upload (single PUT when small).
