@@ -295,19 +295,25 @@ def compare(reference: dict[str, str], ours: dict[str, str]) -> dict[str, str]:
 
     A reference entry missing from ``ours`` or described differently is a difference; so is
     a parameter ``ours`` adds to a reference function unless it is keyword-only with a
-    default (or ``**kwargs``). Other extra names are allowed.
+    default (or ``**kwargs``). Other extra names are allowed, and so is a default for a
+    parameter the reference requires (every call written for the reference still works), and
+    named parameters where the reference takes ``(*args, **kwargs)``.
     """
     out: dict[str, str] = {}
     for key, want in reference.items():
         got = ours.get(key)
         if got is None:
             out[key] = f"missing (reference: {want})"
-        elif got != want:
+        elif got != want and not ("=" not in want and got.startswith(want + "=")):
+            # (a default given to a parameter the reference requires is compatible)
             out[key] = f"reference {want}, manystore {got}"
     for key, got in ours.items():
         if key in reference or not key.endswith(")"):
             continue
         owner = key[: key.index("(")]
+        takes_anything = f"{owner}(args)" in reference and f"{owner}(kwargs)" in reference
+        if takes_anything and reference.get(f"{owner}(args)", "").startswith("VAR_POSITIONAL"):
+            continue  # the reference forwards (*args, **kwargs): naming what is forwarded is compatible
         if owner in reference and not (got.startswith("KEYWORD_ONLY=") or got == "VAR_KEYWORD"):
             out[key] = f"extra parameter {got} (allowed only keyword-only with a default)"
     return out

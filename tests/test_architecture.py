@@ -24,6 +24,8 @@ LAYERS: dict[str, int] = {
     "urls": 0,
     "retry": 0,
     "telemetry": 0,
+    "sync_types": 0,
+    "attribute_filter": 0,
     # 1: one file per backend; the read cache
     "providers": 1,
     "caching": 1,
@@ -33,6 +35,8 @@ LAYERS: dict[str, int] = {
     "objectio": 3,
     "file": 3,
     "client": 3,
+    "client_batch": 3,
+    "client_links": 3,
     "generators": 3,
     "mirror": 3,
     # 4: URL-level API, pathlib, command line

@@ -97,6 +97,21 @@ def test_os_helpers(base_url: str) -> None:
     assert msc_os.path.exists(base_url + "dir/f.txt") and msc_os.path.isfile(base_url + "dir/f.txt")
     assert msc_os.path.isdir(base_url + "dir") and not msc_os.path.isfile(base_url + "dir")
     assert not msc_os.path.isdir(base_url + "dir/f.txt")
+    # strict=False: no listing; a path that is not an object counts as a directory on object
+    # stores (as in the reference), while local paths are checked exactly
+    assert not msc_os.isdir(base_url + "dir/f.txt", strict=False)
+    assert msc_os.isdir(base_url + "dir", strict=False)
+    on_object_store = manystore.resolve_storage_client(base_url)[0].get_posix_path("") is None
+    assert msc_os.isdir(base_url + "nothing-here", strict=False) is on_object_store
+    assert not msc_os.isdir(base_url + "nothing-here")
+    msc_pickle_dump_by_keyword(base_url)
+
+
+def msc_pickle_dump_by_keyword(base_url: str) -> None:
+    from manystore import pickle as msc_pickle
+
+    msc_pickle.dump({"k": 1}, file_path=base_url + "kw.pkl")  # the reference's parameter name
+    assert msc_pickle.load(base_url + "kw.pkl") == {"k": 1}
 
 
 def test_contrib_names_reexport_the_owners() -> None:

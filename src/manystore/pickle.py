@@ -85,7 +85,7 @@ def load(
 
 def dump(
     obj: Any,
-    file: Any,
+    file_path: Any,
     protocol: int | None = None,
     *,
     fix_imports: bool = True,
@@ -96,7 +96,7 @@ def dump(
 
     Args:
         obj: What to pickle.
-        file: Where to write.
+        file_path: Where to write.
         protocol: Pickle protocol (default: pickle's).
         fix_imports: As ``pickle.dump``.
         buffer_callback: As ``pickle.dump``.
@@ -105,4 +105,4 @@ def dump(
     data = _pickle.dumps(obj, protocol=protocol, fix_imports=fix_imports, buffer_callback=buffer_callback)
     from .shortcuts import write
 
-    write(str(file), data, attributes)
+    write(str(file_path), data, attributes)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import os as _os
 
 from . import path
+from .path import exists, isdir, isfile
 
-__all__ = ["makedirs", "path"]
+__all__ = ["exists", "isdir", "isfile", "makedirs", "path"]
 
 
 def makedirs(name: str | _os.PathLike[str], mode: int = 0o777, exist_ok: bool = False) -> None:

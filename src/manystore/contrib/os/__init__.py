@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from ...os import __all__ as __all__
-from ...os import makedirs, path
+from ...os import exists, isdir, isfile, makedirs, path
 
-_ = (makedirs, path)
+_ = (exists, isdir, isfile, makedirs, path)
