@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from functools import partial
 from typing import IO, Any, TypeVar
@@ -36,52 +34,28 @@ from fsspec.utils import stringify_path
 from ..client import StorageClient
 from ..errors import PreconditionFailedError
 from ..file import READ_BLOCK_SIZE, ObjectFile, PosixFile
-from ..providers.posix_file import PosixFileStorageProvider
 from ..shortcuts import resolve_storage_client
 from ..types import Range
-from ..urls import MSC_PROTOCOL, implicit_url_prefix
+from ..urls import MSC_PROTOCOL
+from ._fsspec_support import (
+    MSC_PREFIX,
+    check_write_mode,
+    directory,
+    entry,
+    executor,
+    is_local,
+    join_name,
+    name_prefix,
+    parent,
+    strip,
+)
 
 __all__ = ["MultiStorageAsyncFileSystem"]
 
 _T = TypeVar("_T")
-_PREFIX = f"{MSC_PROTOCOL}://"
 #: Default ``memory_load_limit`` of files opened for reading: larger objects are read by
 #: ranged requests, so a parquet footer or a zarr chunk costs what it reads.
 OPEN_MEMORY_LOAD_LIMIT = READ_BLOCK_SIZE
-_WRITE_MODES = ("overwrite", "create")
-
-_pool_lock = threading.Lock()
-_pool: ThreadPoolExecutor | None = None
-
-
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None:
-        with _pool_lock:
-            if _pool is None:
-                workers = int(os.environ.get("MSC_MAX_WORKERS", "16"))
-                if workers < 1:
-                    raise ValueError(f"MSC_MAX_WORKERS must be a positive integer, got {workers}")
-                _pool = ThreadPoolExecutor(workers, thread_name_prefix="manystore-fsspec")
-    return _pool
-
-
-def _reset_after_fork() -> None:
-    global _pool, _pool_lock
-    _pool, _pool_lock = None, threading.Lock()
-
-
-os.register_at_fork(after_in_child=_reset_after_fork)
-
-
-def _local(client: StorageClient) -> bool:
-    """True for a local profile, whose empty directories are hidden (directories are implicit)."""
-    return isinstance(client.config.storage_provider, PosixFileStorageProvider)
-
-
-def _check_mode(mode: str) -> None:
-    if mode not in _WRITE_MODES:
-        raise ValueError(f"mode must be one of {list(_WRITE_MODES)}, got {mode!r}")
 
 
 class MultiStorageAsyncFileSystem(AsyncFileSystem):
@@ -129,30 +103,15 @@ class MultiStorageAsyncFileSystem(AsyncFileSystem):
         """``msc://profile/key/`` -> ``profile/key``; other URLs keep their scheme."""
         if isinstance(path, list):
             return [cls._strip_protocol(p) for p in path]
-        text = stringify_path(path)
-        if text.startswith(_PREFIX):
-            text = text[len(_PREFIX) :]
-        elif "://" in text:
-            scheme, _, rest = text.partition("://")
-            stripped = rest.rstrip("/")
-            return f"{scheme}://{stripped or ('/' if rest.startswith('/') else '')}"
-        return text.strip("/")
+        return strip(stringify_path(path))
 
     def unstrip_protocol(self, name: str) -> str:
         """The full URL of a name: ``profile/key`` -> ``msc://profile/key``; URLs are kept."""
-        return name if "://" in name else _PREFIX + name
+        return name if "://" in name else MSC_PREFIX + name
 
     @classmethod
     def _parent(cls, path: str) -> str:
-        path = cls._strip_protocol(path)
-        head, sep, rest = path.rpartition("://")
-        scheme = head + sep
-        if sep and rest.startswith("/"):  # file:///a/b
-            parent = rest.rsplit("/", 1)[0]
-            return scheme + (parent or "/")
-        if "/" in rest:
-            return scheme + rest.rsplit("/", 1)[0]
-        return scheme + rest if sep else cls.root_marker
+        return parent(cls._strip_protocol(path))
 
     def resolve_path_and_storage_client(self, path: str | os.PathLike[str]) -> tuple[StorageClient, str]:
         """The client serving ``path`` and the key within its profile.
@@ -165,47 +124,19 @@ class MultiStorageAsyncFileSystem(AsyncFileSystem):
         """
         text = stringify_path(path)
         if "://" not in text:
-            text = _PREFIX + text.lstrip("/")
+            text = MSC_PREFIX + text.lstrip("/")
         return resolve_storage_client(text)
 
     def _resolve(self, path: Any) -> tuple[StorageClient, str, str]:
         """``(client, key without trailing /, name prefix)``."""
         client, key = self.resolve_path_and_storage_client(path)
-        prefix = implicit_url_prefix(client.profile)
-        if prefix is None:
-            prefix = client.profile + "/"
-        elif prefix == "/":
-            prefix = "file:///"
-        return client, key.rstrip("/"), prefix
-
-    @staticmethod
-    def _name(prefix: str, key: str) -> str:
-        if key:
-            return prefix + key
-        root = prefix.rstrip("/")
-        return prefix if root.endswith(":/") or root.endswith(":") else root
-
-    @classmethod
-    def _entry(cls, prefix: str, meta: Any) -> dict[str, Any]:
-        name = cls._name(prefix, meta.key.rstrip("/"))
-        if meta.type == "directory":
-            return {"name": name, "size": 0, "type": "directory"}
-        return {
-            "name": name,
-            "size": meta.content_length,
-            "type": "file",
-            "ETag": meta.etag,
-            "LastModified": meta.last_modified,
-            "ContentType": meta.content_type,
-            "StorageClass": meta.storage_class,
-            "metadata": meta.metadata,
-        }
+        return client, key.rstrip("/"), name_prefix(client)
 
     # ------------------------------------------------------------- threads
     @staticmethod
     async def _call(func: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(_executor(), partial(func, *args, **kwargs))
+        return await loop.run_in_executor(executor(), partial(func, *args, **kwargs))
 
     @staticmethod
     def asynchronize_sync(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -215,7 +146,7 @@ class MultiStorageAsyncFileSystem(AsyncFileSystem):
             An awaitable of the function's result (must be called inside a running loop).
         """
         loop = asyncio.get_running_loop()
-        return loop.run_in_executor(_executor(), partial(func, *args, **kwargs))
+        return loop.run_in_executor(executor(), partial(func, *args, **kwargs))
 
     # ------------------------------------------------------------ metadata
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
@@ -234,18 +165,18 @@ class MultiStorageAsyncFileSystem(AsyncFileSystem):
         """
         client, key, prefix = self._resolve(path)
         if not key:
-            return {"name": self._name(prefix, ""), "size": 0, "type": "directory"}
+            return directory(join_name(prefix, ""))
         try:
             meta = client.info(key, strict=False)
         except FileNotFoundError as exc:
             raise FileNotFoundError(
-                f"{self.unstrip_protocol(self._name(prefix, key))}: no such file or directory"
+                f"{self.unstrip_protocol(join_name(prefix, key))}: no such file or directory"
             ) from exc
-        if meta.type == "directory" and _local(client) and client.is_empty(key):
-            raise FileNotFoundError(f"{self.unstrip_protocol(self._name(prefix, key))}: an empty directory")
-        entry = self._entry(prefix, meta)
-        entry["name"] = self._name(prefix, key)
-        return entry
+        if meta.type == "directory" and is_local(client) and client.is_empty(key):
+            raise FileNotFoundError(f"{self.unstrip_protocol(join_name(prefix, key))}: an empty directory")
+        found = entry(prefix, meta)
+        found["name"] = join_name(prefix, key)
+        return found
 
     async def _info(self, path: str, **kwargs: Any) -> dict[str, Any]:
         return await self._call(self.info, path, **kwargs)
@@ -264,9 +195,9 @@ class MultiStorageAsyncFileSystem(AsyncFileSystem):
         """
         client, key, prefix = self._resolve(path)
         base = key + "/" if key else ""
-        local = _local(client)
+        local = is_local(client)
         entries = [
-            self._entry(prefix, meta)
+            entry(prefix, meta)
             for meta in client.list(base, include_directories=True)
             if meta.key.rstrip("/") != key  # a "dir/" marker object is the directory itself
             and not (meta.type == "directory" and local and client.is_empty(meta.key))
@@ -310,15 +241,15 @@ class MultiStorageAsyncFileSystem(AsyncFileSystem):
                 for depth in range(1, len(parts)):
                     if maxdepth is not None and depth > maxdepth:
                         break
-                    name = self._name(prefix, base + "/".join(parts[:depth]))
+                    name = join_name(prefix, base + "/".join(parts[:depth]))
                     if name not in out:
-                        out[name] = {"name": name, "size": 0, "type": "directory"}
+                        out[name] = directory(name)
             if parts[-1] and (maxdepth is None or len(parts) <= maxdepth):
-                entry = self._entry(prefix, meta)
-                out[entry["name"]] = entry
+                item = entry(prefix, meta)
+                out[item["name"]] = item
         if out and withdirs and key:
-            root = self._name(prefix, key)
-            out.setdefault(root, {"name": root, "size": 0, "type": "directory"})
+            root = join_name(prefix, key)
+            out.setdefault(root, directory(root))
         if not out and key:
             try:
                 info = self.info(path)
@@ -431,7 +362,7 @@ class MultiStorageAsyncFileSystem(AsyncFileSystem):
         Raises:
             FileExistsError: ``mode="create"`` and the file exists.
         """
-        _check_mode(mode)
+        check_write_mode(mode)
         attributes = kwargs.pop("attributes", None)
         if kwargs:
             raise TypeError(f"pipe_file got unknown option(s) {sorted(kwargs)}; expected mode, attributes")
@@ -448,7 +379,7 @@ class MultiStorageAsyncFileSystem(AsyncFileSystem):
 
     def _create(self, client: StorageClient, key: str, prefix: str, store: Callable[[], None]) -> None:
         """Run ``store`` unless an object exists at ``key`` (checked first, then by the store's condition)."""
-        url = self.unstrip_protocol(self._name(prefix, key))
+        url = self.unstrip_protocol(join_name(prefix, key))
         if client.is_file(key):  # stores that ignore if-none-match (e.g. rclone) still refuse here
             raise FileExistsError(f"{url} already exists (mode='create')")
         try:
@@ -480,7 +411,7 @@ class MultiStorageAsyncFileSystem(AsyncFileSystem):
         Raises:
             FileExistsError: ``mode="create"`` and the destination exists.
         """
-        _check_mode(mode)
+        check_write_mode(mode)
         attributes = kwargs.pop("attributes", None)
         if kwargs:
             raise TypeError(
@@ -538,20 +469,23 @@ class MultiStorageAsyncFileSystem(AsyncFileSystem):
         await self._call(self.cp_file, path1, path2, **kwargs)
 
     # ------------------------------------------------------------- deletes
-    def rm_file(self, path: str) -> None:
-        """Delete one file.
+    def rm_file(self, path: str, recursive: bool = False) -> None:
+        """Delete one file (with ``recursive``, as the reference allows: a directory tree too).
 
         Raises:
             FileNotFoundError: No file at ``path``.
-            IsADirectoryError: ``path`` is a directory (use ``rm(path, recursive=True)``).
+            IsADirectoryError: ``path`` is a directory and ``recursive`` is false.
         """
+        if recursive:
+            self._rm_tree(path)
+            return
         client, key, prefix = self._resolve(path)
         try:
             client.delete(key)
         except (FileNotFoundError, ValueError):
             if self.isdir(path):
                 raise IsADirectoryError(
-                    f"{self.unstrip_protocol(self._name(prefix, key))} is a directory; use rm(path, recursive=True)"
+                    f"{self.unstrip_protocol(join_name(prefix, key))} is a directory; use rm(path, recursive=True)"
                 ) from None
             raise
 
@@ -640,7 +574,7 @@ class MultiStorageAsyncFileSystem(AsyncFileSystem):
         if mode == "xb":
             if client.is_file(key):
                 raise FileExistsError(
-                    f"{self.unstrip_protocol(self._name(prefix, key))} already exists (mode 'xb')"
+                    f"{self.unstrip_protocol(join_name(prefix, key))} already exists (mode 'xb')"
                 )
             mode = "wb"
         if mode not in ("rb", "wb", "ab"):
