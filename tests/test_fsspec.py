@@ -334,3 +334,11 @@ print("ok", "manystore.contrib.async_fs" in sys.modules, sorted(x.name for x in 
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split() == ["ok", "True", "['t.parquet',", "'u.txt',", "'z.zarr']"]
     shortcuts.reset_cache()
+
+
+def test_import_manystore_does_not_import_fsspec() -> None:
+    code = "import sys, manystore, manystore.contrib\nprint('fsspec' in sys.modules, 'manystore.async_fs' in sys.modules)"
+    env = {**os.environ, "PYTHONPATH": SRC}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False"]
