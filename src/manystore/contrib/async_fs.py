@@ -204,7 +204,9 @@ class MultiStorageAsyncFileSystem(AsyncFileSystem):
         ]
         if not entries and key:
             info = self.info(path)
-            entries = [info] if info["type"] == "file" else []
+            if info["type"] != "file":  # nothing listed under it: an implicit directory is gone
+                raise FileNotFoundError(f"{self.unstrip_protocol(info['name'])}: no such file or directory")
+            entries = [info]
         return entries if detail else [e["name"] for e in entries]
 
     async def _ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[dict[str, Any]] | list[str]:
