@@ -290,6 +290,25 @@ def surface(package: str) -> dict[str, str]:
     return out
 
 
+def _appended_positional(reference: dict[str, str], owner: str, got: str) -> bool:
+    """True if ``got`` is an extra parameter no call written for the reference can bind differently.
+
+    That is ``*args`` where the reference has none, or a positional parameter with a default
+    placed after all of the reference's positional parameters when the reference takes no
+    ``*args`` (a reference call passes at most that many positionals).
+    """
+    kinds = [v for k, v in reference.items() if k.startswith(owner + "(")]
+    if any(v.startswith("VAR_POSITIONAL") for v in kinds):
+        return False
+    if got == "VAR_POSITIONAL":
+        return True
+    match = re.match(r"POSITIONAL_OR_KEYWORD@(\d+)=", got)
+    if not match:
+        return False
+    positional = sum(1 for v in kinds if v.startswith(("POSITIONAL_OR_KEYWORD", "POSITIONAL_ONLY")))
+    return int(match.group(1)) >= positional
+
+
 def compare(reference: dict[str, str], ours: dict[str, str]) -> dict[str, str]:
     """Each difference of ``ours`` from ``reference``: dotted name -> what differs.
 
@@ -297,7 +316,9 @@ def compare(reference: dict[str, str], ours: dict[str, str]) -> dict[str, str]:
     a parameter ``ours`` adds to a reference function unless it is keyword-only with a
     default (or ``**kwargs``). Other extra names are allowed, and so is a default for a
     parameter the reference requires (every call written for the reference still works), and
-    named parameters where the reference takes ``(*args, **kwargs)``.
+    named parameters where the reference takes ``(*args, **kwargs)``, and positional
+    parameters with defaults appended after all of the reference's (see
+    :func:`_appended_positional`).
     """
     out: dict[str, str] = {}
     for key, want in reference.items():
@@ -314,6 +335,8 @@ def compare(reference: dict[str, str], ours: dict[str, str]) -> dict[str, str]:
         takes_anything = f"{owner}(args)" in reference and f"{owner}(kwargs)" in reference
         if takes_anything and reference.get(f"{owner}(args)", "").startswith("VAR_POSITIONAL"):
             continue  # the reference forwards (*args, **kwargs): naming what is forwarded is compatible
+        if owner in reference and _appended_positional(reference, owner, got):
+            continue
         if owner in reference and not (got.startswith("KEYWORD_ONLY=") or got == "VAR_KEYWORD"):
             out[key] = f"extra parameter {got} (allowed only keyword-only with a default)"
     return out

@@ -151,6 +151,22 @@ def test_torch_save_load_round_trip(base_url: str) -> None:
     assert torch.equal(m_torch.load(base_url + "ckpt.pt")["w"], torch.arange(5))
 
 
+def test_helper_modules_are_attributes_of_the_package() -> None:
+    code = (
+        "import manystore as msc\n"
+        "print(msc.numpy.load.__module__, msc.pickle.dump.__module__, msc.os.path.isdir.__module__,"
+        " msc.torch.save.__module__, msc.async_fs.MultiStorageAsyncFileSystem.__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == [
+        "manystore.numpy",
+        "manystore.pickle",
+        "manystore.os.path",
+        "manystore.torch",
+        "MultiStorageAsyncFileSystem",
+    ]
+
+
 def test_import_manystore_does_not_import_numpy_or_torch() -> None:
     code = "import sys, manystore, manystore.contrib; print(sorted(m for m in ('numpy', 'torch') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -102,6 +102,11 @@ def test_compare_reports_each_kind_of_difference() -> None:
     assert compare(reference, ours) == {
         "f(b)": "reference POSITIONAL_OR_KEYWORD@1=1, manystore POSITIONAL_OR_KEYWORD@1=2"
     }
-    ours["f(d)"] = "POSITIONAL_OR_KEYWORD@2=None"
+    ours["f(d)"] = "POSITIONAL_OR_KEYWORD@2=None"  # appended after the reference's positionals: compatible
+    ours["f(e)"] = "POSITIONAL_OR_KEYWORD@1"  # no default: a reference call would not bind it
     del ours["f(a)"]
-    assert set(compare(reference, ours)) == {"f(a)", "f(b)", "f(d)"}
+    assert set(compare(reference, ours)) == {"f(a)", "f(b)", "f(e)"}
+    reference["f(args)"] = (
+        "VAR_POSITIONAL"  # with *args in the reference, an appended positional captures them
+    )
+    assert "f(d)" in compare(reference, ours)

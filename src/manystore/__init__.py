@@ -95,7 +95,13 @@ __all__ = [
 ]
 
 
+#: Submodules reachable as attributes without an import (``manystore.numpy.load(...)``), as in the reference.
+_LAZY_SUBMODULES = frozenset({"numpy", "pickle", "os", "torch", "async_fs", "contrib"})
+
+
 def __getattr__(name: str) -> Any:
+    if name in _LAZY_SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
     target = _LAZY.get(name)
     if target is None:
         raise AttributeError(f"module 'manystore' has no attribute {name!r}")
@@ -106,7 +112,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> builtins.list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | _LAZY_SUBMODULES)
 
 
 if TYPE_CHECKING:
