@@ -16,7 +16,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: $(STAMP)
+# The demo needs only the package: no extras, no test tool chain (a separate stamp, so
+# `make test` still installs .[dev] on top).
+LEAN_STAMP := $(VENV)/.installed-lean
+
+$(LEAN_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(LEAN_STAMP)
+
+demo: $(LEAN_STAMP)
 	$(BIN)/python -m manystore.demo
 
 LINT_DIRS := $(wildcard src tests bench)

@@ -60,7 +60,29 @@ def bad_input_rows(source: Path = BAD_INPUT_TESTS) -> list[tuple[str, str, str]]
     return rows
 
 
+def check_outcomes(tally: dict[str, Any]) -> None:
+    """Every run ends in exactly one outcome: per operation, runs == survived + raised cleanly.
+
+    Raises:
+        ValueError: Naming each operation whose counts do not add up.
+    """
+    operations: dict[str, int] = tally.get("operations", {})
+    survived: dict[str, int] = tally.get("survived", {})
+    raised: dict[str, int] = tally.get("raised_cleanly", {})
+    bad = [
+        f"{op}: {operations.get(op, 0)} runs != {survived.get(op, 0)} survived + {raised.get(op, 0)} raised"
+        for op in sorted(set(operations) | set(survived) | set(raised))
+        if operations.get(op, 0) != survived.get(op, 0) + raised.get(op, 0)
+    ]
+    if bad:
+        raise ValueError(
+            "fault tally does not add up (a run counted twice or without outcome): " + "; ".join(bad)
+        )
+
+
 def render(tally: dict[str, Any]) -> str:
+    """docs/reliability.md from ``tally``; refuses a tally whose rows do not add up."""
+    check_outcomes(tally)
     injected: dict[str, int] = tally.get("injected", {})
     operations: dict[str, int] = tally.get("operations", {})
     survived: dict[str, int] = tally.get("survived", {})

@@ -194,12 +194,12 @@ def test_cp_single_with_progress_streams(
     roots: dict[str, Path],
     data: dict[str, bytes],
 ) -> None:
-    monkeypatch.setattr(cli, "SINGLE_PROGRESS_BYTES", 0)
-    monkeypatch.setattr(cli, "CHUNK_SIZE", 512)
+    monkeypatch.setattr(cli.copy, "SINGLE_PROGRESS_BYTES", 0)
+    monkeypatch.setattr(cli.copy, "CHUNK_SIZE", 512)
     code, _, err = run(capsys, "cp", "--progress", "msc://src/data/big.bin", "msc://dst/big.bin")
     assert code == 0, err
     assert "1.50k" in err.lower()
-    monkeypatch.setattr(cli, "_is_local", lambda client: False)  # force the open()/open() stream
+    monkeypatch.setattr(cli.copy, "_is_local", lambda client: False)  # force the open()/open() stream
     code, _, err = run(capsys, "cp", "--progress", "msc://src/data/big.bin", "msc://dst/streamed.bin")
     assert code == 0, err
     assert (roots["dst"] / "streamed.bin").read_bytes() == data["data/big.bin"]
@@ -225,14 +225,14 @@ def test_cp_recursive_partial_failure(
     roots: dict[str, Path],
     data: dict[str, bytes],
 ) -> None:
-    real = cli._copy_object
+    real = cli.copy._copy_object
 
     def flaky(src: Any, src_key: str, *args: Any, **kwargs: Any) -> None:
         if src_key.endswith("c.txt"):
             raise OSError("disk on fire")
         real(src, src_key, *args, **kwargs)
 
-    monkeypatch.setattr(cli, "_copy_object", flaky)
+    monkeypatch.setattr(cli.copy, "_copy_object", flaky)
     code, _, err = run(capsys, "cp", "-r", "msc://src/data", "msc://dst/d")
     assert code == 1
     assert "manystore: cp: msc://src/data/sub/c.txt: disk on fire" in err
@@ -453,7 +453,7 @@ def test_cli_against_s3(
     assert run(capsys, "cp", "-r", "msc://s3/up", "msc://s3/copy")[0] == 0
     assert run(capsys, "cp", "-r", "msc://s3/copy", "msc://dst/from-s3")[0] == 0
     assert tree(roots["dst"] / "from-s3") == tree(roots["src"] / "data")
-    monkeypatch.setattr(cli, "SINGLE_PROGRESS_BYTES", 0)
+    monkeypatch.setattr(cli.copy, "SINGLE_PROGRESS_BYTES", 0)
     code, _, err = run(capsys, "cp", "--progress", "msc://s3/copy/big.bin", str(roots["tmp"] / "big.bin"))
     assert code == 0, err
     assert (roots["tmp"] / "big.bin").read_bytes() == data["data/big.bin"]

@@ -34,15 +34,13 @@ from manystore.mirror import SyncError, sync_clients
 from .conftest import s3_profile
 from .faultproxy import FaultProxy
 from .servers import S3Server
-from .test_faults import BLOCK, MiB, Rig, Tally, lost, payload, sha
+from .test_faults import BLOCK, MiB, Rig, Tally, payload, sha
 
 TALLY = Tally()
 
 
 def record(op: str, expected: bytes, got: bytes) -> None:
-    TALLY.survived[op] += 1
-    TALLY.bytes_checked += len(expected)
-    TALLY.bytes_lost += lost(expected, got)
+    TALLY.survive(op, expected, got)
 
 
 def _merge(into: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -119,7 +117,6 @@ def test_copy_200_with_error_body_is_retried(rig: Rig) -> None:
     rig.direct().write("src", SMALL)
     client = rig.client()
     rig.proxy.inject("error-200", 2, method="PUT", header="x-amz-copy-source")
-    TALLY.operations["copy"] += 1
     try:
         client.copy("src", "dst")
     finally:
@@ -136,7 +133,6 @@ def test_complete_multipart_200_with_error_body_is_retried(rig: Rig, tmp_path: P
     source.write_bytes(BIG)
     client = rig.client()
     rig.proxy.inject("error-200", 2, method="POST", path="uploadId=")
-    TALLY.operations["upload_multipart"] += 1
     try:
         client.upload_file("obj", str(source))
     finally:
@@ -153,19 +149,17 @@ def test_error_200_classification_is_clean_and_leaves_nothing(moto: Rig, tmp_pat
     moto.direct().write("src", SMALL)
     client = moto.client()
     moto.proxy.inject("error-200", 50, method="PUT", header="x-amz-copy-source")
-    TALLY.operations["copy"] += 1
     with pytest.raises(RetryableError, match="InternalError"):
         client.copy("src", "dst")
     moto.proxy.clear()
-    TALLY.raised["copy"] += 1
+    TALLY.raise_clean("copy")
     source = tmp_path / "big.bin"
     source.write_bytes(BIG)
     moto.proxy.inject("error-200", 50, method="POST", path="uploadId=")
-    TALLY.operations["upload_multipart"] += 1
     with pytest.raises(RetryableError, match="InternalError"):
         client.upload_file("obj", str(source))
     moto.proxy.clear()
-    TALLY.raised["upload_multipart"] += 1
+    TALLY.raise_clean("upload_multipart")
     assert not moto.direct().is_file("obj")
     assert moto.dangling_uploads() == []
 
@@ -176,7 +170,6 @@ def test_complete_multipart_applied_but_200_error_is_retried(moto: Rig, tmp_path
     source.write_bytes(BIG)
     client = moto.client()
     moto.proxy.inject("error-200", 1, method="POST", path="uploadId=", forward=True)
-    TALLY.operations["upload_multipart"] += 1
     client.upload_file("obj", str(source))
     assert moto.proxy.injected["error-200"] == 1
     got = moto.direct().read("obj")
@@ -240,7 +233,6 @@ def test_sync_survives_faults(rclone: Rig, src_proxy: FaultProxy, tmp_path: Path
     rclone.proxy.inject("status", 2, status=503, code="SlowDown", method="PUT", path="/dst/k04")
     rclone.proxy.inject("reset", 1, method="PUT", path="/dst/k05")
     rclone.proxy.inject("status", 1, status=500, method="PUT", path="/dst/k06")
-    TALLY.operations["sync"] += len(objects)
     result = sync_clients(source, "src", target, "dst")
     assert rclone.proxy.pending() == 0, "not every queued fault was hit"
     assert src_proxy.pending() == 0, "not every queued source fault was hit"
@@ -266,7 +258,6 @@ def test_sync_fault_outlasting_retries_on_one_key(
         source = _local_source(tmp_path, objects)
         rclone.proxy.inject("status", 30, status=503, code="SlowDown", method="PUT", path="/dst/k03")
     target = rclone.client(attempts=3)
-    TALLY.operations["sync"] += len(objects)
     with pytest.raises(SyncError) as info:
         sync_clients(source, "src", target, "dst")
     rclone.proxy.clear()
@@ -278,8 +269,9 @@ def test_sync_fault_outlasting_retries_on_one_key(
     assert isinstance(cause, RetryableError), repr(cause)
     assert cause.status == 503, repr(cause)
     assert err.result.copied == N_KEYS - 1
-    TALLY.raised["sync"] += 1
     assert _stored(direct, "dst/") == _expected({k: v for k, v in objects.items() if k != "k03"})
+    TALLY.raise_clean("sync")  # k03's run
+    _record_sync({k: v for k, v in objects.items() if k != "k03"}, direct)
 
     start = len(rclone.proxy.requests_log)
     result = sync_clients(source, "src", target, "dst")
@@ -287,7 +279,7 @@ def test_sync_fault_outlasting_retries_on_one_key(
     puts = _puts(rclone.proxy, start)
     assert len(puts) == 1 and puts[0].endswith("/dst/k03"), puts
     assert _stored(direct, "dst/") == _expected(objects)
-    _record_sync(objects, direct)
+    _record_sync({"k03": objects["k03"]}, direct)  # the rerun's one transfer
 
 
 SHADOW_SCRIPT = """
@@ -515,7 +507,6 @@ def test_put_answer_lost_after_sending_is_retried(rclone: Rig) -> None:
     timeout (1 s) fires, the whole-object PUT (idempotent) is retried, and the object is exact."""
     client = rclone.client(read_timeout=1)
     rclone.proxy.inject("stall", 1, method="PUT", delay=20.0, forward=True)
-    TALLY.operations["write"] += 1
     started = time.monotonic()
     client.write("obj", SMALL)
     assert time.monotonic() - started < 30  # bounded: no hang
@@ -531,7 +522,6 @@ def test_put_delayed_past_timeout_is_retried(rclone: Rig) -> None:
     the late original lands afterwards with the same bytes; the object is exact either way."""
     client = rclone.client(read_timeout=1)
     rclone.proxy.inject("latency", 1, method="PUT", delay=3.0)
-    TALLY.operations["write"] += 1
     client.write("obj", SMALL)
     time.sleep(3.5)  # let the late original land
     got = rclone.direct().read("obj")
@@ -550,19 +540,20 @@ def test_conditional_create_whose_answer_is_lost(moto: Rig) -> None:
     client = moto.client(read_timeout=1)
     data = payload(123_456, 7)
     moto.proxy.inject("stall", 1, method="PUT", delay=20.0, forward=True)
-    TALLY.operations["put_if_none_match"] += 1
     outcome = "succeeded"
     try:
         client.put_object("obj", data, if_none_match="*")
     except PreconditionFailedError:
         outcome = "precondition_failed"
-    if outcome == "precondition_failed":
-        TALLY.raised["put_if_none_match"] += 1
     assert moto.proxy.injected["stall"] == 1
     assert moto.proxy.requests_by_method["PUT"] == 2
     direct = moto.direct()
     assert [m.key for m in direct.list("")] == ["obj"]
     got = direct.read("obj")
     assert sha(got) == sha(data)
-    record("put_if_none_match", data, got)
+    if outcome == "precondition_failed":  # one run, one outcome: it raised (the bytes are still checked)
+        TALLY.raise_clean("put_if_none_match")
+        TALLY.check_bytes(data, got)
+    else:
+        record("put_if_none_match", data, got)
     assert outcome == "precondition_failed", outcome  # the behaviour documented above

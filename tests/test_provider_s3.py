@@ -512,21 +512,30 @@ def test_fork_fallback_error(monkeypatch: pytest.MonkeyPatch) -> None:
 FORK_SCRIPT = """
 import multiprocessing, os, sys
 from manystore.providers.s3 import S3StorageProvider, StaticS3CredentialsProvider
+from manystore.retry import call_with_retry
+from manystore.types import RetryConfig
 
 endpoint, access, secret, base = sys.argv[1:5]
 provider = S3StorageProvider(endpoint_url=endpoint, base_path=base,
                              credentials_provider=StaticS3CredentialsProvider(access, secret))
+RETRY = RetryConfig(attempts=5, delay=0.05)  # a real server may answer one request with a 500
+
+def put(key, body):
+    call_with_retry(lambda: provider.put_object(key, body), RETRY, f"put {key}")
+
+def get(key):
+    return call_with_retry(lambda: provider.get_object(key), RETRY, f"get {key}")
 
 def work(i):
-    provider.put_object(f"child-{i}", str(os.getpid()).encode())
-    return provider.get_object(f"child-{i}").decode() == str(os.getpid()) and provider._store_pid == os.getpid()
+    put(f"child-{i}", str(os.getpid()).encode())
+    return get(f"child-{i}").decode() == str(os.getpid()) and provider._store_pid == os.getpid()
 
 if __name__ == "__main__":
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(2) as pool:  # forked before this process made any request
         print("before-use", pool.map(work, range(2)))
-    provider.put_object("parent", b"p")
-    print("parent", provider.get_object("parent") == b"p")
+    put("parent", b"p")
+    print("parent", get("parent") == b"p")
     with ctx.Pool(2) as pool:  # forked while the runtime runs: private obstore copy in each child
         print("after-use", pool.map(work, range(2, 4)))
 """

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import builtins
+import functools
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
 from .attribute_filter import AttributeFilter, compile_attribute_filter, matches
 from .client_batch import BatchMixin
@@ -41,6 +42,22 @@ __all__ = ["StorageClient"]
 DEFAULT_MEMORY_LOAD_LIMIT = 512 << 20
 _DELETE_WORKERS = 16
 _EPOCH = datetime.fromtimestamp(0, tz=timezone.utc)
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _names_url(method: _F) -> _F:
+    """A missing object is reported by the URL the caller used (``msc://profile/key``), not by
+    the store's internal location (``s3://bucket/base/key``, a local path)."""
+
+    @functools.wraps(method)
+    def wrapper(self: StorageClient, path: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, path, *args, **kwargs)
+        except ObjectNotFoundError as exc:
+            prefix = self.url_prefix
+            raise exc.named(prefix + path.lstrip("/") if prefix.endswith("/") else prefix + path) from exc
+
+    return cast("_F", wrapper)
 
 
 class StorageClient(BatchMixin, LinksMixin):
@@ -100,6 +117,7 @@ class StorageClient(BatchMixin, LinksMixin):
         return (StorageClient, (self._config,))
 
     # ---------------------------------------------------------------- reads
+    @_names_url
     def read(
         self,
         path: str,
@@ -148,6 +166,7 @@ class StorageClient(BatchMixin, LinksMixin):
         assert hit.data is not None
         return hit.data
 
+    @_names_url
     def info(self, path: str, strict: bool = True) -> ObjectMetadata:
         """Metadata of the object at ``path``.
 
@@ -310,6 +329,7 @@ class StorageClient(BatchMixin, LinksMixin):
             keys = [self.url_prefix + k for k in keys]
         return keys
 
+    @_names_url
     def open(
         self,
         path: str,
@@ -440,6 +460,7 @@ class StorageClient(BatchMixin, LinksMixin):
         self._io.invalidate(remote_path)
         self._io.track(remote_path, physical)
 
+    @_names_url
     def download_file(
         self, remote_path: str, local_path: str | IO, metadata: ObjectMetadata | None = None
     ) -> None:
@@ -469,6 +490,7 @@ class StorageClient(BatchMixin, LinksMixin):
         self._io.invalidate(dest_path)
         self._io.track(dest_path, dest)
 
+    @_names_url
     def delete(self, path: str, recursive: bool = False) -> None:
         """Delete the object at ``path``; with ``recursive``, also everything under ``path/``.
 

@@ -205,7 +205,15 @@ def read_msc_config(paths: Iterable[str] | None = None) -> tuple[dict[str, Any],
 
     Returns:
         ``(config_dict, path)``; ``({}, None)`` when no file exists.
+
+    Raises:
+        ConfigError: ``MSC_CONFIG`` names a file that does not exist (default search only).
     """
+    env = os.environ.get("MSC_CONFIG")
+    if paths is None and env and not os.path.isfile(env):
+        raise ConfigError(
+            f"MSC_CONFIG={env!r}: no such config file; point MSC_CONFIG at an existing YAML/JSON file or unset it"
+        )
     for path in paths if paths is not None else config_search_paths():
         if os.path.isfile(path):
             data = load_config_file(path)

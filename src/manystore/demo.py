@@ -37,6 +37,16 @@ DEFAULT_DIR = "demo-output"
 PROFILES = ("source", "replica")
 
 
+def _cli_command() -> str:
+    """How to run the CLI of this installation: its ``manystore`` script next to this Python
+    (relative to the working directory when below it), else ``python -m manystore``."""
+    script = os.path.join(os.path.dirname(sys.executable), "manystore")
+    if not os.path.isfile(script):
+        return f"{sys.executable} -m manystore"
+    relative = os.path.relpath(script)
+    return relative if not relative.startswith("..") else script
+
+
 def demo_config(directory: str) -> dict[str, Any]:
     """The embedded configuration: profiles ``source`` and ``replica`` over directories of ``directory``."""
     return {
@@ -166,7 +176,7 @@ def run(directory: str, objects: int = 200, seed: int = 0) -> int:
 
     print(f"manystore demo: {count} objects, {human_size(nbytes)} in {os.path.abspath(directory)}\n")
     _print_table(steps)
-    print(f"\nTry the CLI on it:\n  MSC_CONFIG={config_path} manystore ls -l -h msc://replica/val/")
+    print(f"\nTry the CLI on it:\n  MSC_CONFIG={config_path} {_cli_command()} ls -l -h msc://replica/val/")
     if mismatched or not ranged_ok or len(listed) != count:
         print(f"\nFAILED: {mismatched[:5]} ranged_ok={ranged_ok} listed={len(listed)}", file=sys.stderr)
         return 1

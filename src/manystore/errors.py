@@ -12,7 +12,10 @@ secrets (access keys, tokens, connection strings).
 
 from __future__ import annotations
 
+import copy
+
 __all__ = [
+    "BucketNotFoundError",
     "ChecksumMismatchError",
     "ConfigError",
     "InvalidPathError",
@@ -60,7 +63,40 @@ class NotModifiedError(ManystoreError):
 
 
 class ObjectNotFoundError(ManystoreError, FileNotFoundError):
-    """The object (or file) does not exist. Also a :class:`FileNotFoundError`."""
+    """The object (or file) does not exist. Also a :class:`FileNotFoundError`.
+
+    Attributes:
+        url: The URL the error names, when known (set by :meth:`named`).
+        reason: What is missing, without the URL (``"not found"``, ``"bucket 'b' does not exist"``).
+    """
+
+    url: str | None = None
+    reason: str = "not found"
+
+    def named(self, url: str) -> ObjectNotFoundError:
+        """A copy of this error whose message names ``url`` (the URL as the caller spelled it).
+
+        The copy keeps the class and the ``reason``; this error becomes its ``__cause__``.
+        """
+        new = copy.copy(self)
+        new.args = (f"{url}: {self.reason}",)
+        new.url = url
+        new.__cause__ = self
+        new.__traceback__ = None
+        return new
+
+
+class BucketNotFoundError(ObjectNotFoundError):
+    """The bucket (or container) itself does not exist. ``bucket`` names it."""
+
+    bucket: str = ""
+
+    @classmethod
+    def of(cls, bucket: str, url: str) -> BucketNotFoundError:
+        """The error for a request on ``url`` in the missing ``bucket``."""
+        err = cls(f"{url}: bucket {bucket!r} does not exist")
+        err.bucket, err.url, err.reason = bucket, url, f"bucket {bucket!r} does not exist"
+        return err
 
 
 class ConfigError(ManystoreError, ValueError):
@@ -88,3 +124,15 @@ class ReadOnlyError(ManystoreError, PermissionError):
 
 class ProviderUnavailableError(ConfigError, ImportError):
     """A provider type is known but its implementation or SDK is not installed."""
+
+
+def transport_failure(endpoint: str, what: str) -> str:
+    """The one-line cause of a request that got no answer: ``cannot connect to URL (what)``.
+
+    Args:
+        endpoint: ``scheme://host:port/`` of the server (never a path with credentials).
+        what: ``"connection refused"``, ``"timed out"``...
+    """
+    if what.startswith("timed out"):
+        return f"no answer from {endpoint} ({what})"
+    return f"cannot connect to {endpoint} ({what})"

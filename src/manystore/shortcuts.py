@@ -7,13 +7,15 @@ emptied in a forked child, so a child never reuses its parent's connections.
 from __future__ import annotations
 
 import builtins
+import functools
 import os
 import threading
 from collections.abc import Callable, Iterator
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
 from .client import StorageClient
 from .config import StorageClientConfig, read_msc_config
+from .errors import ObjectNotFoundError
 from .file import READ_BLOCK_SIZE as STREAM_BLOCK
 from .types import ExecutionMode, ObjectMetadata, PatternList, Range, SignerType, SymlinkHandling
 from .urls import PathMapping, parse_url
@@ -46,6 +48,22 @@ __all__ = [
     "upload_file",
     "write",
 ]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _names_url(function: _F) -> _F:
+    """A missing object is reported by the URL as the caller gave it (also a mapped one)."""
+
+    @functools.wraps(function)
+    def wrapper(url: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(url, *args, **kwargs)
+        except ObjectNotFoundError as exc:
+            raise exc.named(os.fspath(url)) from exc
+
+    return cast("_F", wrapper)
+
 
 _lock = threading.Lock()
 _clients: dict[str, StorageClient] = {}
@@ -116,12 +134,14 @@ def resolve_storage_client(url: str) -> tuple[StorageClient, str]:
     return client, path
 
 
+@_names_url
 def open(url: str, mode: str = "rb", **kwargs: Any) -> PosixFile | ObjectFile:
     """Open ``url`` as a file object; keyword arguments as :meth:`StorageClient.open`."""
     client, path = resolve_storage_client(url)
     return client.open(path, mode, **kwargs)
 
 
+@_names_url
 def read(url: str, byte_range: Range | None = None) -> bytes:
     """The bytes of the object at ``url`` (or a ``byte_range`` slice)."""
     client, path = resolve_storage_client(url)
@@ -222,6 +242,7 @@ def glob(pattern: str, attribute_filter_expression: str | None = None) -> builti
     return client.glob(path, include_url_prefix=True, attribute_filter_expression=attribute_filter_expression)
 
 
+@_names_url
 def info(url: str, strict: bool = True) -> ObjectMetadata:
     """Metadata of the object at ``url``."""
     client, path = resolve_storage_client(url)
@@ -240,6 +261,7 @@ def is_empty(url: str) -> bool:
     return client.is_empty(path)
 
 
+@_names_url
 def delete(url: str, recursive: bool = False) -> None:
     """Delete the object at ``url`` (and, with ``recursive``, everything under it)."""
     client, path = resolve_storage_client(url)
@@ -267,6 +289,7 @@ def upload_file(url: str, local_path: str | IO, attributes: dict[str, str] | Non
     client.upload_file(path, local_path, attributes)
 
 
+@_names_url
 def download_file(url: str, local_path: str | IO) -> None:
     """Download ``url`` to a local path (atomically) or a binary file object."""
     client, path = resolve_storage_client(url)

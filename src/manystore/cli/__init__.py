@@ -19,216 +19,28 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import posixpath
 import sys
-import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import timezone
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
+
+from ._common import (
+    CHUNK_SIZE,
+    STREAM_MEMORY_LIMIT,
+    _debug,
+    _dir_prefix,
+    _exit_code,
+    _Failed,
+    _report,
+    _resolve,
+)
+from .copy import register as _register_copy
 
 if TYPE_CHECKING:
-    from ..client import StorageClient
     from ..types import ObjectMetadata
 
 __all__ = ["main"]
-
-#: Chunk size for streamed reads and copies.
-CHUNK_SIZE = 8 << 20
-#: A single-object copy shows a progress bar from this size up.
-SINGLE_PROGRESS_BYTES = 64 << 20
-#: Objects up to this size are fetched in one request by ``cat`` and streamed copies.
-STREAM_MEMORY_LIMIT = 32 << 20
-DEFAULT_JOBS = 16
-
-
-class _Failed(Exception):
-    """A command failure to report: the URL it concerns, the cause and (optionally) the exit code."""
-
-    def __init__(self, url: str | None, cause: BaseException | str, code: int | None = None) -> None:
-        super().__init__(str(cause))
-        self.url = url
-        self.cause = cause
-        self.code = code
-
-
-# ------------------------------------------------------------------ helpers
-def _exit_code(exc: BaseException | str) -> int:
-    """2 for usage/configuration problems, 1 for everything else."""
-    from ..errors import ConfigError, InvalidPathError, InvalidURLError
-
-    return 2 if isinstance(exc, (ConfigError, InvalidURLError, InvalidPathError)) else 1
-
-
-def _cause_text(url: str | None, exc: BaseException | str) -> str:
-    """One line describing ``exc``, without repeating ``url``."""
-    if isinstance(exc, FileNotFoundError):
-        return "not found"
-    if isinstance(exc, IsADirectoryError):
-        return "is a directory"
-    text = str(exc) or type(exc).__name__
-    text = " ".join(text.split())
-    if url and text.startswith(url + ": "):
-        text = text[len(url) + 2 :]
-    return text
-
-
-def _report(command: str, url: str | None, exc: BaseException | str) -> None:
-    parts = ["manystore", command]
-    if url:
-        parts.append(url)
-    parts.append(_cause_text(url, exc))
-    print(": ".join(parts), file=sys.stderr)
-
-
-def _resolve(url: str) -> tuple[StorageClient, str]:
-    """The client and key of ``url``; failures are tagged with the URL."""
-    from ..shortcuts import resolve_storage_client
-
-    try:
-        return resolve_storage_client(url)
-    except Exception as exc:  # resolving does no I/O: a bad value (URL, config) is a usage error
-        raise _Failed(url, exc, 2 if isinstance(exc, ValueError) else None) from exc
-
-
-def _dir_prefix(key: str) -> str:
-    """``"a/b"`` -> ``"a/b/"``; the profile root stays ``""``."""
-    key = key.strip("/")
-    return key + "/" if key else ""
-
-
-def _is_local(client: StorageClient) -> bool:
-    """True if the client stores plain local files (and has no metadata provider)."""
-    from ..providers.base import BaseStorageProvider
-
-    provider = client.config.storage_provider
-    return (
-        client.config.metadata_provider is None
-        and isinstance(provider, BaseStorageProvider)
-        and provider.local_path("") is not None
-    )
-
-
-def _progress_wanted(args: argparse.Namespace) -> bool:
-    if getattr(args, "quiet", False):
-        return False
-    if getattr(args, "progress", False):
-        return True
-    return sys.stderr.isatty()
-
-
-class _Progress:
-    """A thread-safe tqdm bar on stderr counting bytes and objects; a no-op when disabled."""
-
-    def __init__(self, total_bytes: int, total_objects: int, enabled: bool, desc: str) -> None:
-        self._lock = threading.Lock()
-        self._objects = 0
-        self._total_objects = total_objects
-        self._bar: Any = None
-        if enabled:
-            from tqdm import tqdm
-
-            self._bar = tqdm(
-                total=total_bytes,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                desc=desc,
-                file=sys.stderr,
-                dynamic_ncols=True,
-            )
-            if total_objects > 1:
-                self._bar.set_postfix_str(f"0/{total_objects} objects")
-
-    def add_bytes(self, count: int) -> None:
-        """Advance the byte count."""
-        if self._bar is not None and count:
-            with self._lock:
-                self._bar.update(count)
-
-    def object_done(self) -> None:
-        """Count one finished object."""
-        with self._lock:
-            self._objects += 1
-            if self._bar is not None and self._total_objects > 1:
-                self._bar.set_postfix_str(f"{self._objects}/{self._total_objects} objects")
-
-    def close(self) -> None:
-        """Remove the bar's resources (the last state stays on screen)."""
-        if self._bar is not None:
-            self._bar.close()
-
-
-class _CountingWriter:
-    """Wraps a writable binary file, reporting newly written bytes (a retry rewinds, never double-counts)."""
-
-    def __init__(self, target: IO[bytes], on_bytes: Callable[[int], None]) -> None:
-        self._target = target
-        self._on_bytes = on_bytes
-        self._pos = 0
-        self._reported = 0
-
-    def write(self, data: Any) -> int:
-        written = self._target.write(data)
-        if not isinstance(written, int):
-            written = memoryview(data).nbytes
-        self._pos += written
-        if self._pos > self._reported:
-            self._on_bytes(self._pos - self._reported)
-            self._reported = self._pos
-        return written
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        self._pos = self._target.seek(offset, whence)
-        return self._pos
-
-    def tell(self) -> int:
-        return self._target.tell()
-
-    def truncate(self, size: int | None = None) -> int:
-        return self._target.truncate(size)
-
-    def flush(self) -> None:
-        self._target.flush()
-
-
-def _copy_object(
-    src: StorageClient,
-    src_key: str,
-    dst: StorageClient,
-    dst_key: str,
-    size: int,
-    on_bytes: Callable[[int], None],
-    granular: bool = False,
-) -> None:
-    """Copy one object, reporting its bytes through ``on_bytes``.
-
-    Same client: server-side copy. Local destination: ``download_file`` into an atomic
-    local file. Local source: ``upload_file`` (multipart when large), unless ``granular``
-    progress is wanted. Otherwise the bytes are streamed through ``open``.
-    """
-    if src is dst:
-        src.copy(src_key, dst_key)
-        on_bytes(size)
-        return
-    if _is_local(dst):
-        with dst.open(dst_key, "wb") as writer:
-            src.download_file(
-                src_key, cast("IO[bytes]", _CountingWriter(cast("IO[bytes]", writer), on_bytes))
-            )
-        return
-    if _is_local(src) and not granular:
-        with src.open(src_key, "rb") as reader:
-            dst.upload_file(dst_key, reader.name)
-        on_bytes(size)
-        return
-    with (
-        src.open(src_key, "rb", memory_load_limit=STREAM_MEMORY_LIMIT) as reader,
-        dst.open(dst_key, "wb") as out,
-    ):
-        while chunk := reader.read(CHUNK_SIZE):
-            out.write(chunk)
-            on_bytes(len(chunk))
 
 
 # ----------------------------------------------------------------- commands
@@ -271,94 +83,6 @@ def _cmd_ls(args: argparse.Namespace) -> int:
         if not is_dir:
             raise _Failed(args.url, FileNotFoundError(args.url))
     return 0
-
-
-def _single_destination(dst: StorageClient, dst_key: str, dst_url: str, src_key: str) -> str:
-    """The key a single object lands on: inside ``dst_key`` when it names a directory."""
-    into_dir = not dst_key.strip("/") or dst_url.endswith(("/", os.sep))
-    if not into_dir and _is_local(dst):
-        try:
-            into_dir = dst.info(dst_key, strict=False).type == "directory"
-        except FileNotFoundError:
-            into_dir = False
-    if into_dir:
-        return _dir_prefix(dst_key) + posixpath.basename(src_key.rstrip("/"))
-    return dst_key
-
-
-def _cp_single(
-    args: argparse.Namespace, src: StorageClient, src_key: str, dst: StorageClient, dst_key: str
-) -> int:
-    try:
-        meta = src.info(src_key, strict=False)
-    except Exception as exc:
-        raise _Failed(args.src, exc) from exc
-    if meta.type == "directory":
-        raise _Failed(args.src, "is a directory (use -r to copy everything under it)", 1)
-    dst_key = _single_destination(dst, dst_key, args.dst, src_key)
-    if src is dst and src_key.strip("/") == dst_key.strip("/"):
-        raise _Failed(args.src, "source and destination are the same object", 1)
-    show = _progress_wanted(args) and meta.content_length >= SINGLE_PROGRESS_BYTES
-    progress = _Progress(meta.content_length, 1, show, posixpath.basename(src_key))
-    try:
-        _copy_object(src, src_key, dst, dst_key, meta.content_length, progress.add_bytes, granular=show)
-        progress.object_done()
-    except Exception as exc:
-        raise _Failed(args.src, exc) from exc
-    finally:
-        progress.close()
-    return 0
-
-
-def _cp_tree(
-    args: argparse.Namespace, src: StorageClient, src_key: str, dst: StorageClient, dst_key: str
-) -> int:
-    src_prefix, dst_prefix = _dir_prefix(src_key), _dir_prefix(dst_key)
-    try:
-        listed = [(m.key, m.content_length) for m in src.list(src_prefix)]
-    except Exception as exc:
-        raise _Failed(args.src, exc) from exc
-    if not listed:
-        if src_key.strip("/") and src.is_file(src_key.rstrip("/")):
-            return _cp_single(args, src, src_key.rstrip("/"), dst, dst_key)
-        raise _Failed(args.src, FileNotFoundError(args.src))
-    jobs = [(key, dst_prefix + key[len(src_prefix) :], size) for key, size in listed]
-    if src is dst and any(s == d for s, d, _ in jobs):
-        raise _Failed(args.src, "source and destination are the same", 1)
-    total = sum(size for _, _, size in jobs)
-    progress = _Progress(total, len(jobs), _progress_wanted(args), "cp")
-    failures: list[tuple[str, BaseException]] = []
-    from concurrent.futures import ThreadPoolExecutor, as_completed
-
-    try:
-        with ThreadPoolExecutor(max(1, args.jobs)) as pool:
-            futures = {
-                pool.submit(_copy_object, src, s, dst, d, n, progress.add_bytes): s for s, d, n in jobs
-            }
-            for future in as_completed(futures):
-                try:
-                    future.result()
-                    progress.object_done()
-                except Exception as exc:
-                    failures.append((src.url_prefix + futures[future], exc))
-    finally:
-        progress.close()
-    for url, error in sorted(failures, key=lambda f: f[0]):
-        _report("cp", url, error)
-        if _debug(args):
-            traceback.print_exception(error)
-    if failures:
-        print(f"manystore: cp: {len(failures)} of {len(jobs)} objects failed", file=sys.stderr)
-        return 1
-    return 0
-
-
-def _cmd_cp(args: argparse.Namespace) -> int:
-    src, src_key = _resolve(args.src)
-    dst, dst_key = _resolve(args.dst)
-    if args.recursive:
-        return _cp_tree(args, src, src_key, dst, dst_key)
-    return _cp_single(args, src, src_key, dst, dst_key)
 
 
 def _cmd_rm(args: argparse.Namespace) -> int:
@@ -414,7 +138,7 @@ def _config_path(explicit: str | None) -> str | None:
 
     env = os.environ.get("MSC_CONFIG")
     if env and not os.path.isfile(env):
-        print(f"manystore: warning: MSC_CONFIG={env} does not exist; searching further", file=sys.stderr)
+        raise _Failed(None, f"MSC_CONFIG={env!r}: no such config file", 2)
     for path in config_search_paths():
         if os.path.isfile(path):
             return os.path.abspath(path)
@@ -505,15 +229,7 @@ def _build_parser() -> argparse.ArgumentParser:
     ls.add_argument("-r", "--recursive", action="store_true", help="list every object under URL")
     ls.add_argument("-h", "--human-readable", action="store_true", help="sizes like 1.5K, 20M")
     ls.set_defaults(func=_cmd_ls)
-
-    cp = sub.add_parser("cp", parents=[common], help="copy an object, or a prefix with -r")
-    cp.add_argument("src", metavar="SRC")
-    cp.add_argument("dst", metavar="DST")
-    cp.add_argument("-r", "--recursive", action="store_true", help="copy every object under SRC")
-    cp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    cp.add_argument("--progress", action="store_true", help="show progress even if stderr is not a terminal")
-    cp.add_argument("-j", "--jobs", type=int, default=DEFAULT_JOBS, help="parallel copies for -r (16)")
-    cp.set_defaults(func=_cmd_cp)
+    _register_copy(sub, common)
 
     rm = sub.add_parser("rm", parents=[common], help="delete an object, or a prefix with -r")
     rm.add_argument("url", metavar="URL")
@@ -553,10 +269,6 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _debug(args: argparse.Namespace) -> bool:
-    return bool(getattr(args, "debug", False)) or os.environ.get("MANYSTORE_DEBUG", "") not in ("", "0")
-
-
 def _target_url(args: argparse.Namespace) -> str | None:
     for name in ("url", "src", "pattern", "file"):
         value = getattr(args, name, None)
@@ -574,9 +286,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit status: 0 success, 1 operation failure, 2 usage or configuration error.
     """
+    from .sync import normalize_argv
+
     parser = _build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(normalize_argv(sys.argv[1:] if argv is None else argv))
     except SystemExit as exc:  # --help, --version and usage errors
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     command = args.command

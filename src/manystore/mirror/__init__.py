@@ -25,6 +25,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from typing import TYPE_CHECKING, Any
 
@@ -47,11 +48,23 @@ from .work import SPLIT_ABOVE, Outcome, sync_partition
 if TYPE_CHECKING:
     from ..client import StorageClient
 
-__all__ = ["SyncError", "SyncResult", "sync_clients"]
+__all__ = ["EmptySourceWarning", "SyncError", "SyncResult", "sync_clients"]
 
 logger = logging.getLogger(__name__)
 DEFAULT_SYNC_THREADS = 16
 _DELETE_THREADS = 16
+
+
+class EmptySourceWarning(UserWarning):
+    """A sync found no object under its source. ``url`` names the source; ``missing`` is True
+    when the source does not exist at all (no such directory, or no object under the prefix);
+    ``reason`` says which, without the URL."""
+
+    def __init__(self, message: str, url: str, missing: bool, reason: str) -> None:
+        super().__init__(message)
+        self.url = url
+        self.missing = missing
+        self.reason = reason
 
 
 class _Progress:
@@ -192,6 +205,27 @@ def _names_one_object(client: StorageClient, path: str) -> bool:
         return False
 
 
+def _warn_empty_source(client: StorageClient, path: str) -> None:
+    """Warn (and log) that the source holds nothing, saying whether it exists at all."""
+    key = path.strip("/")
+    url = client.url_prefix + (key + "/" if key else "")
+    sp = client._storage_provider
+    local = (
+        sp.local_path(key)
+        if isinstance(sp, BaseStorageProvider) and client._metadata_provider is None
+        else None
+    )
+    if local is not None:
+        missing = not os.path.isdir(local)
+        what = "no such directory" if missing else "empty directory"
+    else:  # a prefix exists only through its objects; the bucket exists (listing it worked)
+        missing = bool(key)
+        what = "no such prefix (no object under it)" if missing else "empty bucket"
+    message = f"sync: source {url}: {what}: nothing to sync"
+    logger.warning("%s", message)
+    warnings.warn(EmptySourceWarning(message, url, missing, what), stacklevel=3)
+
+
 def sync_clients(
     source: StorageClient,
     source_path: str,
@@ -225,6 +259,10 @@ def sync_clients(
 
     Returns:
         The counts of what was copied, skipped and deleted.
+
+    Warns:
+        EmptySourceWarning: No object under ``source_path`` (also logged); its ``missing``
+            tells an empty source from one that does not exist.
 
     Raises:
         SyncError: One or more objects failed (each with its cause); the others were synced.
@@ -268,11 +306,13 @@ def sync_clients(
         bar.close()
         if executor is not None:
             executor.close()
-    if not (result.copied or result.skipped or result.failures) and _names_one_object(source, source_path):
-        raise InvalidPathError(
-            f"{source.url_prefix}{source_path.strip('/')} is an object, not a directory: "
-            "sync mirrors a prefix; copy one object with cp / StorageClient.copy"
-        )
+    if not (result.copied or result.skipped or result.failures):
+        if _names_one_object(source, source_path):
+            raise InvalidPathError(
+                f"{source.url_prefix}{source_path.strip('/')} is an object, not a directory: "
+                "sync mirrors a prefix; copy one object with cp / StorageClient.copy"
+            )
+        _warn_empty_source(source, source_path)
     if dry_run:
         result.deleted += len(unmatched)
         return _finish(result, started)

@@ -20,12 +20,14 @@ import obstore as obs
 from obstore.store import S3Store
 
 from ..errors import (
+    BucketNotFoundError,
     InvalidPathError,
     ManystoreError,
     NotModifiedError,
     ObjectNotFoundError,
     PreconditionFailedError,
     RetryableError,
+    transport_failure,
 )
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "status_of",
     "summary",
     "translate_error",
+    "transport_cause",
 ]
 
 
@@ -64,6 +67,41 @@ _TRANSPORT_MARKERS = (
     "error decoding response body", "broken pipe", "unexpected eof", "kind: connect", "kind: timeout",
     "kind: body", "kind: decode",
 )  # fmt: skip
+
+
+_URI_RE = re.compile(r"Error performing [A-Z]+ (https?://[^/\s]+)/")
+_BUCKET_CODES = frozenset({"NoSuchBucket", "ContainerNotFound"})
+# (marker in the lower-cased debug text, one-line cause); the first match wins.
+_TRANSPORT_CAUSES = (
+    ("connectionrefused", "connection refused"),
+    ("connection refused", "connection refused"),
+    ("kind: timeout", "timed out"),
+    ("timedout", "timed out"),
+    ("timed out", "timed out"),
+    ("dns error", "host not found"),
+    ("failed to lookup address", "host not found"),
+    ("connection reset", "connection reset"),
+    ("connectionreset", "connection reset"),
+    ("kind: connect", "connection failed"),
+)
+
+
+def transport_cause(text: str) -> str | None:
+    """``cannot connect to http://host:port/ (connection refused)`` for an obstore error that got no
+    HTTP answer (refused, timed out, unknown host); ``None`` for any other error."""
+    if _STATUS_RE.search(text):
+        return None
+    lower = text.lower()
+    what = next((cause for marker, cause in _TRANSPORT_CAUSES if marker in lower), None)
+    uri = _URI_RE.search(text)
+    if what is None or uri is None:
+        return None
+    return transport_failure(uri.group(1) + "/", what)
+
+
+def _bucket_of(url: str) -> str:
+    """``"b"`` of ``s3://b/key`` (or of ``az://b/key``)."""
+    return url.partition("://")[2].split("/", 1)[0]
 
 
 class S3PermissionError(ManystoreError, PermissionError):
@@ -97,6 +135,9 @@ def translate_error(err: Exception, url: str) -> Exception:
     text = str(err)
     msg = f"{url}: {summary(text)}"
     kinds = {cls.__name__ for cls in type(err).__mro__}  # by name: a private obstore copy has its own classes
+    code = _CODE_RE.search(text)
+    if code is not None and code.group(1) in _BUCKET_CODES:
+        return BucketNotFoundError.of(_bucket_of(url), url)
     if isinstance(err, FileNotFoundError) or "NotFoundError" in kinds:
         return ObjectNotFoundError(msg)
     if kinds & {"PreconditionError", "AlreadyExistsError"}:
@@ -110,7 +151,8 @@ def translate_error(err: Exception, url: str) -> Exception:
     if status in _RETRYABLE_STATUS:
         return RetryableError(msg, status=status)
     if status is None and any(marker in text.lower() for marker in _TRANSPORT_MARKERS):
-        return RetryableError(msg, status=None)
+        cause = transport_cause(text)
+        return RetryableError(f"{url}: {cause}" if cause else msg, status=None)
     if status in (None, 200) and "error response" in text:
         # A 200 whose body is an S3 error (CopyObject, CompleteMultipartUpload): transient by its code.
         code = _CODE_RE.search(text)

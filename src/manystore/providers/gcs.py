@@ -41,6 +41,7 @@ from ..errors import (
     ManystoreError,
     ObjectNotFoundError,
     PreconditionFailedError,
+    ProviderUnavailableError,
 )
 from ..types import CredentialsProvider, ObjectMetadata, Range, RetryConfig, SignerType
 from ..utils import normalize_key, parse_size, within_bounds
@@ -243,11 +244,15 @@ class GoogleStorageProvider(SdkClientSlot, BucketStorageProvider):
 
     def _build_client(self) -> Any:
         try:
+            import google.auth.credentials  # noqa: F401 - _google_credentials needs it
             from google.auth.transport.requests import AuthorizedSession
             from google.cloud import storage
             from requests.adapters import HTTPAdapter
         except ImportError as err:
-            raise ConfigError(f"{self!r}: google-cloud-storage is not installed ({err})")
+            raise ProviderUnavailableError(
+                f"{self!r}: gs:// needs google-cloud-storage, which is not installed ({err}); "
+                "install the GCS extra: pip install 'manystore[gcs]'"
+            ) from err
         try:
             credentials = self._google_credentials()
             session = AuthorizedSession(credentials)
