@@ -151,7 +151,7 @@ def test_sync_ray_flag_keeps_both_positionals(monkeypatch: pytest.MonkeyPatch, t
 
     def record(*args: Any, **kwargs: Any) -> Any:
         calls.append({"source_path": args[1], "target_path": args[3], **kwargs})
-        return mirror.SyncResult(copied=1)
+        return mirror.SyncResult(total_files_added=1)
 
     monkeypatch.setattr(mirror, "sync_clients", record)  # only what the CLI asks for is checked here
     src, dst = f"{tmp_path}/a/", f"{tmp_path}/b/"
