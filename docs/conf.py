@@ -38,6 +38,9 @@ napoleon_numpy_docstring = False
 napoleon_use_ivar = True
 
 nitpicky = True
+# An unqualified name matching several documented objects (e.g. ``type``) links to one of
+# them; a target that matches nothing is still an error (those are "ref.class" etc.).
+suppress_warnings = ["ref.python"]
 # Types from outside the package (no intersphinx: the build runs offline) and type-variable
 # or alias names that autodoc cannot link. Everything under ``manystore.`` must resolve.
 nitpick_ignore_regex = [
@@ -59,25 +62,40 @@ def _require_docstring(app: Any, what: str, name: str, obj: Any, options: Any, l
 
 
 def _resolve_facade(app: Any, env: Any, node: Any, contnode: Any) -> Any:
-    """Resolve ``manystore.X`` (a lazy top-level name) to where ``X`` is defined and documented."""
+    """Resolve ``manystore.a.X`` (a lazy or re-exported name) to where ``X`` is defined and documented.
+
+    Objects are followed to their ``__module__``/``__qualname__`` (so an inherited method
+    resolves to the class defining it); data, which has neither, resolves to the one
+    documented object of that name, if there is exactly one.
+    """
     target = node.get("reftarget", "")
     if node.get("refdomain") != "py" or not target.startswith("manystore."):
         return None
     import importlib
 
-    head, *rest = target.split(".")[1:]
-    try:
-        obj = getattr(importlib.import_module("manystore"), head)
-    except (AttributeError, ImportError):
-        return None
-    module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
-    if not module or not qualname:
-        return None
-    canonical = ".".join([module, qualname, *rest])
-    if canonical == target:
-        return None
-    node["reftarget"] = canonical
     domain = env.get_domain("py")
+    parts = target.split(".")
+    obj: Any = None
+    for cut in range(len(parts) - 1, 0, -1):  # the longest importable module, then attributes
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        try:
+            for attr in parts[cut:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            obj = None
+        break
+    module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+    if module and qualname and f"{module}.{qualname}" != target:
+        canonical = f"{module}.{qualname}"
+    else:
+        found = [name for name in domain.objects if name.endswith("." + parts[-1])]
+        if len(found) != 1 or found[0] == target:
+            return None
+        canonical = found[0]
+    node["reftarget"] = canonical
     return domain.resolve_xref(env, node.get("refdoc"), app.builder, node["reftype"], canonical, node, contnode)
 
 
@@ -85,6 +103,8 @@ def _skip_foreign(app: Any, what: str, name: str, obj: Any, skip: bool, options:
     """Skip classes and functions imported from outside the package (``Iterator``, ``ThreadPoolExecutor``...)."""
     module = getattr(obj, "__module__", None)
     if what == "module" and isinstance(module, str) and not module.startswith("manystore"):
+        return True
+    if "<locals>" in getattr(obj, "__qualname__", ""):  # generated (e.g. a manager's proxy methods)
         return True
     return None
 

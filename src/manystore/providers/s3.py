@@ -142,9 +142,13 @@ class S3StorageProvider(RangedDownloads, BucketStorageProvider):
             no file. Default True.
         profile_name: AWS shared-config profile for boto3's chain (ignored with credentials_provider).
         max_pool_connections: Idle connections kept per host.
-        checksum_algorithm, request_checksum_calculation, response_checksum_validation, retries,
-            s3, signature_version: MSC's boto3/botocore options, translated as described in
-            :mod:`manystore.providers._s3_options`.
+        checksum_algorithm: Checksum sent with every PUT and upload part (``SHA256`` or
+            ``CRC64NVME``).
+        request_checksum_calculation: botocore's option: ``when_supported`` sends SHA256 on uploads.
+        response_checksum_validation: botocore's option: the default of ``verify_checksums``.
+        retries: botocore's retry settings, applied to each request below the profile's ``retry``.
+        s3: botocore's ``s3`` settings (``addressing_style``, ``payload_signing_enabled``).
+        signature_version: ``UNSIGNED`` sends anonymous requests.
         rust_client: Accepted for MSC configs: manystore always uses its Rust transport; the keys
             multipart_chunksize, max_concurrency, connect_timeout, read_timeout and
             max_pool_connections apply unless given at the top level.
