@@ -250,7 +250,8 @@ def test_async_use_and_pickling(s3fsx: MultiStorageAsyncFileSystem) -> None:
 
 # -------------------------------------------------------------------- ecosystem
 def test_pandas_parquet_round_trip(s3fsx: MultiStorageAsyncFileSystem) -> None:
-    pd = pytest.importorskip("pandas", reason="pandas (test extra) is not installed")
+    import pandas as pd
+
     df = pd.DataFrame({"n": range(1000), "s": [f"row{i}" for i in range(1000)]})
     df.to_parquet(f"msc://{PROFILE}/pd/df.parquet")
     assert s3fsx.info(f"{PROFILE}/pd/df.parquet")["size"] > 0
@@ -261,7 +262,7 @@ def test_pandas_parquet_round_trip(s3fsx: MultiStorageAsyncFileSystem) -> None:
 
 
 def test_pyarrow_dataset_round_trip(s3fsx: MultiStorageAsyncFileSystem) -> None:
-    pa = pytest.importorskip("pyarrow", reason="pyarrow (test extra) is not installed")
+    import pyarrow as pa
     import pyarrow.dataset as ds
 
     table = pa.table({"part": ["a", "b"] * 50, "v": list(range(100))})
@@ -282,8 +283,9 @@ def test_pyarrow_dataset_round_trip(s3fsx: MultiStorageAsyncFileSystem) -> None:
 
 
 def test_zarr_through_fsspec_url(s3fsx: MultiStorageAsyncFileSystem) -> None:
-    zarr = pytest.importorskip("zarr", reason="zarr (test extra) is not installed")
-    np = pytest.importorskip("numpy", reason="numpy is not installed")
+    import numpy as np
+    import zarr
+
     url = f"msc://{PROFILE}/arrays/z.zarr"
     z = zarr.create_array(url, shape=(64, 64), chunks=(16, 16), dtype="int32", overwrite=True)
     z[:] = np.arange(64 * 64, dtype="int32").reshape(64, 64)
@@ -296,8 +298,16 @@ def test_zarr_through_fsspec_url(s3fsx: MultiStorageAsyncFileSystem) -> None:
 
 
 def test_upath_read_write_iterdir(s3fsx: MultiStorageAsyncFileSystem) -> None:
-    upath = pytest.importorskip("upath", reason="universal-pathlib (test extra) is not installed")
-    root = upath.UPath(f"msc://{PROFILE}/up")
+    import warnings
+
+    import upath
+
+    from manystore.contrib.upath import MultiStorageUPath
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "filesystem not explicitly implemented" fallback
+        root = upath.UPath(f"msc://{PROFILE}/up")
+    assert type(root) is MultiStorageUPath
     (root / "a.txt").write_text("alpha")
     (root / "sub" / "b.bin").write_bytes(b"beta")
     assert (root / "a.txt").read_text() == "alpha"
