@@ -28,6 +28,7 @@ from manystore.providers.azure import (
 )
 from manystore.types import Range
 from manystore.urls import implicit_profile_config, parse_url
+from tests.retrying import retrying
 
 from . import servers_azure
 from .servers_azure import CONTAINER, AzuriteServer
@@ -54,7 +55,10 @@ def make_provider(server: AzuriteServer, **options: object) -> AzureBlobStorageP
 
 @pytest.fixture
 def provider(server: AzuriteServer) -> AzureBlobStorageProvider:
-    return make_provider(server)
+    """A provider whose calls go through retries (the server may answer one with a 500)."""
+    plain = make_provider(server)
+    plain.__class__ = retrying(type(plain))
+    return plain
 
 
 def keys(items: Iterator[manystore.ObjectMetadata]) -> list[str]:

@@ -40,6 +40,7 @@ from manystore.providers.gcs import (
     _translate,
 )
 from manystore.types import Range
+from tests.retrying import retrying
 
 try:  # tests/ as a package or as a plain directory on sys.path
     from .servers_gcs import BUCKET, GcsEmulator, profile, start
@@ -69,7 +70,10 @@ def make(server: GcsEmulator, **options: Any) -> GoogleStorageProvider:
 
 @pytest.fixture
 def provider(server: GcsEmulator) -> GoogleStorageProvider:
-    return make(server)
+    """A provider whose calls go through retries (the server may answer one with a 500)."""
+    plain = make(server)
+    plain.__class__ = retrying(type(plain))
+    return plain
 
 
 # ------------------------------------------------------------------ metadata and reads

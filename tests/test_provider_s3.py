@@ -37,6 +37,7 @@ from manystore.providers.s3 import (
 )
 from manystore.providers.s8k import S8KStorageProvider
 from manystore.types import Credentials, CredentialsProvider, Range
+from tests.retrying import retrying
 
 try:  # tests/ as a package or as a plain directory on sys.path (pytest's default "prepend" mode)
     from .faultproxy import FaultProxy
@@ -87,7 +88,10 @@ def make_provider(
 
 @pytest.fixture
 def provider(server: S3Server) -> S3StorageProvider:
-    return make_provider(server)
+    """A provider whose calls go through retries (the server may answer one with a 500)."""
+    plain = make_provider(server)
+    plain.__class__ = retrying(type(plain))
+    return plain
 
 
 # ---------------------------------------------------------------------------- reads and writes
@@ -355,6 +359,14 @@ def proxied(rclone: S3Server, proxy: FaultProxy) -> Iterator[S3StorageProvider]:
     provider.put_object("obj", b"data")
     yield provider
     proxy.clear()
+
+
+def test_test_providers_retry_a_transient_answer(proxied: S3StorageProvider, proxy: FaultProxy) -> None:
+    """The ``provider`` fixture's retrying wrapper: one 500 from the server is retried, not raised."""
+    proxied.__class__ = retrying(type(proxied))
+    proxy.fail_next(1, 500, "InternalError", method="PUT")
+    proxied.put_object("retried", b"ok")
+    assert proxy.injected_total == 1 and proxied.get_object("retried") == b"ok"
 
 
 @pytest.mark.parametrize("status", [503, 500, 429, 502, 504, 408])
