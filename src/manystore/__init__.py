@@ -21,6 +21,8 @@ _LAZY: dict[str, str] = {
     "Path": "pathlib:MultiStoragePath",
     "MultiStoragePath": "pathlib",
     "ObjectMetadata": "types",
+    "ProviderBundleV2": "types",
+    "StorageBackend": "types",
     "Range": "types",
     "RetryConfig": "types",
     "SourceVersionCheckMode": "types",
@@ -50,9 +52,11 @@ __all__ = [
     "MultiStoragePath",
     "ObjectMetadata",
     "Path",
+    "ProviderBundleV2",
     "Range",
     "RetryConfig",
     "SourceVersionCheckMode",
+    "StorageBackend",
     "StorageClient",
     "StorageClientConfig",
     "commit_metadata",
@@ -118,4 +122,11 @@ if TYPE_CHECKING:
         upload_file,
         write,
     )
-    from .types import ObjectMetadata, Range, RetryConfig, SourceVersionCheckMode
+    from .types import (
+        ObjectMetadata,
+        ProviderBundleV2,
+        Range,
+        RetryConfig,
+        SourceVersionCheckMode,
+        StorageBackend,
+    )
