@@ -59,7 +59,7 @@ __all__ = [
     "read_msc_config",
 ]
 
-DEFAULT_PROFILE = "default"
+DEFAULT_PROFILE = RESERVED_POSIX_PROFILE  # MSC 1.3.1; "default" stays an alias when undefined
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 #: Keys whose string values are replaced by ``***`` (also matched as a ``_``-joined suffix,
 #: so ``aws_secret_access_key`` counts).
@@ -419,7 +419,7 @@ class StorageClientConfig:
         profiles = config_dict.get("profiles") or {}
         raw = profiles.get(profile)
         if raw is None:
-            raw = implicit_profile_config(RESERVED_POSIX_PROFILE if profile == DEFAULT_PROFILE else profile)
+            raw = implicit_profile_config(RESERVED_POSIX_PROFILE if profile == "default" else profile)
             if raw is None:
                 raise UnknownProfileError(
                     f"unknown profile {profile!r}; the config defines {sorted(profiles) or 'no profiles'}"
@@ -545,7 +545,7 @@ class StorageClientConfig:
             ConfigError: A V2 bundle with no backend, several backends or replicas (multi-backend
                 and replica profiles are not supported by this build), or a bad provider config.
         """
-        config = StorageClientConfig._from_bundle(config_dict, provider_bundle, DEFAULT_PROFILE, telemetry)
+        config = StorageClientConfig._from_bundle(config_dict, provider_bundle, "default", telemetry)
         config.telemetry_provider = telemetry_provider
         config._instrument(config_dict)
         config.retry_config = _retry_config(config_dict.get("retry"), "retry")
@@ -593,11 +593,15 @@ def _single_backend(bundle: ProviderBundleV2, profile: str) -> StorageBackend:
     if not isinstance(backends, dict) or not backends:
         problem = f"must map a backend name to a StorageBackend, got {backends!r}"
     elif len(backends) > 1:  # MSC routes these through its composite client and replica manager
-        problem = f"has {len(backends)} backends {sorted(backends)}; only one is supported (no composite client)"
+        problem = (
+            f"has {len(backends)} backends {sorted(backends)}; only one is supported (no composite client)"
+        )
     elif not isinstance(backend := next(iter(backends.values())), StorageBackend):
         problem = f"must hold StorageBackend values, got {type(backend).__name__}"
     elif backend.replicas:
-        problem = f"backend has {len(backend.replicas)} replica(s); bundle replicas are not supported (expected [])"
+        problem = (
+            f"backend has {len(backend.replicas)} replica(s); bundle replicas are not supported (expected [])"
+        )
     if problem:
         raise ConfigError(f"{where} {problem}")
     return backend

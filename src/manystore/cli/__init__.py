@@ -29,6 +29,7 @@ from typing import IO, TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from ..client import StorageClient
+    from ..file import PosixFile
     from ..types import ObjectMetadata
 
 __all__ = ["main"]
@@ -219,7 +220,7 @@ def _copy_object(
         return
     if _is_local(src) and not granular:
         with src.open(src_key, "rb") as reader:
-            dst.upload_file(dst_key, reader.name)
+            dst.upload_file(dst_key, cast("PosixFile", reader).real_path)
         on_bytes(size)
         return
     with (
