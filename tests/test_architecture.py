@@ -42,6 +42,7 @@ LAYERS: dict[str, int] = {
     # 4: URL-level API, pathlib, command line
     "shortcuts": 4,
     "pathlib": 4,
+    "_pathlocal": 4,
     "cli": 4,
     "demo": 4,
     "__main__": 4,

@@ -129,8 +129,8 @@ def test_options_are_validated(monkeypatch: pytest.MonkeyPatch) -> None:
         AzureBlobStorageProvider("https://a.blob.core.windows.net", "c", addressing_style="path")
     with pytest.raises(ConfigError, match="max_concurrency"):
         AzureBlobStorageProvider("https://a.blob.core.windows.net", "c", max_concurrency=0)
-    with pytest.raises(ConfigError, match=r"container|bucket"):
-        AzureBlobStorageProvider("https://a.blob.core.windows.net", "")
+    # 1.3.1: an empty base_path makes the first key component the container.
+    assert AzureBlobStorageProvider("https://a.blob.core.windows.net", "").bucketless
     with pytest.raises(ConfigError, match="http"):
         AzureBlobStorageProvider("a.blob.core.windows.net", "c")
     monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_NAME", "envacct")

@@ -594,8 +594,7 @@ def test_options_are_validated() -> None:
         S3StorageProvider(base_path="b-b-b", addressing_style="sideways")
     with pytest.raises(ConfigError, match="max_concurrency"):
         S3StorageProvider(base_path="b-b-b", max_concurrency=0)
-    with pytest.raises(ConfigError, match="base_path"):
-        S3StorageProvider(base_path="")
+    assert S3StorageProvider(base_path="").bucketless  # 1.3.1: keys then start with the bucket
     ok = S3StorageProvider(
         base_path="b-b-b/p",
         endpoint_url="https://s3.example.com",

@@ -20,6 +20,7 @@ from .file import ObjectFile, PosixFile, check_mode
 from .objectio import ObjectIO
 from .providers.base import BaseStorageProvider
 from .retry import backoff_delay, call_with_retry
+from .schema import RESERVED_POSIX_PROFILE
 from .types import (
     ExecutionMode,
     MetadataProvider,
@@ -102,8 +103,8 @@ class StorageClient(BatchMixin, LinksMixin):
         return self._config
 
     def is_default_profile(self) -> bool:
-        """True if this client serves the ``default`` profile."""
-        return self._config.profile == "default"
+        """True if this client serves the local file system's ``__filesystem__`` profile (as in MSC 1.3.1)."""
+        return self._config.profile == RESERVED_POSIX_PROFILE
 
     @property
     def url_prefix(self) -> str:
@@ -377,7 +378,7 @@ class StorageClient(BatchMixin, LinksMixin):
         if local is not None:
             if not writing and not os.path.isfile(local):
                 raise ObjectNotFoundError(f"{self.url_prefix}{path}: no such file")
-            return PosixFile(local, mode, buffering, encoding, atomic, on_commit)
+            return PosixFile(local, mode, buffering, encoding, atomic, on_commit, name=path)
         cache = self._io.cache()
         if writing and cache is not None:
             track = on_commit

@@ -36,7 +36,9 @@ from .types import (
     CredentialsProvider,
     MetadataProvider,
     ProviderBundle,
+    ProviderBundleV2,
     RetryConfig,
+    StorageBackend,
     StorageProvider,
 )
 from .urls import PathMapping, implicit_profile_config
@@ -57,7 +59,7 @@ __all__ = [
     "read_msc_config",
 ]
 
-DEFAULT_PROFILE = "default"
+DEFAULT_PROFILE = RESERVED_POSIX_PROFILE  # MSC 1.3.1; "default" stays an alias when undefined
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 #: Keys whose string values are replaced by ``***`` (also matched as a ``_``-joined suffix,
 #: so ``aws_secret_access_key`` counts).
@@ -425,7 +427,7 @@ class StorageClientConfig:
         profiles = config_dict.get("profiles") or {}
         raw = profiles.get(profile)
         if raw is None:
-            raw = implicit_profile_config(RESERVED_POSIX_PROFILE if profile == DEFAULT_PROFILE else profile)
+            raw = implicit_profile_config(RESERVED_POSIX_PROFILE if profile == "default" else profile)
             if raw is None:
                 raise UnknownProfileError(
                     f"unknown profile {profile!r}; the config defines {sorted(profiles) or 'no profiles'}"
@@ -434,9 +436,10 @@ class StorageClientConfig:
         spec = expand_env(raw, where)
         if "provider_bundle" in spec:
             bundle = _build(spec["provider_bundle"], {}, "provider bundle", f"{where}.provider_bundle")
-            if not isinstance(bundle, ProviderBundle):
+            if not isinstance(bundle, (ProviderBundle, ProviderBundleV2)):
                 raise ConfigError(
-                    f"{where}.provider_bundle.type: {type(bundle).__name__} is not a ProviderBundle"
+                    f"{where}.provider_bundle.type: {type(bundle).__name__} is not a ProviderBundle "
+                    "or ProviderBundleV2"
                 )
             config = StorageClientConfig._from_bundle(config_dict, bundle, profile, telemetry)
             config.telemetry_provider = telemetry_provider
@@ -535,13 +538,22 @@ class StorageClientConfig:
     @staticmethod
     def from_provider_bundle(
         config_dict: dict[str, Any],
-        provider_bundle: ProviderBundle,
+        provider_bundle: ProviderBundle | ProviderBundleV2,
         telemetry: Telemetry | None = None,
         telemetry_provider: Callable[[], Telemetry] | None = None,
     ) -> StorageClientConfig:
-        """Build from a :class:`ProviderBundle`; ``config_dict`` may add ``retry``/``cache`` and
-        ``opentelemetry`` settings (see :meth:`from_dict`)."""
-        config = StorageClientConfig._from_bundle(config_dict, provider_bundle, DEFAULT_PROFILE, telemetry)
+        """Build from a :class:`ProviderBundle` or a :class:`ProviderBundleV2`; ``config_dict`` may
+        add ``retry``/``cache`` and ``opentelemetry`` settings (see :meth:`from_dict`).
+
+        A :class:`ProviderBundleV2` must have exactly one storage backend, without replicas (its
+        provider, credentials and the bundle's metadata provider make the profile, as a
+        :class:`ProviderBundle` would).
+
+        Raises:
+            ConfigError: A V2 bundle with no backend, several backends or replicas (multi-backend
+                and replica profiles are not supported by this build), or a bad provider config.
+        """
+        config = StorageClientConfig._from_bundle(config_dict, provider_bundle, "default", telemetry)
         config.telemetry_provider = telemetry_provider
         config._instrument(config_dict)
         config.retry_config = _retry_config(config_dict.get("retry"), "retry")
@@ -552,10 +564,16 @@ class StorageClientConfig:
 
     @staticmethod
     def _from_bundle(
-        config_dict: dict[str, Any], bundle: ProviderBundle, profile: str, telemetry: Telemetry | None
+        config_dict: dict[str, Any],
+        bundle: ProviderBundle | ProviderBundleV2,
+        profile: str,
+        telemetry: Telemetry | None,
     ) -> StorageClientConfig:
-        sp = bundle.storage_provider_config
-        credentials = bundle.credentials_provider
+        if isinstance(bundle, ProviderBundleV2):
+            backend = _single_backend(bundle, profile)
+            sp, credentials = backend.storage_provider_config, backend.credentials_provider
+        else:
+            sp, credentials = bundle.storage_provider_config, bundle.credentials_provider
         extra = {"credentials_provider": credentials} if credentials is not None else {}
         section = {"type": sp.type, "options": sp.options or {}}
         storage = _build(
@@ -574,3 +592,24 @@ class StorageClientConfig:
         """The ``path_mapping`` of the config found on the search path."""
         config_dict, _ = read_msc_config()
         return PathMapping.from_config(config_dict.get("path_mapping"))
+
+
+def _single_backend(bundle: ProviderBundleV2, profile: str) -> StorageBackend:
+    """The one backend of a V2 bundle; anything else is refused with a ConfigError naming it."""
+    where, backends = f"profiles.{profile}: {type(bundle).__name__}.storage_backends", bundle.storage_backends
+    problem = None
+    if not isinstance(backends, dict) or not backends:
+        problem = f"must map a backend name to a StorageBackend, got {backends!r}"
+    elif len(backends) > 1:  # MSC routes these through its composite client and replica manager
+        problem = (
+            f"has {len(backends)} backends {sorted(backends)}; only one is supported (no composite client)"
+        )
+    elif not isinstance(backend := next(iter(backends.values())), StorageBackend):
+        problem = f"must hold StorageBackend values, got {type(backend).__name__}"
+    elif backend.replicas:
+        problem = (
+            f"backend has {len(backend.replicas)} replica(s); bundle replicas are not supported (expected [])"
+        )
+    if problem:
+        raise ConfigError(f"{where} {problem}")
+    return backend

@@ -377,9 +377,11 @@ class PosixFile(io.IOBase):
         encoding: str | None = None,
         atomic: bool = True,
         on_commit: Callable[[], None] | None = None,
+        name: str | None = None,
     ) -> None:
         check_mode(mode)
         self._real_path, self._mode, self._on_commit = real_path, mode, on_commit
+        self._name = real_path if name is None else name
         self._tmp: str | None = None
         text_encoding = None if "b" in mode else (encoding or "utf-8")
         if mode.startswith("r"):
@@ -397,6 +399,12 @@ class PosixFile(io.IOBase):
 
     @property
     def name(self) -> str:
+        """The key or path given to ``open`` (the file's path when opened directly)."""
+        return self._name
+
+    @property
+    def real_path(self) -> str:
+        """The file's path on the local file system."""
         return self._real_path
 
     @property

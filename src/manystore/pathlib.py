@@ -24,18 +24,17 @@ import pathlib
 import re
 import stat as stat_module
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Union
 
+from ._pathlocal import LocalPathMethods, StatResult
 from .errors import InvalidPathError
+from .schema import RESERVED_POSIX_PROFILE
 from .urls import MSC_PROTOCOL, parse_url
 from .utils import glob_literal_prefix, glob_to_regex
 
 if TYPE_CHECKING:
     from .client import StorageClient
     from .file import ObjectFile, PosixFile
-    from .types import ObjectMetadata
 
 __all__ = ["MultiStoragePath", "StatResult"]
 
@@ -44,51 +43,6 @@ PathArg = Union[str, "os.PathLike[str]"]
 
 _LOCAL_ROOT = "/"
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
-
-
-@dataclass(frozen=True)
-class StatResult:
-    """A subset of :class:`os.stat_result` built from an object's metadata.
-
-    Attributes:
-        st_mode: ``S_IFDIR | 0o755`` for directories, ``S_IFREG | 0o644`` for files
-            (object stores have no permission bits).
-        st_size: Size in bytes (0 for a directory).
-        st_mtime: Last modification time, seconds since the epoch.
-        st_mtime_ns: The same in nanoseconds.
-        metadata: The :class:`manystore.types.ObjectMetadata` it was built from.
-    """
-
-    st_mode: int
-    st_size: int
-    st_mtime: float
-    st_mtime_ns: int
-    metadata: ObjectMetadata | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def st_atime(self) -> float:
-        """Object stores record no access time: the mtime."""
-        return self.st_mtime
-
-    @property
-    def st_ctime(self) -> float:
-        """Object stores record no change time: the mtime."""
-        return self.st_mtime
-
-    @staticmethod
-    def from_metadata(meta: ObjectMetadata) -> StatResult:
-        """Build from :class:`manystore.types.ObjectMetadata`."""
-        is_dir = meta.type == "directory"
-        mode = (stat_module.S_IFDIR | 0o755) if is_dir else (stat_module.S_IFREG | 0o644)
-        mtime: datetime = meta.last_modified
-        seconds = mtime.timestamp()
-        return StatResult(
-            st_mode=mode,
-            st_size=0 if is_dir else int(meta.content_length),
-            st_mtime=seconds,
-            st_mtime_ns=round(seconds * 1_000_000) * 1000,
-            metadata=meta,
-        )
 
 
 def _split_url(url: str) -> tuple[str, str]:
@@ -101,6 +55,8 @@ def _split_url(url: str) -> tuple[str, str]:
     if scheme == "file":
         return _LOCAL_ROOT, parsed.path
     if scheme == MSC_PROTOCOL:
+        if parsed.profile == RESERVED_POSIX_PROFILE:  # msc://__filesystem__/x is the local /x
+            return _LOCAL_ROOT, parsed.path
         return f"{MSC_PROTOCOL}://{parsed.profile}/", parsed.path
     bucket = rest.partition("/")[0]
     return f"{scheme}://{bucket}/", parsed.path
@@ -133,7 +89,7 @@ def _not_found(path: MultiStoragePath, what: str = "no such file or directory") 
 
 
 @functools.total_ordering
-class MultiStoragePath:
+class MultiStoragePath(LocalPathMethods):
     """An immutable path to an object, file or directory in any manystore location.
 
     Args:
@@ -423,24 +379,6 @@ class MultiStoragePath:
                 raise _not_found(self)
             return StatResult(stat_module.S_IFDIR | 0o755, 0, 0.0, 0)
         return StatResult.from_metadata(client.info(key, strict=False))
-
-    def samefile(self, other: PathArg) -> bool:
-        """True if ``other`` names the same file: the same inode locally, else the same key
-        of the same profile (path mappings are applied).
-
-        Raises:
-            FileNotFoundError: Either path does not exist.
-        """
-        that = other if isinstance(other, MultiStoragePath) else MultiStoragePath(other)
-        client_a, key_a = self._resolve()
-        client_b, key_b = that._resolve()
-        local_a, local_b = self._local_path(client_a, key_a), self._local_path(client_b, key_b)
-        if local_a is not None and local_b is not None:
-            return os.path.samefile(local_a, local_b)
-        for path in (self, that):
-            if not path.exists():
-                raise _not_found(path)
-        return client_a is client_b and key_a == key_b
 
     # -------------------------------------------------------------- listing
     def iterdir(self) -> Iterator[MultiStoragePath]:

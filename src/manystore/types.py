@@ -61,11 +61,13 @@ __all__ = [
     "ObjectMetadata",
     "PreconditionFailedError",
     "ProviderBundle",
+    "ProviderBundleV2",
     "Range",
     "RetryConfig",
     "RetryableError",
     "SourceVersionCheckMode",
     "StorageProvider",
+    "StorageBackend",
     "StorageProviderConfig",
 ]
 
@@ -409,3 +411,33 @@ class ProviderBundle(ABC):
     @abstractmethod
     def metadata_provider(self) -> MetadataProvider | None:
         """The metadata provider, if any."""
+
+
+@dataclass
+class StorageBackend:
+    """One storage backend of a :class:`ProviderBundleV2`: its provider, credentials and replicas.
+
+    Attributes:
+        storage_provider_config: Type and options of the storage provider to build.
+        credentials_provider: The credentials provider, if any.
+        replicas: Replica descriptions of this backend (as in MSC 1.3.1; see
+            :meth:`manystore.StorageClientConfig.from_provider_bundle` for what is supported).
+    """
+
+    storage_provider_config: StorageProviderConfig
+    credentials_provider: CredentialsProvider | None = None
+    replicas: list[Any] = field(default_factory=list)
+
+
+class ProviderBundleV2(ABC):
+    """A ready-made set of providers for one profile over one or more storage backends."""
+
+    @property
+    @abstractmethod
+    def storage_backends(self) -> dict[str, StorageBackend]:
+        """Backend name -> :class:`StorageBackend`; at least one."""
+
+    @property
+    @abstractmethod
+    def metadata_provider(self) -> MetadataProvider | None:
+        """The metadata provider (required by MSC when there are several backends)."""

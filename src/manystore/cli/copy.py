@@ -29,6 +29,7 @@ from ._common import (
 
 if TYPE_CHECKING:
     from ..client import StorageClient
+    from ..file import PosixFile
 
 __all__ = ["register"]
 
@@ -158,7 +159,8 @@ def _copy_object(
         return
     if _is_local(src) and not granular:
         with src.open(src_key, "rb") as reader:
-            _on_destination(lambda: dst.upload_file(dst_key, reader.name))
+            local = cast("PosixFile", reader).real_path  # reader.name is the key given to open()
+            _on_destination(lambda: dst.upload_file(dst_key, local))
         on_bytes(size)
         return
     with src.open(src_key, "rb", memory_load_limit=STREAM_MEMORY_LIMIT) as reader:

@@ -20,10 +20,7 @@ Backend notes (where this provider differs from the Multi-Storage Client's boto3
 
 from __future__ import annotations
 
-import functools
 import os
-import threading
-import urllib.parse
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -31,7 +28,7 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar, cast
 
 from ..errors import (
     ConfigError,
-    ManystoreError,
+    InvalidPathError,
     ObjectNotFoundError,
     PreconditionFailedError,
     RetryableError,
@@ -53,12 +50,12 @@ from ._s3_download import RESUME_GRANULE, RangedDownloads, collect_into
 from ._s3_download import quote_etag as _quote
 from ._s3_download import unquote_etag as _unquote
 from ._s3_options import BOTOCORE_OPTIONS, parse_botocore_options
+from ._s3_store import ObstoreStores, split_bucket
 from .base import BaseStorageProvider, BucketStorageProvider, check_put_conditions, presign_request
-from .s3_credentials import ObstoreCredentials, StaticS3CredentialsProvider, boto3_credentials
+from .s3_credentials import StaticS3CredentialsProvider
 
 if TYPE_CHECKING:
     from obstore import Attributes, ObjectMeta, PutMode
-    from obstore.store import ClientConfig, S3Config
 
 __all__ = [
     "ObstoreForkError",
@@ -76,9 +73,6 @@ DEFAULT_IO_CHUNKSIZE = 8 * MiB
 DEFAULT_MAX_CONCURRENCY = 16
 DEFAULT_CONNECT_TIMEOUT = 60.0
 DEFAULT_READ_TIMEOUT = 60.0
-# object_store's whole-request timeout (30 s by default) would cut long streams; stalls are
-# caught by read_timeout instead.
-_REQUEST_TIMEOUT = timedelta(hours=24)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _STANDARD_ATTRIBUTES = frozenset(
     {"Content-Type", "Content-Disposition", "Content-Encoding", "Content-Language", "Cache-Control"}
@@ -112,14 +106,16 @@ def _positive(name: str, value: Any, parse: Any = float) -> Any:
     return out
 
 
-class S3StorageProvider(RangedDownloads, BucketStorageProvider):
+class S3StorageProvider(ObstoreStores, RangedDownloads, BucketStorageProvider):
     """Storage provider for Amazon S3 and S3-compatible stores (MinIO, rclone, moto, Ceph...).
 
     Args:
         region_name: Region to sign for. Default: ``AWS_REGION``, ``AWS_DEFAULT_REGION``, else ``us-east-1``.
         endpoint_url: Custom endpoint, e.g. ``http://127.0.0.1:9000``. Default:
             ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL``, else AWS.
-        base_path: ``"bucket"`` or ``"bucket/prefix"``; every key is relative to it.
+        base_path: ``"bucket"`` or ``"bucket/prefix"``; every key is relative to it. Empty (or
+            ``"/"``): bucket-less, the first component of every key is its bucket
+            (``"bucket/dir/obj"``), as in MSC 1.3.1; listings must then name a bucket.
         credentials_provider: Source of credentials. Without one: ``AWS_ACCESS_KEY_ID`` /
             ``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN``, else boto3's credential chain
             when boto3 is installed, else unsigned (anonymous) requests.
@@ -180,11 +176,7 @@ class S3StorageProvider(RangedDownloads, BucketStorageProvider):
         for key in _RUST_CLIENT_KEYS & set(rust):
             options.setdefault(key, rust[key])
         bucket, _, root = base_path.strip("/").partition("/")
-        if not bucket:
-            raise ConfigError(
-                f"{type(self).__name__}: base_path must start with a bucket name, got {base_path!r}"
-            )
-        self._bucket = bucket
+        self._bucket = bucket  # "" (bucket-less): the first key component is the bucket
         self._root = normalize_key(root).rstrip("/")
         self._region = (
             region_name or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or ""
@@ -214,6 +206,7 @@ class S3StorageProvider(RangedDownloads, BucketStorageProvider):
             raise ConfigError(
                 f"S3 option 'addressing_style' must be 'auto', 'path' or 'virtual', got {style!r}"
             )
+        self._style = style
         if style == "auto":
             style = "path" if self._endpoint or "." in bucket else "virtual"
         self._virtual_hosted = style == "virtual"
@@ -228,121 +221,16 @@ class S3StorageProvider(RangedDownloads, BucketStorageProvider):
         self._profile_name: str | None = options.get("profile_name")
         pool = options.get("max_pool_connections")
         self._pool_size: int | None = None if pool is None else _positive("max_pool_connections", pool, int)
-        self._store_lock, self._lock_pid = threading.Lock(), os.getpid()
-        self._store: Any = None
-        self._api: Any = None
-        self._store_class: Any = None
-        self._store_pid = -1
         self._ranges_broken = False  # Set once the server answered a ranged GET with 200.
-        self._writer_stores: dict[Any, Any] = {}
+        self._init_stores()
 
     # ------------------------------------------------------------------ plumbing
     def __repr__(self) -> str:
         return f"{type(self).__name__}(bucket={self._bucket!r}, prefix={self._root!r})"
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_store"], state["_api"], state["_store_pid"], state["_store_lock"] = None, None, -1, None
-        state["_writer_stores"] = {}
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._store_lock, self._lock_pid = threading.Lock(), os.getpid()
-
-    def _get_store(self) -> Any:
-        """The obstore store of this process; built on first use and again after a fork."""
-        pid = os.getpid()
-        store = self._store
-        if store is not None and self._store_pid == pid:
-            return store
-        if self._lock_pid != pid:  # Forked: the parent's lock may have been held at fork time.
-            self._store_lock, self._lock_pid = threading.Lock(), pid
-        with self._store_lock:
-            if self._store is None or self._store_pid != pid:
-                self._api, self._store_class = obstore_api()
-                self._store = self._build_store(self._store_class)
-                self._store_pid = pid
-            return self._store
-
-    def _obs(self, name: str) -> Any:
-        """obstore function ``name`` bound to this process's store (``self._obs("get")(key)``)."""
-        store = self._get_store()
-        return functools.partial(getattr(self._api, name), store)
-
-    def _store_config(self) -> tuple[dict[str, Any], dict[str, Any], Any]:
-        """S3 config, client options and credential callback for the store (subclasses adjust)."""
-        config: dict[str, Any] = {
-            "virtual_hosted_style_request": self._virtual_hosted,
-            "skip_signature": False,
-            "request_payer": self._request_payer,
-        }
-        if self._checksum:
-            config["checksum_algorithm"] = self._checksum
-        if self._unsigned_payload:
-            config["unsigned_payload"] = True
-        if self._region:
-            config["region"] = self._region
-        if self._endpoint:
-            endpoint = self._endpoint
-            if self._virtual_hosted:
-                parts = urllib.parse.urlsplit(endpoint)
-                endpoint = urllib.parse.urlunsplit(parts._replace(netloc=f"{self._bucket}.{parts.netloc}"))
-            config["endpoint"] = config["aws_endpoint_url_s3"] = endpoint
-        client: dict[str, Any] = {
-            "allow_http": self._allow_http,
-            "connect_timeout": timedelta(seconds=self._connect_timeout),
-            "read_timeout": timedelta(seconds=self._read_timeout),
-            "timeout": _REQUEST_TIMEOUT,
-        }
-        if self._verify is False:
-            client["allow_invalid_certificates"] = True
-        elif isinstance(self._verify, str):
-            client["root_certificate"] = Path(self._verify).read_text()
-        if self._pool_size:
-            client["pool_max_idle_per_host"] = str(self._pool_size)
-        callback: Any = None
-        if self._credentials_provider is not None:
-            callback = ObstoreCredentials(self._credentials_provider)
-        elif os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY"):
-            config["access_key_id"] = os.environ["AWS_ACCESS_KEY_ID"]
-            config["secret_access_key"] = os.environ["AWS_SECRET_ACCESS_KEY"]
-            if os.environ.get("AWS_SESSION_TOKEN"):
-                config["session_token"] = os.environ["AWS_SESSION_TOKEN"]
-        else:
-            callback = boto3_credentials(self._profile_name, config, repr(self))
-            if callback is None:
-                config["skip_signature"] = True
-        if self._skip_signature:
-            config["skip_signature"], callback = True, None
-        return config, client, callback
-
-    def _build_store(self, store_class: Any, retry: RetryConfig | None = None) -> Any:
-        """A store with obstore's retries off, or (for streaming writers, which the client cannot
-        replay) with obstore retrying each part per ``retry``: one retry layer either way."""
-        retry_config: dict[str, Any] = {"max_retries": self._transport_retries or 0}
-        if retry is not None:
-            retry_config = {
-                "max_retries": retry.attempts - 1,
-                "backoff": {
-                    "init_backoff": timedelta(seconds=retry.delay),
-                    "base": retry.backoff_multiplier,
-                    "max_backoff": timedelta(seconds=max(retry.delay * retry.backoff_multiplier**4, 1.0)),
-                },
-            }
-        try:
-            config, client, callback = self._store_config()
-            return store_class(
-                self._bucket,
-                config=cast("S3Config", config),
-                client_options=cast("ClientConfig", client),
-                retry_config=cast("Any", retry_config),
-                credential_provider=callback,
-            )
-        except ManystoreError:
-            raise
-        except Exception as err:
-            raise ConfigError(f"{self!r}: cannot configure S3: {_summary(str(err))}")
+    def _url(self, key: str) -> str:
+        """``scheme://bucket/key`` of an object key (bucket-less: the key names the bucket)."""
+        return f"{self.url_scheme}://{key}" if self.bucketless else super()._url(key)
 
     def generate_presigned_url(
         self,
@@ -381,8 +269,11 @@ class S3StorageProvider(RangedDownloads, BucketStorageProvider):
         ``close()``; ``abort()`` (or a failed part) aborts the upload.
         """
         key = self._full_key(path)
+        if self.bucketless:
+            bucket, inner = split_bucket(key)
+            return cast("ObstoreWriter", self._bucket_view(bucket).open_writer(inner, retry))
         self._get_store()  # resolves the obstore module of this process (fork safety)
-        with self._store_lock:
+        with self._lock():
             cache_key = (os.getpid(), retry)
             store = self._writer_stores.get(cache_key)
             if store is None:
@@ -505,6 +396,12 @@ class S3StorageProvider(RangedDownloads, BucketStorageProvider):
         """
         raw = (self._root + "/" if self._root else "") + normalize_key(prefix)
         parent = raw[: raw.rfind("/")] if "/" in raw else ""
+        if self.bucketless:
+            if not raw:
+                raise InvalidPathError(
+                    f"{self!r}: base_path is empty, so a listing must name a bucket (got prefix {prefix!r})"
+                )
+            parent = parent or raw  # "bucket": list the whole bucket
         low = self._full_key(start_after) if start_after is not None else None
         high = self._full_key(end_at) if end_at is not None else None
         if include_directories:
@@ -604,7 +501,8 @@ class S3StorageProvider(RangedDownloads, BucketStorageProvider):
             raise _translate(err, self._url(src))
 
     def _store_identity(self) -> tuple[str, ...]:
-        """What makes two providers the same store (a server-side copy works between them)."""
+        """What makes two providers the same store (a server-side copy works between them);
+        bucket-less providers of one endpoint are one store (their keys name the bucket)."""
         return (self._endpoint, self._bucket)
 
     def can_copy_from(self, source: BaseStorageProvider) -> bool:
