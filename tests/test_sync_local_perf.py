@@ -208,3 +208,28 @@ def test_killed_local_sync_leaves_no_partial_file_and_rerun_completes(tmp_path: 
     result = _client(dst).sync_from(_client(src), progress=False)
     assert (result.copied, result.skipped) == (600 - len(visible), len(visible))
     assert _files(dst) == tree and not _temps(dst)  # leftovers of the dead writer reaped
+
+
+def test_local_pairs_default_to_few_threads_and_explicit_counts_win(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import manystore.mirror as mirror
+
+    _tree(tmp_path / "src", 20)
+    used: list[int] = []
+    real = mirror.transfer_jobs
+
+    def recording(tr: transfer.Transfer, jobs: Any, threads: int, *args: Any, **kwargs: Any) -> Any:
+        used.append(threads)
+        return real(tr, jobs, threads, *args, **kwargs)
+
+    monkeypatch.setattr(mirror, "transfer_jobs", recording)
+    monkeypatch.delenv("MANYSTORE_SYNC_THREADS", raising=False)
+    assert 1 <= transfer.local_threads() <= 4
+    source = _client(tmp_path / "src")
+    _client(tmp_path / "a").sync_from(source, progress=False)
+    monkeypatch.setenv("MANYSTORE_SYNC_THREADS", "5")
+    _client(tmp_path / "b").sync_from(source, progress=False)
+    _client(tmp_path / "c").sync_from(source, threads=7, progress=False)
+    assert used == [transfer.local_threads(), 5, 7]
+    assert _files(tmp_path / "c") == _files(tmp_path / "src")

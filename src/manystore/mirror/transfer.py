@@ -9,6 +9,7 @@ killed leaves the target's old object (or nothing), never a partial one.
 
 from __future__ import annotations
 
+import os
 import pickle
 import time
 from collections.abc import Callable, Iterable
@@ -31,7 +32,7 @@ from .plan import Job
 if TYPE_CHECKING:
     from ..client import StorageClient
 
-__all__ = ["TransferResult", "Transfer", "portable_error", "transfer_jobs"]
+__all__ = ["Transfer", "TransferResult", "is_local_pair", "local_threads", "portable_error", "transfer_jobs"]
 
 #: Objects up to this size are copied with one GET and one PUT (held in memory once).
 SMALL_OBJECT = 8 << 20
@@ -42,6 +43,26 @@ OBJECT_ATTEMPTS = 2
 #: batch. Routes over the network keep one object per task (their parallelism is the point).
 LOCAL_BATCH = 64
 BATCH_BYTES = 8 << 20
+
+
+def local_threads() -> int:
+    """Default threads of a local -> local sync: half the CPUs, 1 to 4.
+
+    Copying small files is bound by the interpreter and the file system's directory and
+    journal locks, not by waiting: more threads only add lock handoffs (on 2 cores, 16
+    threads took 1.7x the time of 1 on tmpfs and 1.8x on ext4). An explicit ``threads``
+    (or ``MANYSTORE_SYNC_THREADS``) still wins.
+    """
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
+def is_local_pair(source: StorageClient, target: StorageClient) -> bool:
+    """Both clients are plain POSIX profiles (no metadata provider): the batched local route."""
+    return isinstance(_provider(source), PosixFileStorageProvider) and isinstance(
+        _provider(target), PosixFileStorageProvider
+    )
+
+
 _PERMANENT = (ObjectNotFoundError, PermissionError, ConfigError, InvalidPathError, ReadOnlyError, ValueError)
 
 
@@ -68,7 +89,7 @@ class Transfer:
         self._server_side = src_sp is not None and dst_sp is not None and dst_sp.can_copy_from(src_sp)
         self._local_pair: tuple[PosixFileStorageProvider, PosixFileStorageProvider] | None = None
         if isinstance(src_sp, PosixFileStorageProvider) and isinstance(dst_sp, PosixFileStorageProvider):
-            self._local_pair = (src_sp, dst_sp)
+            self._local_pair = (src_sp, dst_sp)  # see is_local_pair
         #: Objects per thread task (see :data:`LOCAL_BATCH`).
         self.batch_size = LOCAL_BATCH if self._local_pair is not None else 1
 

@@ -15,11 +15,20 @@ __all__ = ["TEMP_SUFFIX", "temp_file_beside", "temp_name", "writer_alive"]
 #: Suffix of in-flight temporary files; listings skip them.
 TEMP_SUFFIX = ".manystore-tmp"
 _temp_counter = itertools.count()
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def temp_name(name: str) -> str:
     """A new temp file name for the file ``name`` (in the same directory), naming this writer."""
-    return f".{name}.{os.getpid()}-{threading.get_ident()}-{next(_temp_counter)}{TEMP_SUFFIX}"
+    return f".{name}.{_pid}-{threading.get_ident()}-{next(_temp_counter)}{TEMP_SUFFIX}"
 
 
 def temp_file_beside(destination: str) -> tuple[int, str]:
