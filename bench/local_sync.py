@@ -36,7 +36,7 @@ FILE_SIZE = 100
 THREADS = 16
 TOOLS = ("manystore", "manystore-cli", "cp -r", "rclone")
 # rclone's local backend at its documented performance settings: --transfers (default 4) and
-# --checkers (default 8) raised to 16 (tried 4 and 16 on 2 cores: 16 was not slower); --local-no-check-updated drops the
+# --checkers (default 8) raised to 16 (4 and 16 within noise of each other on 2 cores, tmpfs); --local-no-check-updated drops the
 # re-stat of every source file after its copy (manystore does not check for that either).
 # Destination files are still written as ".partial" files and renamed (rclone's default), the
 # same atomicity as manystore's temp file + rename, and rclone keeps its default size + modtime
