@@ -9,6 +9,9 @@ S6 re-reads from manystore's read cache, S7 manifest listing, S8 syncing many 64
 (local -> S3, S3 -> S3, no-change rerun) with manystore, msc and ``rclone copy``; S8 always
 runs those three tools, whatever ``--libs`` says. S9 small-object PUT/GET with telemetry off
 vs on (S3 and POSIX), printing the on/off ratio.
+S10 local -> local sync of 20,000 tiny files
+(nested and flat, plus no-change reruns) with manystore's API and CLI, ``cp -r`` and
+``rclone copy`` (no S3 server started when only S10 runs; see ``bench/local_sync.py``).
 Every figure is the median of ``--runs`` (>= 3) runs. The markdown table is printed and
 written to ``bench/results/latest.md``.
 """
@@ -29,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import layers, sync_bench, telemetry_bench
+from bench import layers, local_sync, sync_bench, telemetry_bench
 from bench.libs import POSIX_LIBS, S3_LIBS, Endpoint, make_posix, make_s3
 from bench.report import Report
 
@@ -40,7 +43,9 @@ CHUNK = 8 * MiB
 SMALL = 4096
 S1_THREADS = (1, 16)
 RANGE_THREADS = 8
-SCENARIOS = ("S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9")
+SCENARIOS = ("S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10")
+#: Scenarios that need no S3 server.
+LOCAL_ONLY = {"S10"}
 
 FULL = {
     "objects": 2000,
@@ -49,6 +54,7 @@ FULL = {
     "stream": 2048 * MiB,
     "manifest": 1_000_000,
     "sync_files": 10_000,
+    "local_sync_files": 20_000,
 }
 QUICK = {
     "objects": 500,
@@ -57,6 +63,7 @@ QUICK = {
     "stream": 256 * MiB,
     "manifest": 100_000,
     "sync_files": 1_000,
+    "local_sync_files": 2_000,
 }
 
 
@@ -256,9 +263,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"populating {work} ...", flush=True)
         _populate(work / "s3data" / BUCKET, args.only, sizes)
         (work / "s3data" / BUCKET).mkdir(parents=True, exist_ok=True)
-        server = start_rclone_s3(work / "s3data")
-        ep = Endpoint(server.endpoint_url, server.access_key, server.secret_key, BUCKET, server.region)
-        print(f"rclone serve s3 at {ep.url}", flush=True)
+        if set(args.only) - LOCAL_ONLY:
+            server = start_rclone_s3(work / "s3data")
+            ep = Endpoint(server.endpoint_url, server.access_key, server.secret_key, BUCKET, server.region)
+            print(f"rclone serve s3 at {ep.url}", flush=True)
         steps = {
             "S1": lambda: s1(report, ep, args.libs, sizes, args.runs),
             "S2": lambda: s2(report, ep, args.libs, sizes, args.runs),
@@ -269,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
             "S7": lambda: layers.s7(report, ep, work, sizes, args.runs),
             "S8": lambda: sync_bench.s8(report, ep, work, sizes, args.runs),
             "S9": lambda: telemetry_bench.s9(report, ep, str(work / "s9posix"), sizes, args.runs, _small_ops),
+            "S10": lambda: local_sync.s10(report, work, sizes, args.runs),
         }
         for scen in SCENARIOS:
             if scen in args.only:

@@ -9,6 +9,7 @@ killed leaves the target's old object (or nothing), never a partial one.
 
 from __future__ import annotations
 
+import os
 import pickle
 import time
 from collections.abc import Callable, Iterable
@@ -25,17 +26,43 @@ from ..errors import (
 )
 from ..file import READ_BLOCK_SIZE
 from ..providers.base import BaseStorageProvider
+from ..providers.posix_file import PosixFileStorageProvider
 from .plan import Job
 
 if TYPE_CHECKING:
     from ..client import StorageClient
 
-__all__ = ["TransferResult", "Transfer", "portable_error", "transfer_jobs"]
+__all__ = ["Transfer", "TransferResult", "is_local_pair", "local_threads", "portable_error", "transfer_jobs"]
 
 #: Objects up to this size are copied with one GET and one PUT (held in memory once).
 SMALL_OBJECT = 8 << 20
 #: Attempts per object (each attempt already retries transient errors inside the client).
 OBJECT_ATTEMPTS = 2
+#: Local -> local copies go to the threads in batches of up to this many objects (or
+#: :data:`BATCH_BYTES`): one task per batch, not per file, and one directory lookup per
+#: batch. Routes over the network keep one object per task (their parallelism is the point).
+LOCAL_BATCH = 64
+BATCH_BYTES = 8 << 20
+
+
+def local_threads() -> int:
+    """Default threads of a local -> local sync: half the CPUs, 1 to 4.
+
+    Copying small files is bound by the interpreter and the file system's directory and
+    journal locks, not by waiting: more threads only add lock handoffs (on 2 cores, 16
+    threads took 1.7x the time of 1 on tmpfs and 1.8x on ext4). An explicit ``threads``
+    (or ``MANYSTORE_SYNC_THREADS``) still wins.
+    """
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
+def is_local_pair(source: StorageClient, target: StorageClient) -> bool:
+    """Both clients are plain POSIX profiles (no metadata provider): the batched local route."""
+    return isinstance(_provider(source), PosixFileStorageProvider) and isinstance(
+        _provider(target), PosixFileStorageProvider
+    )
+
+
 _PERMANENT = (ObjectNotFoundError, PermissionError, ConfigError, InvalidPathError, ReadOnlyError, ValueError)
 
 
@@ -60,6 +87,11 @@ class Transfer:
         self.source, self.target = source, target
         self._src_sp, self._dst_sp = src_sp, dst_sp = _provider(source), _provider(target)
         self._server_side = src_sp is not None and dst_sp is not None and dst_sp.can_copy_from(src_sp)
+        self._local_pair: tuple[PosixFileStorageProvider, PosixFileStorageProvider] | None = None
+        if isinstance(src_sp, PosixFileStorageProvider) and isinstance(dst_sp, PosixFileStorageProvider):
+            self._local_pair = (src_sp, dst_sp)  # see is_local_pair
+        #: Objects per thread task (see :data:`LOCAL_BATCH`).
+        self.batch_size = LOCAL_BATCH if self._local_pair is not None else 1
 
     def _local(self, sp: BaseStorageProvider | None, key: str) -> str | None:
         return sp.local_path(key) if sp is not None else None
@@ -111,6 +143,29 @@ class Transfer:
                     raise
                 time.sleep(0.2 * attempt)
 
+    def copy_batch(self, jobs: list[Job]) -> list[BaseException | None]:
+        """Copy ``jobs`` (in one thread); per job ``None`` or its error after all attempts.
+
+        Local pairs go through the provider's batch copy first; what fails there is
+        retried on the per-object route, so errors and retries are those of :meth:`copy`.
+        """
+        if self._local_pair is None:
+            errors: list[BaseException | None] = [None] * len(jobs)
+        else:
+            src_sp, dst_sp = self._local_pair
+            errors = dst_sp.copy_many_from(src_sp, [(src, dst) for src, dst, _ in jobs])
+        io = self.target._io
+        for i, job in enumerate(jobs):
+            if self._local_pair is None or errors[i] is not None:
+                try:
+                    self.copy_with_retry(job)
+                    errors[i] = None
+                except Exception as exc:
+                    errors[i] = exc
+            elif io.cache() is not None:
+                io.invalidate(job[1])
+        return errors
+
 
 def portable_error(exc: BaseException) -> BaseException:
     """``exc`` if it survives pickling (to cross a process), else a :class:`ManystoreError` naming it."""
@@ -128,29 +183,38 @@ def transfer_jobs(
     on_start: Callable[[Job], None] | None = None,
     on_done: Callable[[Job, BaseException | None], None] | None = None,
 ) -> TransferResult:
-    """Copy ``jobs`` on ``threads`` threads as they arrive (at most ``4 * threads`` queued);
-    failures are collected, not raised. ``on_start``/``on_done`` run in the calling thread."""
+    """Copy ``jobs`` on ``threads`` threads as they arrive, in tasks of ``transfer.batch_size``
+    objects (at most ``4 * threads`` tasks queued); failures are collected, not raised.
+    ``on_start``/``on_done`` run in the calling thread."""
     result = TransferResult()
-    pending: dict[Future[None], Job] = {}
+    pending: dict[Future[list[BaseException | None]], list[Job]] = {}
 
-    def settle(done: set[Future[None]]) -> None:
+    def settle(done: set[Future[list[BaseException | None]]]) -> None:
         for fut in done:
-            job = pending.pop(fut)
-            error = fut.exception()
-            if error is None:
-                result.copied += 1
-                result.bytes_copied += job[2]
-            else:
-                result.failures[job[0]] = error
-            if on_done is not None:
-                on_done(job, error)
+            batch = pending.pop(fut)
+            for job, error in zip(batch, fut.result(), strict=True):
+                if error is None:
+                    result.copied += 1
+                    result.bytes_copied += job[2]
+                else:
+                    result.failures[job[0]] = error
+                if on_done is not None:
+                    on_done(job, error)
 
+    batch: list[Job] = []
+    nbytes = 0
     with ThreadPoolExecutor(threads) as pool:
         for job in jobs:
             if on_start is not None:
                 on_start(job)
-            pending[pool.submit(transfer.copy_with_retry, job)] = job
-            if len(pending) >= threads * 4:
-                settle(wait(pending, return_when=FIRST_COMPLETED).done)
+            batch.append(job)
+            nbytes += job[2]
+            if len(batch) >= transfer.batch_size or nbytes >= BATCH_BYTES:
+                pending[pool.submit(transfer.copy_batch, batch)] = batch
+                batch, nbytes = [], 0
+                if len(pending) >= threads * 4:
+                    settle(wait(pending, return_when=FIRST_COMPLETED).done)
+        if batch:
+            pending[pool.submit(transfer.copy_batch, batch)] = batch
         settle(wait(pending).done)
     return result

@@ -10,19 +10,32 @@ import itertools
 import os
 import threading
 
-__all__ = ["TEMP_SUFFIX", "temp_file_beside", "writer_alive"]
+__all__ = ["TEMP_SUFFIX", "temp_file_beside", "temp_name", "writer_alive"]
 
 #: Suffix of in-flight temporary files; listings skip them.
 TEMP_SUFFIX = ".manystore-tmp"
 _temp_counter = itertools.count()
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+def temp_name(name: str) -> str:
+    """A new temp file name for the file ``name`` (in the same directory), naming this writer."""
+    return f".{name}.{_pid}-{threading.get_ident()}-{next(_temp_counter)}{TEMP_SUFFIX}"
 
 
 def temp_file_beside(destination: str) -> tuple[int, str]:
     """Create a new, unique temp file beside ``destination`` (mode 0o666 less the umask)."""
     directory, name = os.path.split(destination)
     while True:
-        token = f"{os.getpid()}-{threading.get_ident()}-{next(_temp_counter)}"
-        tmp = os.path.join(directory or ".", f".{name}.{token}{TEMP_SUFFIX}")
+        tmp = os.path.join(directory or ".", temp_name(name))
         try:
             return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), tmp
         except FileExistsError:  # a stale temp file of a dead process with a recycled pid

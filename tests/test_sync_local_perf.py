@@ -1,0 +1,235 @@
+"""Local -> local sync's fast path: directories made once, batches, kernel copies, atomicity.
+
+Real directories under pytest's tmp_path only (no server is involved in a local sync).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from manystore import StorageClient, StorageClientConfig
+from manystore.errors import ObjectNotFoundError
+from manystore.mirror import transfer
+from manystore.providers._tempfile import TEMP_SUFFIX
+from manystore.providers.posix_file import PosixFileStorageProvider
+
+FILES = 2000
+
+
+def _client(root: Path) -> StorageClient:
+    profile = {"storage_provider": {"type": "file", "options": {"base_path": str(root)}}}
+    return StorageClient(StorageClientConfig.from_dict({"profiles": {"p": profile}}, "p"))
+
+
+def _tree(root: Path, files: int = FILES) -> dict[str, bytes]:
+    """``files`` small files: 40 directories of 50, two levels deep, and a few at the top."""
+    tree: dict[str, bytes] = {}
+    for i in range(files):
+        rel = f"top-{i}.bin" if i < 10 else f"g{i % 8}/d{i % 40:02d}/f{i:05d}.bin"
+        tree[rel] = os.urandom(i % 300)  # sizes 0..299, the empty file included
+    for rel, body in tree.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
+    return tree
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def _temps(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.name.endswith(TEMP_SUFFIX)]
+
+
+def test_each_target_directory_is_created_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tree = _tree(tmp_path / "src")
+    made: list[str] = []
+    real_mkdir = os.mkdir
+
+    def counting_mkdir(path: Any, *args: Any, **kwargs: Any) -> None:
+        made.append(os.fspath(path))  # every attempt: os.makedirs of an existing dir tries mkdir too
+        real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", counting_mkdir)
+    dst = tmp_path / "dst"  # absent: the sync makes it, and every directory below it
+    target = _client(dst)
+    result = target.sync_from(_client(tmp_path / "src"), threads=16, progress=False)
+    assert (result.copied, result.skipped, result.failures) == (FILES, 0, {})
+    real_dst = Path(os.path.realpath(dst))
+    leaves = {(real_dst / rel).parent for rel in tree}
+    expected_dirs = {
+        str(d) for leaf in leaves for d in (leaf, *leaf.parents) if d == real_dst or real_dst in d.parents
+    }
+    assert len(expected_dirs) == 1 + 8 + 40
+    assert sorted(made) == sorted(expected_dirs)  # each directory once, none twice
+    provider = target._storage_provider
+    assert isinstance(provider, PosixFileStorageProvider)
+    # One makedirs per new leaf: g0/d00 (first in key order) also makes dst and g0; top-* need none.
+    assert provider.directories_created == 40
+    assert _files(dst) == tree  # byte for byte
+    assert not _temps(dst)
+
+    made.clear()
+    again = target.sync_from(_client(tmp_path / "src"), threads=16, progress=False)
+    assert (again.copied, again.skipped) == (0, FILES)
+    assert made == []
+
+
+def test_batches_carry_many_objects_per_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tree = _tree(tmp_path / "src", 500)
+    sizes: list[int] = []
+    real = transfer.Transfer.copy_batch
+
+    def recording(self: transfer.Transfer, jobs: list[Any]) -> list[BaseException | None]:
+        sizes.append(len(jobs))
+        return real(self, jobs)
+
+    monkeypatch.setattr(transfer.Transfer, "copy_batch", recording)
+    target = _client(tmp_path / "dst")
+    target.sync_from(_client(tmp_path / "src"), progress=False)
+    assert sum(sizes) == 500
+    assert len(sizes) == -(-500 // transfer.LOCAL_BATCH)  # full batches, one partial
+    assert _files(tmp_path / "dst") == tree
+
+
+def test_changed_files_are_replaced_and_unchanged_ones_left(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    tree = _tree(src, 200)
+    target, source = _client(dst), _client(src)
+    target.sync_from(source, progress=False)
+    before = os.stat(dst / "g3/d11/f00011.bin").st_ino
+    (src / "g3/d11/f00011.bin").write_bytes(b"new and longer content " * 20)
+    tree["g3/d11/f00011.bin"] = b"new and longer content " * 20
+    result = target.sync_from(source, progress=False)
+    assert (result.copied, result.skipped) == (1, 199)
+    assert os.stat(dst / "g3/d11/f00011.bin").st_ino != before  # renamed over, not rewritten in place
+    assert _files(dst) == tree and not _temps(dst)
+
+
+@pytest.mark.parametrize("broken", ["copy_file_range", "copy_file_range+sendfile"])
+def test_copy_falls_back_when_the_kernel_cannot_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broken: str
+) -> None:
+    calls: list[str] = []
+
+    def refuse(name: str) -> Any:
+        def fail(*args: Any) -> int:
+            calls.append(name)
+            raise OSError(errno.EXDEV, f"{name}: cross-device")
+
+        return fail
+
+    for name in broken.split("+"):
+        if hasattr(os, name):
+            monkeypatch.setattr(os, name, refuse(name))
+    tree = {"a.bin": os.urandom(3 << 20), "b/c.bin": os.urandom(1000), "b/empty": b""}
+    for rel, body in tree.items():
+        (tmp_path / "src" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "src" / rel).write_bytes(body)
+    result = _client(tmp_path / "dst").sync_from(_client(tmp_path / "src"), progress=False)
+    assert (result.copied, result.failures) == (3, {})
+    assert calls  # the refusing route was tried, and the next one took over
+    assert _files(tmp_path / "dst") == tree
+
+
+def test_symlinks_inside_are_followed_and_missing_sources_reported(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "real.bin").write_bytes(b"real")
+    (src / "link.bin").symlink_to(src / "real.bin")
+    outside = tmp_path / "secret.bin"
+    outside.write_bytes(b"secret")
+    (src / "escape.bin").symlink_to(outside)
+    target = _client(tmp_path / "dst")
+    result = target.sync_from(_client(src), progress=False)
+    assert result.copied == 2  # the escaping link is not listed, hence not copied
+    assert _files(tmp_path / "dst") == {"real.bin": b"real", "link.bin": b"real"}
+
+    dst_sp, src_sp = target._storage_provider, _client(src)._storage_provider
+    assert isinstance(dst_sp, PosixFileStorageProvider) and isinstance(src_sp, PosixFileStorageProvider)
+    errors = dst_sp.copy_many_from(
+        src_sp, [("nope.bin", "x.bin"), ("no/dir.bin", "y.bin"), ("real.bin", "z")]
+    )
+    assert isinstance(errors[0], ObjectNotFoundError) and "nope.bin" in str(errors[0])
+    assert isinstance(errors[1], ObjectNotFoundError) and "no/dir.bin" in str(errors[1])
+    assert errors[2] is None and (tmp_path / "dst" / "z").read_bytes() == b"real"
+    escaped = dst_sp.copy_many_from(src_sp, [("escape.bin", "leak.bin")])[0]
+    assert isinstance(escaped, ValueError) and "outside base_path" in str(escaped)
+    assert not (tmp_path / "dst" / "leak.bin").exists()
+
+
+_KILLER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from manystore import StorageClient, StorageClientConfig
+
+    def client(root):
+        profile = {"storage_provider": {"type": "file", "options": {"base_path": root}}}
+        return StorageClient(StorageClientConfig.from_dict({"profiles": {"p": profile}}, "p"))
+
+    calls = 0
+    real = os.replace
+
+    def replace(*args, **kwargs):  # the rename of the n-th finished temp file never happens
+        global calls
+        calls += 1
+        if calls == int(sys.argv[3]):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(*args, **kwargs)
+
+    os.replace = replace
+    client(sys.argv[2]).sync_from(client(sys.argv[1]), threads=4, progress=False)
+    """
+)
+
+
+def test_killed_local_sync_leaves_no_partial_file_and_rerun_completes(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    tree = _tree(src, 600)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLER, str(src), str(dst), "300"], env=env, capture_output=True, timeout=120
+    )
+    assert proc.returncode == -9, proc.stderr.decode()[-500:]
+    present = _files(dst)
+    visible = {rel: body for rel, body in present.items() if not rel.rpartition("/")[2].endswith(TEMP_SUFFIX)}
+    assert 0 < len(visible) < 600
+    assert all(tree[rel] == body for rel, body in visible.items())  # nothing partial under a real name
+    assert _temps(dst)  # the killed writer's temp file(s), invisible to listings
+    result = _client(dst).sync_from(_client(src), progress=False)
+    assert (result.copied, result.skipped) == (600 - len(visible), len(visible))
+    assert _files(dst) == tree and not _temps(dst)  # leftovers of the dead writer reaped
+
+
+def test_local_pairs_default_to_few_threads_and_explicit_counts_win(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import manystore.mirror as mirror
+
+    _tree(tmp_path / "src", 20)
+    used: list[int] = []
+    real = mirror.transfer_jobs
+
+    def recording(tr: transfer.Transfer, jobs: Any, threads: int, *args: Any, **kwargs: Any) -> Any:
+        used.append(threads)
+        return real(tr, jobs, threads, *args, **kwargs)
+
+    monkeypatch.setattr(mirror, "transfer_jobs", recording)
+    monkeypatch.delenv("MANYSTORE_SYNC_THREADS", raising=False)
+    assert 1 <= transfer.local_threads() <= 4
+    source = _client(tmp_path / "src")
+    _client(tmp_path / "a").sync_from(source, progress=False)
+    monkeypatch.setenv("MANYSTORE_SYNC_THREADS", "5")
+    _client(tmp_path / "b").sync_from(source, progress=False)
+    _client(tmp_path / "c").sync_from(source, threads=7, progress=False)
+    assert used == [transfer.local_threads(), 5, 7]
+    assert _files(tmp_path / "c") == _files(tmp_path / "src")
