@@ -74,7 +74,7 @@ def test_allow_overwrites(backend: Backend) -> None:
     assert _sizes(_manifest_client(backend.config)) == {"old": 1, "new": 2}
     client.write("new", b"nnnn")
     index_before = client.read(".msc_manifests/msc_manifest_index.json")
-    with pytest.raises(FileExistsError, match="'new' is already in the manifest.*allow_overwrites"):
+    with pytest.raises(FileExistsError, match=r"'new' is already in the manifest.*allow_overwrites"):
         ManifestMetadataGenerator.generate_and_write_manifest(client, client, allow_overwrites=False)
     assert client.read(".msc_manifests/msc_manifest_index.json") == index_before
     assert _sizes(_manifest_client(backend.config)) == {"old": 1, "new": 2}
@@ -93,7 +93,7 @@ def test_part_codec_round_trip() -> None:
             ("a", 1, {"m": "1"}, None),
             ("b", 2, None, "e"),
         ]
-    with pytest.raises(ValueError, match="'csv'.*jsonl"):
+    with pytest.raises(ValueError, match=r"'csv'.*jsonl"):
         format_of("csv")
 
 
