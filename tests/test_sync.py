@@ -335,7 +335,7 @@ def test_partitions_cover_the_tree_once(side: Callable[[str], StorageClient]) ->
     assert Partition("", recursive=False) in parts and Partition("only/", recursive=True) in parts
     assert len(parts) >= 4
     plans = [plan_partition(source, target, spec, p) for p in parts]
-    copied = sorted(src for plan in plans for src, _, _ in plan.jobs)
+    copied = sorted(job[0] for plan in plans for job in plan.jobs)
     assert copied == sorted(TREE)  # every object in exactly one partition
     assert [k for plan in plans for k in plan.unmatched] == ["only/here.txt"]
 

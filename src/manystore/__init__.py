@@ -50,6 +50,7 @@ _LAZY: dict[str, str] = {
     "set_telemetry": "shortcuts",
     "set_telemetry_provider": "shortcuts",
     "sync": "shortcuts",
+    "sync_replicas": "shortcuts",
     "upload_file": "shortcuts",
     "write": "shortcuts",
 }
@@ -90,6 +91,7 @@ __all__ = [
     "set_telemetry",
     "set_telemetry_provider",
     "sync",
+    "sync_replicas",
     "upload_file",
     "write",
 ]
@@ -140,6 +142,7 @@ if TYPE_CHECKING:
         set_telemetry,
         set_telemetry_provider,
         sync,
+        sync_replicas,
         upload_file,
         write,
     )
