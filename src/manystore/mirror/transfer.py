@@ -83,6 +83,10 @@ class Transfer:
         if link is not None:
             target.make_symlink(dst_key, ObjectMetadata.resolve_symlink_target(dst_key, link))
             return
+        if size == 0 and self._local(self._src_sp, src_key) is None:
+            final, meta = source._follow(src_key)  # an empty object may be a symlink: copy what it points at
+            if final != src_key.strip("/"):
+                src_key, size = final, meta.content_length
         if source is target and not self.preserve_attributes:
             target.copy(src_key, dst_key)
             return
