@@ -37,6 +37,7 @@ LAYERS: dict[str, int] = {
     "client": 3,
     "client_batch": 3,
     "client_links": 3,
+    "client_sync": 3,
     "generators": 3,
     "mirror": 3,
     # 4: URL-level API, pathlib, command line

@@ -52,6 +52,7 @@ _LAZY: dict[str, str] = {
     "set_telemetry": "shortcuts",
     "set_telemetry_provider": "shortcuts",
     "sync": "shortcuts",
+    "sync_replicas": "shortcuts",
     "upload_file": "shortcuts",
     "write": "shortcuts",
 }
@@ -94,6 +95,7 @@ __all__ = [
     "set_telemetry",
     "set_telemetry_provider",
     "sync",
+    "sync_replicas",
     "upload_file",
     "write",
 ]
@@ -144,6 +146,7 @@ if TYPE_CHECKING:
         set_telemetry,
         set_telemetry_provider,
         sync,
+        sync_replicas,
         upload_file,
         write,
     )

@@ -9,11 +9,12 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
-from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
+from typing import IO, Any, TypeVar, cast
 
 from .attribute_filter import AttributeFilter, compile_attribute_filter, matches
 from .client_batch import BatchMixin
 from .client_links import LinksMixin, PatternMatcher, symlink_target_of
+from .client_sync import SyncMixin
 from .config import StorageClientConfig
 from .errors import ObjectNotFoundError, RetryableError
 from .file import ObjectFile, PosixFile, check_mode
@@ -22,7 +23,6 @@ from .providers.base import BaseStorageProvider
 from .retry import backoff_delay, call_with_retry
 from .schema import RESERVED_POSIX_PROFILE
 from .types import (
-    ExecutionMode,
     MetadataProvider,
     ObjectMetadata,
     PatternList,
@@ -34,9 +34,6 @@ from .types import (
 )
 from .urls import implicit_url_prefix
 from .utils import filter_glob, glob_literal_prefix, normalize_key
-
-if TYPE_CHECKING:
-    from .mirror import SyncResult
 
 __all__ = ["StorageClient"]
 
@@ -61,7 +58,7 @@ def _names_url(method: _F) -> _F:
     return cast("_F", wrapper)
 
 
-class StorageClient(BatchMixin, LinksMixin):
+class StorageClient(BatchMixin, LinksMixin, SyncMixin):
     """A client for one profile: read, write, list and manage objects.
 
     Keys are relative to the profile (its ``base_path``). Transient failures
@@ -71,6 +68,7 @@ class StorageClient(BatchMixin, LinksMixin):
     When the profile has a metadata provider (e.g. a manifest), ``list``, ``glob``
     and ``info`` are answered from it and writes are registered with it; a
     read-only metadata provider refuses writes with :class:`manystore.errors.ReadOnlyError`.
+    With ``replicas`` in the profile, reads try them first (see :mod:`manystore.client_sync`).
 
     Args:
         config: The profile's configuration.
@@ -157,6 +155,13 @@ class StorageClient(BatchMixin, LinksMixin):
     def _read_one(self, path: str, byte_range: Range | None, mode: SourceVersionCheckMode) -> bytes:
         cache = self._io.cache()
         if cache is None:
+            if self._reads_replicas():
+                data = self._replica_read(path)
+                return (
+                    data
+                    if byte_range is None
+                    else data[byte_range.offset : byte_range.offset + byte_range.size]
+                )
             return self._io.get_range(path, byte_range, None)
         check = self._io.check_version(SourceVersionCheckMode(mode))
         if byte_range is not None:
@@ -473,6 +478,9 @@ class StorageClient(BatchMixin, LinksMixin):
             metadata: The object's metadata from :meth:`info`, if known (saves a lookup on a
                 local-path download).
         """
+        if self._reads_replicas():
+            self._replica_download(remote_path, local_path)
+            return
         physical = self._io.physical(remote_path)
         if isinstance(local_path, str):
             os.makedirs(os.path.dirname(os.path.abspath(local_path)), exist_ok=True)
@@ -516,6 +524,7 @@ class StorageClient(BatchMixin, LinksMixin):
             self._io.invalidate(path)
             if self._metadata_provider is not None:
                 self._metadata_provider.remove_file(path)
+            self._delete_from_replicas(path)
             return
         prefix = normalize_key(path).rstrip("/")
         prefix = prefix + "/" if prefix else ""
@@ -549,76 +558,3 @@ class StorageClient(BatchMixin, LinksMixin):
             for meta in self._storage_provider.list_objects(prefix):
                 mp.add_file(meta.key, meta)
         mp.commit_updates()
-
-    def sync_from(
-        self,
-        source_client: StorageClient,
-        source_path: str = "",
-        target_path: str = "",
-        delete_unmatched_files: bool = False,
-        description: str = "Syncing",
-        num_worker_processes: int | None = None,
-        execution_mode: ExecutionMode = ExecutionMode.LOCAL,
-        *,
-        execution: str = "local",
-        ray_address: str | None = None,
-        threads: int | None = None,
-        include: builtins.list[str] | None = None,
-        exclude: builtins.list[str] | None = None,
-        dry_run: bool = False,
-        progress: bool | None = None,
-    ) -> SyncResult:
-        """Make ``target_path`` here mirror ``source_path`` of ``source_client``.
-
-        Only new or changed objects are transferred (size, content MD5 or ETag, else mtime);
-        server-side when both profiles name the same store. A failing object is retried,
-        then reported at the end in :class:`~manystore.mirror.SyncError`; the rest complete.
-
-        Args:
-            source_client: Client to read from.
-            source_path: Directory under the source to mirror (``""``: everything).
-            target_path: Directory here to write to.
-            delete_unmatched_files: Delete objects under ``target_path`` the source lacks.
-            description: Progress bar label.
-            num_worker_processes: Worker processes on this machine (``None``: threads only).
-            execution_mode: 1.3.1's spelling of ``execution``: ``ExecutionMode.LOCAL`` or
-                ``ExecutionMode.RAY`` (the same as ``execution="ray"``).
-            execution: ``"local"``, or ``"ray"`` to split listing and transfers across a Ray
-                cluster (needs the ``ray`` extra).
-            ray_address: Ray cluster address with ``execution="ray"`` (``None``: local).
-            threads: Transfer threads per process or Ray task (default 16).
-            include: Only keys (relative to ``source_path``) matching one of these globs.
-            exclude: Leave keys matching these globs alone (also when deleting).
-            dry_run: Count what would change; change nothing.
-            progress: Progress bar on stderr (``None``: when stderr is a terminal).
-
-        Returns:
-            Counts of objects copied, skipped and deleted, and bytes copied.
-
-        See :mod:`manystore.mirror` for how the work is split and what a rerun does.
-        """
-        from .mirror import sync_clients
-
-        if ExecutionMode(execution_mode) is ExecutionMode.RAY:
-            if execution not in ("local", "ray"):
-                raise ValueError(
-                    f"execution={execution!r} contradicts execution_mode=ExecutionMode.RAY; pass one"
-                )
-            execution = "ray"
-
-        return sync_clients(
-            source_client,
-            source_path,
-            self,
-            target_path,
-            delete_unmatched_files=delete_unmatched_files,
-            description=description,
-            num_worker_processes=num_worker_processes,
-            threads=threads,
-            include=include,
-            exclude=exclude,
-            dry_run=dry_run,
-            progress=progress,
-            execution=execution,
-            ray_address=ray_address,
-        )

@@ -167,6 +167,45 @@ def _check_cache(cache: dict[str, Any], problems: list[str]) -> None:
             )
 
 
+_REPLICA = {"replica_profile": (str, None), "read_priority": (int, None), "read_only": (bool, None)}
+
+
+def _check_replicas(profiles: dict[Any, Any], problems: list[str]) -> None:
+    """Check each profile's ``replicas`` list (as 1.3.1): entries with ``replica_profile`` and
+    ``read_priority``, naming other defined profiles that have no replicas of their own, once each."""
+    for name, profile in profiles.items():
+        replicas = profile.get("replicas") if isinstance(profile, dict) else None
+        if not isinstance(replicas, list):
+            continue
+        seen: set[str] = set()
+        for i, replica in enumerate(replicas):
+            where = f"profiles.{name}.replicas[{i}]"
+            if not isinstance(replica, dict):
+                problems.append(f"{where}: expected a mapping, got {type(replica).__name__} {replica!r}")
+                continue
+            _check(replica, _REPLICA, where, problems)
+            missing = [k for k in ("replica_profile", "read_priority") if k not in replica]
+            if missing:
+                problems.append(f"{where}: missing required key(s) {missing}")
+            target = replica.get("replica_profile")
+            if not isinstance(target, str):
+                continue
+            if target in seen:
+                problems.append(f"{where}.replica_profile: duplicate replica entry for profile {target!r}")
+            seen.add(target)
+            if target == name:
+                problems.append(f"{where}.replica_profile: {target!r} is the profile itself")
+            elif target not in profiles:
+                problems.append(
+                    f"{where}.replica_profile: no profile {target!r} in the config; defined: {sorted(profiles)}"
+                )
+            elif isinstance(profiles[target], dict) and profiles[target].get("replicas"):
+                problems.append(
+                    f"{where}.replica_profile: profile {target!r} has replicas of its own; "
+                    "a replica must not (no chains or cycles)"
+                )
+
+
 def config_problems(config: Any) -> list[str]:
     """Every structural problem of a configuration dictionary, in file order.
 
@@ -184,6 +223,8 @@ def config_problems(config: Any) -> list[str]:
     profiles = config.get("profiles")
     for name, profile in profiles.items() if isinstance(profiles, dict) else ():
         _check_profile(name, profile, problems)
+    if isinstance(profiles, dict):
+        _check_replicas(profiles, problems)
     if isinstance(config.get("cache"), dict):
         _check_cache(config["cache"], problems)
     mapping = config.get("path_mapping")

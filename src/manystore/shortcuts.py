@@ -10,7 +10,7 @@ import builtins
 import functools
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
 from .client import StorageClient
@@ -307,6 +307,12 @@ def sync(
     target_url: str,
     delete_unmatched_files: bool = False,
     execution_mode: ExecutionMode = ExecutionMode.LOCAL,
+    patterns: PatternList | None = None,
+    preserve_source_attributes: bool = False,
+    ignore_hidden: bool = True,
+    dryrun: bool = False,
+    dryrun_output_path: str | None = None,
+    symlink_handling: SymlinkHandling = SymlinkHandling.FOLLOW,
     *,
     num_worker_processes: int | None = None,
     execution: str = "local",
@@ -319,7 +325,7 @@ def sync(
 ) -> SyncResult:
     """Make ``target_url`` mirror ``source_url``: new and changed objects are copied.
 
-    The keyword options are those of :meth:`StorageClient.sync_from`; ``execution="ray"``
+    The options are those of :meth:`StorageClient.sync_from`; ``execution="ray"``
     (or ``execution_mode=ExecutionMode.RAY``, 1.3.1's spelling) splits the work across a
     Ray cluster.
 
@@ -335,6 +341,12 @@ def sync(
         delete_unmatched_files,
         num_worker_processes=num_worker_processes,
         execution_mode=execution_mode,
+        patterns=patterns,
+        preserve_source_attributes=preserve_source_attributes,
+        ignore_hidden=ignore_hidden,
+        dryrun=dryrun,
+        dryrun_output_path=dryrun_output_path,
+        symlink_handling=symlink_handling,
         execution=execution,
         ray_address=ray_address,
         threads=threads,
@@ -342,6 +354,35 @@ def sync(
         exclude=exclude,
         dry_run=dry_run,
         progress=progress,
+    )
+
+
+def sync_replicas(
+    source_url: str,
+    replica_indices: Sequence[int] | None = None,
+    delete_unmatched_files: bool = False,
+    execution_mode: ExecutionMode = ExecutionMode.LOCAL,
+    patterns: PatternList | None = None,
+    ignore_hidden: bool = True,
+    symlink_handling: SymlinkHandling = SymlinkHandling.FOLLOW,
+) -> None:
+    """Copy ``source_url`` (``msc://profile/dir``) to the same path of its profile's replicas.
+
+    See :meth:`StorageClient.sync_replicas` (``replica_indices``: positions in
+    ``StorageClient.replicas``; ``None``: every writable replica).
+
+    Raises:
+        ValueError: A bad replica index, or one naming a read-only replica.
+    """
+    source_client, source_path = resolve_storage_client(source_url)
+    source_client.sync_replicas(
+        source_path,
+        replica_indices=replica_indices,
+        delete_unmatched_files=delete_unmatched_files,
+        execution_mode=execution_mode,
+        patterns=patterns,
+        ignore_hidden=ignore_hidden,
+        symlink_handling=symlink_handling,
     )
 
 

@@ -26,12 +26,16 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from typing import TYPE_CHECKING, Any
 
+from ..client_links import PatternMatcher
 from ..errors import ConfigError, InvalidPathError
 from ..providers.base import BaseStorageProvider
 from ..sync_types import SyncError, SyncResult
+from ..types import ObjectMetadata, PatternList, SymlinkHandling
+from .dryrun import DryrunReport, listed_files
 from .executors import SyncExecutor, make_executor
 from .plan import (
     Partition,
@@ -116,13 +120,18 @@ def _merge(result: SyncResult, part: TransferResult | Outcome) -> None:
 
 
 def _run_threads(
-    source: StorageClient, target: StorageClient, spec: SyncSpec, threads: int, progress: _Progress
+    source: StorageClient,
+    target: StorageClient,
+    spec: SyncSpec,
+    threads: int,
+    progress: _Progress,
+    source_listing: Iterable[ObjectMetadata] | None = None,
 ) -> tuple[SyncResult, list[str]]:
     """Plan and transfer in this process, transfers starting while the source is still listed."""
     plan = PartitionPlan()
     done = transfer_jobs(
-        Transfer(source, target),
-        iter_plan(source, target, spec, Partition(), plan),
+        Transfer(source, target, spec.preserve_attributes),
+        iter_plan(source, target, spec, Partition(), plan, source_listing),
         threads,
         on_start=lambda job: progress.plan(1, job[2]),
         on_done=lambda job, _: progress.advance(1, job[2]),
@@ -140,14 +149,16 @@ def _run_executor(
     executor: SyncExecutor,
     progress: _Progress,
     dry_run: bool,
+    report: DryrunReport | None = None,
 ) -> tuple[SyncResult, list[str]]:
     """Sync partitions on the executor's workers; a partition too big for one worker comes
-    back as cut keys and goes out again as key ranges. Returns the result and deleted keys."""
+    back as cut keys and goes out again as key ranges. Returns the result and deleted keys.
+    A dry run with a ``report`` gets the metadata of what would change written into it."""
     result, deleted_keys = SyncResult(), []
     pending: dict[Future[Outcome], Partition] = {}
 
     def submit(part: Partition, split_above: int | None) -> None:
-        args = (source, target, spec, part, threads, dry_run, split_above)
+        args = (source, target, spec, part, threads, dry_run, split_above, report is not None)
         pending[executor.submit(sync_partition, *args)] = part
 
     for part in discover_partitions(source, target, spec, executor.slots * 4):
@@ -168,6 +179,8 @@ def _run_executor(
             if part.after is None and part.upto is None:
                 progress.plan(out.objects, 0)
             _merge(result, out)
+            if report is not None:
+                report.write(out.to_add, out.to_delete)
             result.skipped += out.skipped
             result.deleted += out.deleted
             deleted_keys.extend(out.deleted_keys)
@@ -241,6 +254,15 @@ def sync_clients(
     progress: bool | None = False,
     execution: str = "local",
     ray_address: str | None = None,
+    *,
+    patterns: PatternList | None = None,
+    ignore_hidden: bool = False,
+    symlink_handling: SymlinkHandling = SymlinkHandling.FOLLOW,
+    preserve_source_attributes: bool = False,
+    source_files: list[str] | None = None,
+    commit_metadata: bool = True,
+    dryrun_output_path: str | None = None,
+    write_dryrun: bool = False,
 ) -> SyncResult:
     """Copy new or changed objects from ``source_path`` to ``target_path``.
 
@@ -257,6 +279,23 @@ def sync_clients(
             stderr is a terminal.
         execution: ``"local"`` (threads, or processes) or ``"ray"`` (tasks on a Ray cluster).
         ray_address: Cluster to join with ``execution="ray"`` (``None``: start or join a local one).
+        patterns: 1.3.1's include/exclude list (see :class:`manystore.client_links.PatternMatcher`),
+            on keys relative to ``source_path``: a source object they exclude is not copied
+            (a target object of the same key is kept; other target objects may be deleted).
+        ignore_hidden: Leave out keys with a component starting with ``.`` on both sides.
+        symlink_handling: Listing of both sides (see :meth:`manystore.StorageClient.list`);
+            ``PRESERVE`` recreates links on the target with ``make_symlink`` instead of
+            copying what they point at; ``SKIP`` leaves them out.
+        preserve_source_attributes: Write each source object's user metadata with its copy
+            (one metadata request per copied object).
+        source_files: Only these keys (relative to ``source_path``), looked up one by one
+            instead of listing the source; a missing one is logged and left out. Synced by
+            threads in this process (``num_worker_processes``/Ray are not used).
+        commit_metadata: Commit the target's metadata provider at the end.
+        dryrun_output_path: With ``dry_run``: the directory for 1.3.1's dry-run listing
+            files (``files_to_add.jsonl``, ``files_to_delete.jsonl``).
+        write_dryrun: With ``dry_run``: write those files (into a new temporary directory
+            when ``dryrun_output_path`` is ``None``) and return them in ``SyncResult.dryrun``.
 
     Returns:
         The counts of what was copied, skipped and deleted.
@@ -269,7 +308,12 @@ def sync_clients(
         SyncError: One or more objects failed (each with its cause); the others were synced.
         ConfigError: A bad option value.
         InvalidPathError: ``source_path`` names one object, not a directory.
+        ValueError: Both ``source_files`` and ``patterns`` given.
     """
+    if source_files and patterns:
+        raise ValueError(
+            f"sync: got both source_files ({len(source_files)} keys) and patterns={patterns!r}; pass one"
+        )
     started = time.monotonic()
     if threads is not None:
         workers = threads
@@ -285,8 +329,14 @@ def sync_clients(
         tuple(include or ()),
         tuple(exclude or ()),
         delete_unmatched_files,
+        tuple(PatternMatcher(patterns).patterns) if patterns else (),
+        ignore_hidden,
+        SymlinkHandling(symlink_handling),
+        preserve_source_attributes,
     )
-    executor = make_executor(execution, num_worker_processes, ray_address)
+    listing = None if source_files is None else listed_files(source, spec.src_prefix, source_files, spec)
+    executor = None if listing is not None else make_executor(execution, num_worker_processes, ray_address)
+    report = DryrunReport(dryrun_output_path) if dry_run and write_dryrun else None
     bar = _Progress(description, sys.stderr.isatty() if progress is None else progress, executor is not None)
     unmatched: list[str] = []  # target-only keys, deleted below (in-process syncs)
     deleted_keys: list[str] = []  # keys the workers deleted
@@ -297,17 +347,23 @@ def sync_clients(
             if reaped:
                 logger.info("%s: removed %d temp file(s) of an interrupted run", description, reaped)
         if executor is not None:
-            result, deleted_keys = _run_executor(source, target, spec, workers, executor, bar, dry_run)
+            result, deleted_keys = _run_executor(
+                source, target, spec, workers, executor, bar, dry_run, report
+            )
         elif dry_run:
-            plan = plan_partition(source, target, spec, Partition())
+            plan = plan_partition(source, target, spec, Partition(), report is not None, listing)
             result, unmatched = SyncResult(skipped=plan.skipped), plan.unmatched
-            result.copied, result.bytes_copied = len(plan.jobs), sum(n for _, _, n in plan.jobs)
+            result.copied, result.bytes_copied = len(plan.jobs), sum(job[2] for job in plan.jobs)
+            if report is not None:
+                report.write(plan.added, plan.unmatched_meta)
         else:
-            result, unmatched = _run_threads(source, target, spec, workers, bar)
+            result, unmatched = _run_threads(source, target, spec, workers, bar, listing)
     finally:
         bar.close()
         if executor is not None:
             executor.close()
+        if report is not None:
+            report.close()
     if not (result.copied or result.skipped or result.failures):
         if _names_one_object(source, source_path):
             raise InvalidPathError(
@@ -317,15 +373,22 @@ def sync_clients(
         _warn_empty_source(source, source_path)
     if dry_run:
         result.deleted += len(unmatched)
+        if report is not None:
+            result.dryrun, result.total_bytes_deleted = report.result(), report.bytes_deleted
         return _finish(result, started)
     _delete(target, unmatched, result)
     mp = target._metadata_provider
     if mp is not None and executor is None:
-        target.commit_metadata()
+        if commit_metadata:
+            target.commit_metadata()
     elif mp is not None:  # the workers' own metadata providers are gone: record it all here
         for key in deleted_keys:
             mp.remove_file(key)
-        target.commit_metadata(spec.dst_prefix)
+        if commit_metadata:
+            target.commit_metadata(spec.dst_prefix)
+        else:  # registered, left for the caller's commit
+            for meta in target._storage_provider.list_objects(spec.dst_prefix):
+                mp.add_file(meta.key, meta)
     logger.info(
         "%s: %d copied, %d skipped, %d deleted, %d failed",
         description,

@@ -8,13 +8,15 @@ cluster. Each partition is planned by listing the source and target side by side
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..types import ObjectMetadata
+from ..client_links import PatternMatcher
+from ..types import ObjectMetadata, PatternType, SymlinkHandling
 from ..utils import match_glob
 
 if TYPE_CHECKING:
@@ -33,27 +35,48 @@ __all__ = [
     "unchanged",
 ]
 
-#: ``(source key, target key, size)`` of one object to transfer.
-Job = tuple[str, str, int]
+#: ``(source key, target key, size, symlink target)`` of one object to transfer; the last is the
+#: stored target of a symlink to recreate (``symlink_handling=PRESERVE``), else ``None``.
+Job = tuple[str, str, int, str | None]
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
 _MAX_DISCOVERY_DEPTH = 4
 
 
 @dataclass(frozen=True)
 class SyncSpec:
-    """What to sync: directory prefixes on both sides and the key filters (picklable)."""
+    """What to sync: directory prefixes on both sides and the key filters (picklable).
+
+    ``include``/``exclude`` globs select keys on both sides (an excluded target object is
+    never deleted). ``patterns`` (1.3.1's) only decide which source objects are copied.
+    ``ignore_hidden`` leaves out keys with a path component starting with ``.`` on both sides.
+    """
 
     src_prefix: str
     dst_prefix: str
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     delete_unmatched_files: bool = False
+    patterns: tuple[tuple[PatternType, str], ...] = ()
+    ignore_hidden: bool = False
+    symlink_handling: SymlinkHandling = SymlinkHandling.FOLLOW
+    preserve_attributes: bool = False
 
     def selected(self, rel: str) -> bool:
-        """``rel`` matches some include glob (if any) and no exclude glob."""
+        """``rel`` is not hidden (with ``ignore_hidden``), matches some include glob (if any) and no exclude glob."""
+        if self.ignore_hidden and any(part.startswith(".") for part in rel.split("/")):
+            return False
         if self.include and not any(match_glob(p, rel) for p in self.include):
             return False
         return not any(match_glob(p, rel) for p in self.exclude)
+
+    @functools.cached_property
+    def _matcher(self) -> PatternMatcher | None:
+        return PatternMatcher(list(self.patterns)) if self.patterns else None
+
+    def copies(self, rel: str) -> bool:
+        """The ``patterns`` let the source object ``rel`` be copied."""
+        matcher = self._matcher
+        return matcher is None or matcher.matches(rel)
 
 
 @dataclass(frozen=True)
@@ -97,6 +120,9 @@ class PartitionPlan:
     jobs: list[Job] = field(default_factory=list)
     skipped: int = 0
     unmatched: list[str] = field(default_factory=list)
+    record: bool = False
+    added: list[ObjectMetadata] = field(default_factory=list)
+    unmatched_meta: list[ObjectMetadata] = field(default_factory=list)
 
 
 def dir_prefix(path: str) -> str:
@@ -112,7 +138,11 @@ def unchanged(src: ObjectMetadata, dst: ObjectMetadata | None) -> bool:
     otherwise equal ETags mean unchanged, and failing that a target at least as new as
     the source (to the whole second) is taken as a completed earlier copy.
     """
-    if dst is None or src.content_length != dst.content_length:
+    if dst is None:
+        return False
+    if src.symlink_target is not None or dst.symlink_target is not None:
+        return src.symlink_target == dst.symlink_target
+    if src.content_length != dst.content_length:
         return False
     a, b = (src.etag or "").strip('"'), (dst.etag or "").strip('"')
     if _MD5.match(a) and _MD5.match(b):
@@ -123,11 +153,18 @@ def unchanged(src: ObjectMetadata, dst: ObjectMetadata | None) -> bool:
     return dst.last_modified >= src.last_modified.replace(microsecond=0)
 
 
-def files(client: StorageClient, prefix: str, part: Partition) -> Iterator[ObjectMetadata]:
-    """The objects of ``part`` on the side whose sync prefix is ``prefix`` (directories dropped)."""
+def files(
+    client: StorageClient, prefix: str, part: Partition, spec: SyncSpec | None = None
+) -> Iterator[ObjectMetadata]:
+    """The objects of ``part`` on the side whose sync prefix is ``prefix`` (directories dropped),
+    listed with ``spec``'s symlink handling."""
     lo, hi = part.bounds(prefix)
     listing = client.list(
-        prefix + part.rel, start_after=lo, end_at=hi, include_directories=not part.recursive
+        prefix + part.rel,
+        start_after=lo,
+        end_at=hi,
+        include_directories=not part.recursive,
+        symlink_handling=spec.symlink_handling if spec is not None else SymlinkHandling.FOLLOW,
     )
     for meta in listing:
         if meta.type != "directory":
@@ -157,29 +194,44 @@ def iter_plan(
     ``source_listing``: the partition's source objects when the caller has listed them already.
     """
     existing: dict[str, ObjectMetadata] = {}
-    for meta in files(target, spec.dst_prefix, part):
+    for meta in files(target, spec.dst_prefix, part, spec):
         rel = meta.key[len(spec.dst_prefix) :]
         if spec.selected(rel):
             existing[rel] = meta
-    listing = files(source, spec.src_prefix, part) if source_listing is None else source_listing
+    listing = files(source, spec.src_prefix, part, spec) if source_listing is None else source_listing
     for meta in listing:
         rel = meta.key[len(spec.src_prefix) :]
         if not spec.selected(rel):
             continue
-        if unchanged(meta, existing.pop(rel, None)):
+        dst = existing.pop(rel, None)
+        if not spec.copies(rel):
+            continue  # as in 1.3.1: not copied, and a target object of the same key is kept
+        if unchanged(meta, dst):
             plan.skipped += 1
-        else:
-            yield (meta.key, spec.dst_prefix + rel, meta.content_length)
+            continue
+        if plan.record:
+            plan.added.append(meta)
+        yield (meta.key, spec.dst_prefix + rel, meta.content_length, meta.symlink_target)
     if spec.delete_unmatched_files:
         plan.unmatched = sorted(spec.dst_prefix + rel for rel in existing)
+        if plan.record:
+            plan.unmatched_meta = [existing[rel] for rel in sorted(existing)]
 
 
 def plan_partition(
-    source: StorageClient, target: StorageClient, spec: SyncSpec, part: Partition
+    source: StorageClient,
+    target: StorageClient,
+    spec: SyncSpec,
+    part: Partition,
+    record: bool = False,
+    source_listing: Iterable[ObjectMetadata] | None = None,
 ) -> PartitionPlan:
-    """List one partition on both sides and decide each object's fate (a worker entry point)."""
-    plan = PartitionPlan()
-    plan.jobs = list(iter_plan(source, target, spec, part, plan))
+    """List one partition on both sides and decide each object's fate (a worker entry point).
+
+    ``record``: also keep the metadata of the objects to copy and to delete (dry runs).
+    """
+    plan = PartitionPlan(record=record)
+    plan.jobs = list(iter_plan(source, target, spec, part, plan, source_listing))
     return plan
 
 

@@ -27,6 +27,7 @@ from ..errors import (
 from ..file import READ_BLOCK_SIZE
 from ..providers.base import BaseStorageProvider
 from ..providers.posix_file import PosixFileStorageProvider
+from ..types import ObjectMetadata
 from .plan import Job
 
 if TYPE_CHECKING:
@@ -81,10 +82,17 @@ def _provider(client: StorageClient) -> BaseStorageProvider | None:
 
 
 class Transfer:
-    """Copies objects from ``source`` to ``target``, choosing the route once per pair."""
+    """Copies objects from ``source`` to ``target``, choosing the route once per pair.
 
-    def __init__(self, source: StorageClient, target: StorageClient) -> None:
+    With ``preserve_attributes`` the source object's user metadata is written with the copy
+    (a server-side copy keeps it anyway; POSIX keeps none).
+    """
+
+    def __init__(
+        self, source: StorageClient, target: StorageClient, preserve_attributes: bool = False
+    ) -> None:
         self.source, self.target = source, target
+        self.preserve_attributes = preserve_attributes
         self._src_sp, self._dst_sp = src_sp, dst_sp = _provider(source), _provider(target)
         self._server_side = src_sp is not None and dst_sp is not None and dst_sp.can_copy_from(src_sp)
         self._local_pair: tuple[PosixFileStorageProvider, PosixFileStorageProvider] | None = None
@@ -96,10 +104,22 @@ class Transfer:
     def _local(self, sp: BaseStorageProvider | None, key: str) -> str | None:
         return sp.local_path(key) if sp is not None else None
 
-    def copy(self, src_key: str, dst_key: str, size: int) -> None:
-        """Copy one object; raises what the last route raised."""
+    def _attributes(self, src_key: str) -> dict[str, str] | None:
+        if not self.preserve_attributes:
+            return None
+        return self.source.info(src_key).metadata or None
+
+    def copy(self, src_key: str, dst_key: str, size: int, link: str | None = None) -> None:
+        """Copy one object (or, given ``link``, recreate a symlink); raises what the last route raised."""
         source, target = self.source, self.target
-        if source is target:
+        if link is not None:
+            target.make_symlink(dst_key, ObjectMetadata.resolve_symlink_target(dst_key, link))
+            return
+        if size == 0 and self._local(self._src_sp, src_key) is None:
+            final, meta = source._follow(src_key)  # an empty object may be a symlink: copy what it points at
+            if final != src_key.strip("/"):
+                src_key, size = final, meta.content_length
+        if source is target and not self.preserve_attributes:
             target.copy(src_key, dst_key)
             return
         src_sp, dst_sp = self._src_sp, self._dst_sp
@@ -107,34 +127,35 @@ class Transfer:
             target._io.retry(lambda: dst_sp.copy_from(src_sp, src_key, dst_key), f"copy {src_key}")
             target._io.invalidate(dst_key)
             return
+        attributes = self._attributes(src_key)
         local_src = self._local(src_sp, src_key)
         if local_src is not None:
             if size <= SMALL_OBJECT:  # one read and one PUT: cheaper than a streamed upload
                 with open(local_src, "rb") as f:
-                    target.write(dst_key, f.read())
+                    target.write(dst_key, f.read(), attributes)
             else:
-                target.upload_file(dst_key, local_src)
+                target.upload_file(dst_key, local_src, attributes)
             return
         local_dst = self._local(dst_sp, dst_key)
         if local_dst is not None:
             source.download_file(src_key, local_dst)
             return
         if size <= SMALL_OBJECT:  # one GET (retried, past the read cache), one PUT
-            target.write(dst_key, source._io.get_range(src_key, None, None))
+            target.write(dst_key, source._io.get_range(src_key, None, None), attributes)
             return
         with (
             source.open(src_key, "rb", disable_read_cache=True, memory_load_limit=READ_BLOCK_SIZE) as reader,
-            target.open(dst_key, "wb") as writer,
+            target.open(dst_key, "wb", attributes=attributes) as writer,
         ):
             while block := reader.read(READ_BLOCK_SIZE):
                 writer.write(block)
 
     def copy_with_retry(self, job: Job) -> None:
         """Copy with up to :data:`OBJECT_ATTEMPTS` attempts; permanent errors are not retried."""
-        src_key, dst_key, size = job
+        src_key, dst_key, size, link = job
         for attempt in range(1, OBJECT_ATTEMPTS + 1):
             try:
-                self.copy(src_key, dst_key, size)
+                self.copy(src_key, dst_key, size, link)
                 return
             except _PERMANENT:
                 raise
@@ -149,14 +170,17 @@ class Transfer:
         Local pairs go through the provider's batch copy first; what fails there is
         retried on the per-object route, so errors and retries are those of :meth:`copy`.
         """
-        if self._local_pair is None:
-            errors: list[BaseException | None] = [None] * len(jobs)
-        else:
+        errors: list[BaseException | None] = [None] * len(jobs)
+        batched = [i for i, job in enumerate(jobs) if job[3] is None] if self._local_pair else []
+        if batched and self._local_pair is not None:  # symlinks to recreate take the per-object route
             src_sp, dst_sp = self._local_pair
-            errors = dst_sp.copy_many_from(src_sp, [(src, dst) for src, dst, _ in jobs])
+            done = dst_sp.copy_many_from(src_sp, [(jobs[i][0], jobs[i][1]) for i in batched])
+            for i, error in zip(batched, done):
+                errors[i] = error
+        in_batch = set(batched)
         io = self.target._io
         for i, job in enumerate(jobs):
-            if self._local_pair is None or errors[i] is not None:
+            if i not in in_batch or errors[i] is not None:
                 try:
                     self.copy_with_retry(job)
                     errors[i] = None

@@ -34,6 +34,8 @@ class Outcome:
         objects: Source objects examined (those the include/exclude globs select).
         cuts: Set when the partition was too big to sync at once: the keys to cut it after.
         deleted_keys: Target keys deleted (the driver updates a metadata provider with them).
+        to_add: Dry runs that record: the source objects that would be copied.
+        to_delete: Dry runs that record: the target objects that would be deleted.
     """
 
     objects: int = 0
@@ -44,13 +46,15 @@ class Outcome:
     failures: dict[str, BaseException] = field(default_factory=dict)
     deleted_keys: list[str] = field(default_factory=list)
     cuts: list[str] | None = None
+    to_add: list[ObjectMetadata] = field(default_factory=list)
+    to_delete: list[ObjectMetadata] = field(default_factory=list)
 
 
 def _survey(
     source: StorageClient, spec: SyncSpec, part: Partition, limit: int
 ) -> tuple[list[ObjectMetadata], Outcome | None]:
     """The partition's source listing if it has at most ``limit`` objects, else cut keys."""
-    listing = files(source, spec.src_prefix, part)
+    listing = files(source, spec.src_prefix, part, spec)
     held: list[ObjectMetadata] = []
     for meta in listing:
         held.append(meta)
@@ -79,23 +83,26 @@ def sync_partition(
     threads: int,
     dry_run: bool,
     split_above: int | None = SPLIT_ABOVE,
+    record: bool = False,
 ) -> Outcome:
     """Sync one partition (or, above ``split_above`` objects, only say where to cut it).
 
     Failures of single objects are collected in the outcome; a failing listing raises.
+    ``record`` (dry runs): the outcome carries the metadata of what would be copied and deleted.
     """
     held: list[ObjectMetadata] | None = None
     if split_above is not None:
         held, cut = _survey(source, spec, part, split_above)
         if cut is not None:
             return cut
-    plan = PartitionPlan()
+    plan = PartitionPlan(record=record)
     jobs = iter_plan(source, target, spec, part, plan, held)
     out = Outcome()
     if dry_run:
         listed = list(jobs)
-        out.copied, out.bytes_copied = len(listed), sum(n for _, _, n in listed)
+        out.copied, out.bytes_copied = len(listed), sum(job[2] for job in listed)
         out.objects, out.deleted = plan.skipped + len(listed), len(plan.unmatched)
+        out.to_add, out.to_delete = plan.added, plan.unmatched_meta
     else:
         done = transfer_jobs(Transfer(source, target), jobs, threads)
         out.copied, out.bytes_copied, out.failures = done.copied, done.bytes_copied, done.failures

@@ -7,7 +7,10 @@ provider's base, default ``.msc_manifests``)::
     parts/msc_manifest_part000001.jsonl
     parts/msc_manifest_part000002.jsonl   one object's metadata per line; the size is "size_bytes"
 
-Part paths in the index are relative to the index's directory. The whole manifest is
+Parts are JSON lines or Parquet (:mod:`manystore.providers.manifest_formats`). Part paths in
+the index are relative to the index's directory. Without an index in the manifest directory,
+the newest one in a sub-directory (``.msc_manifests/<timestamp>/msc_manifest_index.json``,
+where multi-storage-client 1.3.1 writes them) is loaded. The whole manifest is
 loaded once; entries are held as compact tuples in a dict plus a sorted key list, so
 listings are answered with :mod:`bisect` and never send a LIST request to the store.
 """
@@ -26,6 +29,7 @@ from typing import Any
 from ..errors import ObjectNotFoundError, ReadOnlyError
 from ..types import MetadataProvider, ObjectMetadata, StorageProvider
 from ..utils import filter_glob, glob_literal_prefix, normalize_key, within_bounds
+from .manifest_formats import ManifestFormat, decode_part, encode_part, format_of, part_suffix
 
 __all__ = [
     "DEFAULT_MANIFEST_BASE_DIR",
@@ -36,7 +40,10 @@ __all__ = [
     "Manifest",
     "ManifestMetadataProvider",
     "ManifestPartReference",
+    "encode_entries",
+    "entry_record",
     "entry_to_line",
+    "entry_to_metadata",
     "parse_part",
     "part_path",
 ]
@@ -89,7 +96,7 @@ class Manifest:
     Attributes:
         version: Schema version (``"1"``).
         parts: References to the parts, in key order.
-        format: Format of the parts; only ``"jsonl"`` is supported.
+        format: Format of the parts: ``"jsonl"`` or ``"parquet"`` (a part's suffix overrides it).
     """
 
     version: str
@@ -118,25 +125,32 @@ class Manifest:
         return json.dumps(self.to_dict())
 
 
-def part_path(sequence: int) -> str:
+def part_path(sequence: int, manifest_format: ManifestFormat | str = ManifestFormat.JSONL) -> str:
     """The relative path of part number ``sequence`` (``parts/msc_manifest_part000001.jsonl``)."""
-    return f"{MANIFEST_PARTS_CHILD_DIR}/{MANIFEST_PART_PREFIX}{sequence:0{SEQUENCE_PADDING}d}.jsonl"
+    name = f"{MANIFEST_PART_PREFIX}{sequence:0{SEQUENCE_PADDING}d}{part_suffix(manifest_format)}"
+    return f"{MANIFEST_PARTS_CHILD_DIR}/{name}"
 
 
-def parse_part(data: bytes) -> list[dict[str, Any]]:
-    """The records of a JSONL part (blank lines skipped)."""
-    lines = [line for line in data.splitlines() if line.strip()]
-    try:  # one C-level parse of the whole part is much faster than a call per line
-        records = json.loads(b"[" + b",".join(lines) + b"]")
-    except ValueError:
-        records = None
-    if not isinstance(records, list) or len(records) != len(lines):
-        records = [json.loads(line) for line in lines]  # a line holding several values: per-line errors
-    return records
+def parse_part(
+    data: bytes, manifest_format: ManifestFormat | str = ManifestFormat.JSONL
+) -> list[dict[str, Any]]:
+    """The records of a part (JSONL by default; blank lines skipped)."""
+    return decode_part(data, manifest_format)
+
+
+def part_format(path: str, index_format: str) -> ManifestFormat:
+    """A part's format: told by its suffix (``.jsonl``, ``.parquet``), else the index's ``format``."""
+    suffix = posixpath.splitext(path)[1][1:]
+    return format_of(suffix if suffix in {f.value for f in ManifestFormat} else index_format)
 
 
 def entry_to_line(key: str, entry: Entry) -> str:
     """One JSONL line for ``entry``, with the reference's field names."""
+    return json.dumps(entry_record(key, entry))
+
+
+def entry_record(key: str, entry: Entry) -> dict[str, Any]:
+    """The part record of ``entry`` (the reference's field names)."""
     size, last_modified, etag, extra = entry
     record: dict[str, Any] = {"key": key, "size_bytes": size, "last_modified": last_modified}
     record["type"] = extra.get("type", "file") if extra else "file"
@@ -144,7 +158,12 @@ def entry_to_line(key: str, entry: Entry) -> str:
         record["etag"] = etag
     if extra:
         record.update((k, v) for k, v in extra.items() if k != "type")
-    return json.dumps(record)
+    return record
+
+
+def encode_entries(entries: list[tuple[str, Entry]], manifest_format: ManifestFormat | str) -> bytes:
+    """One part's bytes holding ``entries`` (``(key, entry)`` in key order)."""
+    return encode_part([entry_record(k, e) for k, e in entries], manifest_format)
 
 
 def _entry_from_record(record: dict[str, Any]) -> tuple[str, Entry]:
@@ -154,6 +173,8 @@ def _entry_from_record(record: dict[str, Any]) -> tuple[str, Entry]:
         size = record.pop("content_length")
     last_modified = record.pop("last_modified")
     etag = record.pop("etag", None)
+    if record.get("physical_path") == key:
+        del record["physical_path"]
     if record.get("type") == "file":
         del record["type"]
     return key, (int(size), last_modified, etag, record or None)
@@ -171,7 +192,7 @@ def _parse_time(value: str) -> datetime:
     return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=timezone.utc)
 
 
-def _to_metadata(key: str, entry: Entry) -> ObjectMetadata:
+def entry_to_metadata(key: str, entry: Entry) -> ObjectMetadata:
     size, last_modified, etag, extra = entry
     meta = ObjectMetadata(key=key, content_length=size, last_modified=_parse_time(last_modified), etag=etag)
     if extra:
@@ -189,8 +210,11 @@ class ManifestMetadataProvider(MetadataProvider):
         manifest_path: The manifest directory (holding ``msc_manifest_index.json``), relative to
             the provider's base; a path ending in ``.json`` names the index file itself.
         writable: Allow :meth:`add_file`/:meth:`remove_file` and :meth:`commit_updates`.
+        manifest_format: Format of the parts :meth:`commit_updates` writes (``"jsonl"`` or
+            ``"parquet"``); any format is read.
 
     Raises:
+        ValueError: ``manifest_format`` names no supported format.
         FileNotFoundError: Read-only and no manifest index exists at ``manifest_path``
             (a writable provider starts empty instead).
     """
@@ -200,9 +224,11 @@ class ManifestMetadataProvider(MetadataProvider):
         storage_provider: StorageProvider,
         manifest_path: str = DEFAULT_MANIFEST_BASE_DIR,
         writable: bool = False,
+        manifest_format: ManifestFormat | str = ManifestFormat.JSONL,
     ) -> None:
         self._storage_provider = storage_provider
         self._writable = bool(writable)
+        self._format = format_of(manifest_format)
         path = normalize_key(manifest_path).rstrip("/")
         if path.endswith(".json"):
             self._index_path = path
@@ -232,10 +258,36 @@ class ManifestMetadataProvider(MetadataProvider):
             return relative
         return posixpath.join(self._manifest_dir, relative) if self._manifest_dir else relative
 
+    def _newest_dated_index(self) -> str | None:
+        """The newest ``<manifest dir>/<name>/msc_manifest_index.json`` (1.3.1's layout), if any."""
+        base = self._manifest_dir
+        if DEFAULT_MANIFEST_BASE_DIR not in base.split("/"):
+            base = posixpath.join(base, DEFAULT_MANIFEST_BASE_DIR) if base else DEFAULT_MANIFEST_BASE_DIR
+        found = [
+            meta.key
+            for meta in self._storage_provider.list_objects(base + "/")
+            if meta.key.count("/") == base.count("/") + 2 and meta.key.endswith("/" + MANIFEST_INDEX_FILENAME)
+        ]
+        return max(found) if found else None
+
+    def _read_index(self) -> tuple[bytes, str]:
+        """The index's bytes and the directory its part paths are relative to."""
+        try:
+            return self._storage_provider.get_object(self._index_path), self._manifest_dir
+        except FileNotFoundError:
+            if self._index_path.endswith(".json") and posixpath.basename(self._index_path) != (
+                MANIFEST_INDEX_FILENAME
+            ):
+                raise
+            dated = self._newest_dated_index()
+            if dated is None:
+                raise
+            return self._storage_provider.get_object(dated), posixpath.dirname(dated)
+
     def _load(self) -> None:
         for attempt in range(3):  # a part may vanish if a writer commits while we read: reread the index
             try:
-                raw = self._storage_provider.get_object(self._index_path)
+                raw, directory = self._read_index()
             except FileNotFoundError as exc:
                 if self._writable:
                     return
@@ -243,15 +295,20 @@ class ManifestMetadataProvider(MetadataProvider):
             manifest = Manifest.from_dict(json.loads(raw))
             if manifest.version != MANIFEST_VERSION:
                 raise ValueError(f"manifest {self._index_path!r}: unsupported version {manifest.version!r}")
-            if manifest.format != "jsonl":
-                raise ValueError(
-                    f"manifest {self._index_path!r}: unsupported part format {manifest.format!r}"
-                )
+            format_of(manifest.format)
             try:
                 entries: dict[str, Entry] = {}
-                paths = [self._resolve(p.path) for p in manifest.parts]
+                paths = [
+                    p.path
+                    if p.path.startswith("/")
+                    else posixpath.join(directory, p.path)
+                    if directory
+                    else p.path
+                    for p in manifest.parts
+                ]
                 for path in paths:
-                    for record in parse_part(self._storage_provider.get_object(path)):
+                    fmt = part_format(path, manifest.format)
+                    for record in decode_part(self._storage_provider.get_object(path), fmt):
                         key, entry = _entry_from_record(record)
                         entries[key] = entry
             except FileNotFoundError:
@@ -295,7 +352,7 @@ class ManifestMetadataProvider(MetadataProvider):
             key = keys[i]
             if not key.startswith(prefix) or (end_at is not None and key > end_at):
                 return
-            yield _to_metadata(key, entries[key])
+            yield entry_to_metadata(key, entries[key])
 
     @staticmethod
     def _list_one_level(
@@ -316,7 +373,7 @@ class ManifestMetadataProvider(MetadataProvider):
             slash = key.find("/", len(parent))
             if slash < 0:
                 if within_bounds(key, start_after, end_at):
-                    found.append(_to_metadata(key, entries[key]))
+                    found.append(entry_to_metadata(key, entries[key]))
                 i += 1
                 continue
             directory = key[:slash]
@@ -342,7 +399,7 @@ class ManifestMetadataProvider(MetadataProvider):
         if include_pending:
             with self._lock:
                 if key in self._pending_adds:
-                    return _to_metadata(key, self._pending_adds[key])
+                    return entry_to_metadata(key, self._pending_adds[key])
                 if key in self._pending_removes:
                     raise ObjectNotFoundError(
                         f"{key!r}: removed (pending commit) from manifest {self._index_path!r}"
@@ -350,7 +407,7 @@ class ManifestMetadataProvider(MetadataProvider):
         entry = self._entries.get(key)
         if entry is None:
             raise ObjectNotFoundError(f"{key!r}: not in manifest {self._index_path!r}")
-        return _to_metadata(key, entry)
+        return entry_to_metadata(key, entry)
 
     def glob(self, pattern: str) -> list[str]:
         """Committed keys matching ``pattern``, sorted."""
@@ -427,18 +484,23 @@ class ManifestMetadataProvider(MetadataProvider):
             first = _next_sequence(old_parts)
             relative: list[str] = []
             for n, start in enumerate(range(0, len(keys), MAX_ENTRIES_PER_PART)):
-                rel = part_path(first + n)
+                rel = part_path(first + n, self._format)
                 chunk = keys[start : start + MAX_ENTRIES_PER_PART]
-                body = "\n".join(entry_to_line(k, entries[k]) for k in chunk).encode()
+                body = encode_entries([(k, entries[k]) for k in chunk], self._format)
                 self._storage_provider.put_object(self._resolve(rel), body)
                 relative.append(rel)
-            manifest = Manifest(version=MANIFEST_VERSION, parts=[ManifestPartReference(p) for p in relative])
+            manifest = Manifest(
+                version=MANIFEST_VERSION,
+                parts=[ManifestPartReference(p) for p in relative],
+                format=self._format.value,
+            )
             self._storage_provider.put_object(self._index_path, manifest.to_json().encode())
             self._entries, self._keys = entries, keys
             self._part_paths = [self._resolve(p) for p in relative]
             self._pending_adds, self._pending_removes = {}, set()
-        for path in old_parts:
-            if path not in self._part_paths:
+        own = self._resolve(MANIFEST_PARTS_CHILD_DIR) + "/"
+        for path in old_parts:  # parts of another index (1.3.1's dated directories) stay
+            if path not in self._part_paths and path.startswith(own):
                 try:
                     self._storage_provider.delete_object(path)
                 except FileNotFoundError:
