@@ -175,7 +175,7 @@ class Transfer:
         if batched and self._local_pair is not None:  # symlinks to recreate take the per-object route
             src_sp, dst_sp = self._local_pair
             done = dst_sp.copy_many_from(src_sp, [(jobs[i][0], jobs[i][1]) for i in batched])
-            for i, error in zip(batched, done):
+            for i, error in zip(batched, done, strict=True):
                 errors[i] = error
         in_batch = set(batched)
         io = self.target._io
