@@ -99,17 +99,28 @@ def _resolve_facade(app: Any, env: Any, node: Any, contnode: Any) -> Any:
     return domain.resolve_xref(env, node.get("refdoc"), app.builder, node["reftype"], canonical, node, contnode)
 
 
+_current_module: list[str] = [""]
+
+
+def _track_module(app: Any, what: str, name: str, obj: Any, options: Any, lines: list[str]) -> None:
+    if what == "module":
+        _current_module[0] = name
+
+
 def _skip_foreign(app: Any, what: str, name: str, obj: Any, skip: bool, options: Any) -> bool | None:
-    """Skip classes and functions imported from outside the package (``Iterator``, ``ThreadPoolExecutor``...)."""
+    """Skip classes and functions imported into a module (``Iterator``, a helper of another module...):
+    each is documented once, where it is defined."""
     module = getattr(obj, "__module__", None)
-    if what == "module" and isinstance(module, str) and not module.startswith("manystore"):
-        return True
+    if what == "module" and isinstance(module, str) and module != _current_module[0]:
+        if not module.startswith("manystore") or callable(obj):
+            return True
     if "<locals>" in getattr(obj, "__qualname__", ""):  # generated (e.g. a manager's proxy methods)
         return True
     return None
 
 
 def setup(app: Any) -> None:
+    app.connect("autodoc-process-docstring", _track_module)
     app.connect("autodoc-process-docstring", _require_docstring)
     app.connect("autodoc-skip-member", _skip_foreign)
     app.connect("missing-reference", _resolve_facade)

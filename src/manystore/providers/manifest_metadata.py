@@ -193,6 +193,7 @@ def _parse_time(value: str) -> datetime:
 
 
 def entry_to_metadata(key: str, entry: Entry) -> ObjectMetadata:
+    """The :class:`ObjectMetadata` of manifest entry ``entry`` for ``key``."""
     size, last_modified, etag, extra = entry
     meta = ObjectMetadata(key=key, content_length=size, last_modified=_parse_time(last_modified), etag=etag)
     if extra:
