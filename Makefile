@@ -28,7 +28,7 @@ $(LEAN_STAMP): pyproject.toml
 demo: $(LEAN_STAMP)
 	$(BIN)/python -m manystore.demo
 
-LINT_DIRS := $(wildcard src tests bench)
+LINT_DIRS := $(wildcard src tests bench) docs/conf.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_DIRS)

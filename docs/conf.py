@@ -96,7 +96,9 @@ def _resolve_facade(app: Any, env: Any, node: Any, contnode: Any) -> Any:
             return None
         canonical = found[0]
     node["reftarget"] = canonical
-    return domain.resolve_xref(env, node.get("refdoc"), app.builder, node["reftype"], canonical, node, contnode)
+    return domain.resolve_xref(
+        env, node.get("refdoc"), app.builder, node["reftype"], canonical, node, contnode
+    )
 
 
 _current_module: list[str] = [""]
@@ -111,9 +113,9 @@ def _skip_foreign(app: Any, what: str, name: str, obj: Any, skip: bool, options:
     """Skip classes and functions imported into a module (``Iterator``, a helper of another module...):
     each is documented once, where it is defined."""
     module = getattr(obj, "__module__", None)
-    if what == "module" and isinstance(module, str) and module != _current_module[0]:
-        if not module.startswith("manystore") or callable(obj):
-            return True
+    foreign = isinstance(module, str) and module != _current_module[0]
+    if what == "module" and foreign and (not str(module).startswith("manystore") or callable(obj)):
+        return True
     if "<locals>" in getattr(obj, "__qualname__", ""):  # generated (e.g. a manager's proxy methods)
         return True
     return None
