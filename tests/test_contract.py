@@ -352,6 +352,15 @@ def test_conditional_replace(backend: Backend) -> None:
 # ------------------------------------------------------ processes and pickling
 
 
+def test_provider_pickles(backend: Backend) -> None:
+    """A provider crosses a process boundary (sync workers, DataLoader workers) and works there."""
+    c = backend.client
+    c.write("pp", b"provider pickled")
+    clone = pickle.loads(pickle.dumps(c.config.storage_provider))
+    assert type(clone) is type(c.config.storage_provider)
+    assert clone.get_object("pp") == b"provider pickled"
+
+
 def test_client_pickles(backend: Backend) -> None:
     c = backend.client
     c.write("pk", b"pickled")

@@ -175,6 +175,16 @@ class PosixFileStorageProvider(BaseStorageProvider):
         #: Directories this provider created for batch copies (:meth:`copy_many_from`).
         self.directories_created = 0
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_dir_lock"]  # a lock never crosses a process; the copy gets its own
+        state["_verified"] = {}  # directory checks are redone where the copy runs
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._dir_lock = threading.Lock()
+
     # ---------------------------------------------------------------- paths
     def _resolve(self, key: str, check_final: bool = True) -> tuple[str, bool]:
         """``(absolute path, parent directory exists)`` for ``key``, refusing any escape.
