@@ -97,7 +97,9 @@ def resolve(
     from ..config import StorageClientConfig
 
     profile = s3_profile_overrides(base, region, endpoint, config)
-    built = StorageClientConfig.from_dict({"profiles": {client.profile: profile}}, client.profile)
+    built = StorageClientConfig.from_dict(
+        {"profiles": {client.profile: profile}}, client.profile, skip_validation=True
+    )
     return StorageClient(built), path
 
 
