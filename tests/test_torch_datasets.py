@@ -256,3 +256,24 @@ def test_seed_names_and_lazy_import() -> None:
     with pytest.raises(ValueError, match="part_size=1"):
         mt.ClientConfig(part_size=1)
     assert torch.utils.data.get_worker_info() is None
+
+
+def test_demo_runs_a_dataloader_epoch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    out = subprocess.run(
+        [sys.executable, "-m", "manystore.demo", "--dir", str(tmp_path / "a"), "--objects", "20"],
+        env={**os.environ, "PYTHONPATH": src},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "IterableDataset.from_prefix" in out.stdout and "shuffled: ok" in out.stdout
+    from manystore import demo
+
+    real = demo.importlib.util.find_spec
+    monkeypatch.setattr(
+        demo.importlib.util, "find_spec", lambda name: None if name == "torch" else real(name)
+    )
+    assert demo.main(["--dir", str(tmp_path / "b"), "--objects", "5"]) == 0
+    assert "torch step skipped: it needs PyTorch (pip install 'manystore[torch]')" in capsys.readouterr().out
