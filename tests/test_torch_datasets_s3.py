@@ -143,7 +143,7 @@ FORK_SCRIPT = textwrap.dedent(
 ).replace("SIZE", str(SIZE))
 
 
-def test_forked_workers_start_clean(proxied: tuple[FaultProxy, dict[str, bytes]]) -> None:
+def test_dataloader_workers_start_clean(proxied: tuple[FaultProxy, dict[str, bytes]]) -> None:
     """The parent lists without starting obstore's runtime, so forked workers never inherit it."""
     src = str(Path(__file__).resolve().parents[1] / "src")
     for _ in range(3):

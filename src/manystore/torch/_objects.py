@@ -203,10 +203,11 @@ def objects_from_urls(
     out = ObjectList([])
     index: dict[str, int] = {}
     for url in urls:
-        client, path = resolve(url, region, endpoint, config)
-        owner = index.get(client.profile)
-        if owner is None:
-            owner = index[client.profile] = len(out.clients)
+        shared, path = resolve_storage_client(url)
+        owner = index.get(shared.profile)
+        if owner is None:  # the seed's S3 arguments build one client per profile, not per URL
+            client, _ = resolve(url, region, endpoint, config)
+            owner = index[shared.profile] = len(out.clients)
             out.clients.append(client)
         out.owners.append(owner)
         out.keys.append(path)
