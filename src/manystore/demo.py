@@ -7,6 +7,8 @@ directories from an embedded configuration, then
 2. lists it, 3. globs it, 4. mirrors it to the second profile with ``sync_from``,
 5. reads every object back from both profiles and compares SHA-256 digests,
 6. does a ranged read,
+7. with PyTorch installed (``manystore[torch]``), reads ``train/`` in one DataLoader epoch
+   (``manystore.torch.demo``, run as a child process; skipped with a note otherwise),
 
 and prints what each step did and how long it took. It exits with status 1 if the
 copies differ. Its two data directories are recreated on each run.
@@ -16,10 +18,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import os
 import random
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -180,8 +184,21 @@ def run(directory: str, objects: int = 200, seed: int = 0) -> int:
     if mismatched or not ranged_ok or len(listed) != count:
         print(f"\nFAILED: {mismatched[:5]} ranged_ok={ranged_ok} listed={len(listed)}", file=sys.stderr)
         return 1
+    if _torch_step(config_path) != 0:
+        print("\nFAILED: the DataLoader epoch", file=sys.stderr)
+        return 1
     print("\nOK: replica matches source")
     return 0
+
+
+def _torch_step(config_path: str) -> int:
+    """One DataLoader epoch over ``msc://replica/train/`` in a child process (needs PyTorch)."""
+    print()
+    if importlib.util.find_spec("torch") is None:
+        print("torch step skipped: it needs PyTorch (pip install 'manystore[torch]')")
+        return 0
+    command = [sys.executable, "-m", "manystore.torch.demo", config_path, "msc://replica/train/"]
+    return subprocess.run(command, check=False).returncode
 
 
 def main(argv: Sequence[str] | None = None) -> int:

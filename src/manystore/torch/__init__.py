@@ -14,7 +14,55 @@ import io
 import os
 from typing import IO, Any
 
-__all__ = ["load", "save"]
+__all__ = [
+    "load",
+    "save",
+    # --- torchds: datasets, readers, client config
+    "ClientConfig",
+    "IterableDataset",
+    "MapDataset",
+    "RangedReader",
+    "Reader",
+    "ReaderConstructor",
+    "S3ClientConfig",
+    "S3IterableDataset",
+    "S3MapDataset",
+    "S3Reader",
+    "S3ReaderConstructor",
+    "SequentialReader",
+]
+
+#: Public name -> module (relative to this package) defining it; imported on first access.
+_LAZY: dict[str, str] = {
+    # --- torchds: datasets, readers, client config
+    "ClientConfig": "client_config",
+    "S3ClientConfig": "client_config",
+    "IterableDataset": "datasets",
+    "MapDataset": "datasets",
+    "S3IterableDataset": "datasets",
+    "S3MapDataset": "datasets",
+    "RangedReader": "_reader",
+    "Reader": "_reader",
+    "S3Reader": "_reader",
+    "SequentialReader": "_reader",
+    "ReaderConstructor": "reader_constructor",
+    "S3ReaderConstructor": "reader_constructor",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'manystore.torch' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 def _torch() -> Any:
