@@ -14,6 +14,7 @@ import functools
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -85,8 +86,26 @@ class InstrumentationSpec:
             return target
 
 
+class _Group:
+    """Where a record goes: sink, attribute items and status (hashed by identity: cheap)."""
+
+    __slots__ = ("attrs", "sink", "status")
+
+    def __init__(self, sink: Any, attrs: tuple[tuple[str, Any], ...], status: str) -> None:
+        self.sink, self.attrs, self.status = sink, attrs, status
+
+
+#: Every live state, so that a forked child can drop cached (per-process) attributes.
+_STATES: weakref.WeakSet[_State] = weakref.WeakSet()
+
+
 class _State:
-    """Per-instance instrumentation state: the sink and the cached attribute tuples."""
+    """Per-instance instrumentation state: the sink and the cached record groups.
+
+    ``ok`` maps an operation to the group of its successful calls when the attributes do
+    not vary per thread or per call (the wrappers' fast path); a forked child starts with
+    empty caches (``process``-scope attributes such as the pid differ there).
+    """
 
     def __init__(self, spec: InstrumentationSpec, provider_type: str) -> None:
         self.spec = spec
@@ -96,16 +115,16 @@ class _State:
             "multistorageclient.profile": spec.profile,
             "multistorageclient.provider": provider_type,
         }
-        self._static = [p for p in providers if p.scope == "static"]
-        self._process = [p for p in providers if p.scope == "process"]
-        self._thread = [p for p in providers if p.scope == "thread"]
-        self._call = [p for p in providers if p.scope == "call"]
         self._providers = providers
-        self._per_call = bool(self._call)
-        self._per_thread = bool(self._thread)
-        self._cache: dict[str, tuple[tuple[str, Any], ...]] = {}
-        self._pid = -1
+        self._per_call = any(p.scope == "call" for p in providers)
+        self._per_thread = any(p.scope == "thread" for p in providers)
+        self.ok: dict[str, _Group] = {}
+        self._groups: dict[tuple[str, str], _Group] = {}
         self._tls = threading.local()
+        _STATES.add(self)
+
+    def _forget(self) -> None:
+        self.ok, self._groups, self._tls = {}, {}, threading.local()
 
     def _build(self, op: str) -> tuple[tuple[str, Any], ...]:
         attrs: dict[str, Any] = {}
@@ -118,26 +137,34 @@ class _State:
         return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in attrs.items()))
 
     def attrs(self, op: str) -> tuple[tuple[str, Any], ...]:
+        """The attribute items of an ``op`` record made now (in this thread)."""
+        return self.group(op, "success").attrs
+
+    def group(self, op: str, status: str) -> _Group:
+        """The group of an ``op`` record with ``status`` made now (in this thread)."""
         if self._per_call:
-            return self._build(op)
-        if self._per_thread:
-            cache = self._tls.__dict__
-            if cache.get("_pid") != _recorder.PID:
-                cache.clear()
-                cache["_pid"] = _recorder.PID
-        else:
-            if self._pid != _recorder.PID:
-                self._cache, self._pid = {}, _recorder.PID
-            cache = self._cache
-        found = cache.get(op)
+            return _Group(self.sink, self._build(op), status)
+        cache: dict[Any, Any] = self._tls.__dict__ if self._per_thread else self._groups
+        found: _Group | None = cache.get((op, status))
         if found is None:
-            found = cache[op] = self._build(op)
+            found = cache[(op, status)] = _Group(self.sink, self._build(op), status)
+            if status == "success" and not self._per_thread:
+                self.ok[op] = found
         return found
 
     def record(self, op: str, latency: float, status: str, nbytes: int | None) -> None:
-        _recorder.BUFFER.append((self.sink, self.attrs(op), status, latency, nbytes))
+        _append((self.group(op, status), latency, nbytes))
         if not _recorder.STARTED:
             _recorder.start()
+
+
+def _after_fork_in_child() -> None:
+    for state in list(_STATES):
+        state._forget()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+_append = _recorder.BUFFER.append  # the deque is never replaced (a fork clears it)
 
 
 def _nbytes(value: Any) -> int | None:
@@ -164,22 +191,58 @@ def _file_size(f: Any) -> int | None:
         return None
 
 
-def _wrap(
-    base: Callable[..., Any], op: str, size: Callable[[tuple[Any, ...], dict[str, Any], Any], int | None]
-) -> Any:
-    @functools.wraps(base)
-    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-        state: _State = getattr(self, _ATTR)
-        start = _perf()
-        try:
-            result = base(self, *args, **kwargs)
-        except BaseException as exc:
-            state.record(op, _perf() - start, "error." + type(exc).__name__, None)
-            raise
-        state.record(op, _perf() - start, "success", size(args, kwargs, result))
-        return result
+_Size = Callable[[tuple[Any, ...], dict[str, Any], Any], "int | None"]
 
-    return method
+
+def _result_size(args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> int | None:
+    return len(result) if type(result) is bytes else _nbytes(result)
+
+
+def _body_size(args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> int | None:
+    body = args[1] if len(args) > 1 else kwargs.get("body")
+    return len(body) if type(body) is bytes else _nbytes(body)
+
+
+def _wrap(base: Callable[..., Any], op: str, size: _Size | None) -> Any:
+    # The hot path: one dict lookup for the cached group, one deque append. Errors and
+    # per-thread/per-call attributes take _State.record.
+    append = _append
+    recorder = _recorder
+    perf = _perf
+
+    if size is None:
+
+        def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+            start = perf()
+            try:
+                result = base(self, *args, **kwargs)
+            except BaseException as exc:
+                self._manystore_telemetry.record(op, perf() - start, "error." + type(exc).__name__, None)
+                raise
+            latency = perf() - start
+            state: _State = self._manystore_telemetry
+            append((state.ok.get(op) or state.group(op, "success"), latency, None))
+            if not recorder.STARTED:
+                recorder.start()
+            return result
+
+    else:
+
+        def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+            start = perf()
+            try:
+                result = base(self, *args, **kwargs)
+            except BaseException as exc:
+                self._manystore_telemetry.record(op, perf() - start, "error." + type(exc).__name__, None)
+                raise
+            latency = perf() - start
+            state: _State = self._manystore_telemetry
+            append((state.ok.get(op) or state.group(op, "success"), latency, size(args, kwargs, result)))
+            if not recorder.STARTED:
+                recorder.start()
+            return result
+
+    return functools.update_wrapper(method, base)
 
 
 def _wrap_download(base: Callable[..., Any]) -> Any:
@@ -255,15 +318,14 @@ def _wrap_writer(base: Callable[..., Any]) -> Any:
     return method
 
 
-_NONE: Callable[[tuple[Any, ...], dict[str, Any], Any], int | None] = lambda a, k, r: None  # noqa: E731
-_PLAIN: dict[str, tuple[str, Callable[[tuple[Any, ...], dict[str, Any], Any], int | None]]] = {
-    "get_object": ("get", lambda a, k, r: _nbytes(r)),
-    "put_object": ("put", lambda a, k, r: _nbytes(_arg(a, k, 1, "body"))),
-    "get_object_metadata": ("head", _NONE),
-    "delete_object": ("delete", _NONE),
-    "copy_object": ("copy", _NONE),
-    "copy_from": ("copy", _NONE),
-    "delete_prefix": ("delete_many", _NONE),
+_PLAIN: dict[str, tuple[str, _Size | None]] = {
+    "get_object": ("get", _result_size),
+    "put_object": ("put", _body_size),
+    "get_object_metadata": ("head", None),
+    "delete_object": ("delete", None),
+    "copy_object": ("copy", None),
+    "copy_from": ("copy", None),
+    "delete_prefix": ("delete_many", None),
     "upload_file": ("upload", lambda a, k, r: _file_size(_arg(a, k, 1, "f"))),
 }
 _CLASSES: dict[type, type] = {}
