@@ -69,10 +69,7 @@ def test_latency_batch_buckets_like_the_sdk() -> None:
     assert batch.counts == exp["buckets"] == [4, 2, 2, 2]
     assert batch.count == len(values)
     assert (batch.min, batch.max) == (0.0, 7.0)
-    total = 0.0
-    for v in values:
-        total += v
-    assert batch.total == total and float(batch) == total
+    assert batch.total == pytest.approx(math.fsum(values), rel=1e-15) and float(batch) == batch.total
     # What the SDK would drop (negative, NaN, infinite) is dropped.
     odd = _histogram.LatencyBatch([0.5, -1.0, math.nan, math.inf, 0.002], bounds)
     assert (odd.count, odd.counts, odd.min, odd.max) == (2, [0, 1, 0, 1], 0.002, 0.5)
@@ -236,4 +233,67 @@ def test_forked_child_rebuilds_process_attributes(
     assert _recorder.flush_buffer() and telemetry.force_flush()
     pids = {dict(a)["pid"] for a in receivers[0].points("multistorageclient.request.sum")}
     assert pids == {os.getpid()}
+    telemetry.shutdown()
+
+
+_SENTINEL = object()
+
+
+class _Echo:
+    """Provider-shaped methods with every kind of parameter; each returns what it received."""
+
+    provider_name = "echo"
+
+    def get_object(
+        self, path: str, byte_range: Any = None, /, *rest: Any, if_match: Any = _SENTINEL, **extra: Any
+    ) -> Any:
+        if path == "missing":
+            raise FileNotFoundError(path)
+        return b"x" * len(path) if byte_range is None else (path, byte_range, rest, if_match, extra)
+
+    def put_object(self, path: str, body: Any, metadata: Any = None, *, if_none_match: Any = None) -> Any:
+        return (path, len(body), metadata, if_none_match)
+
+    def delete_object(self, *args: Any, **kwargs: Any) -> Any:
+        return (args, kwargs)
+
+
+def test_compiled_wrappers_forward_every_argument(
+    tmp_path: Path, receivers: tuple[Receiver, Receiver]
+) -> None:
+    from manystore.telemetry.instrument import InstrumentationSpec, instrument
+
+    telemetry = Telemetry()
+    spec = InstrumentationSpec("p", _otel(receivers[0].endpoint)["metrics"], {}, telemetry)
+    echo = instrument(_Echo(), spec)
+    for name in ("get_object", "put_object", "delete_object"):
+        assert getattr(type(echo), name).__code__.co_filename.startswith("<manystore telemetry wrapper")
+        assert getattr(type(echo), name).__name__ == name
+    assert _recorder.flush_buffer()
+    with _recorder._flush_lock:
+        assert echo.get_object("abcd") == b"xxxx"
+        assert echo.get_object("k", 5, 6, 7, z=1) == ("k", 5, (6, 7), _SENTINEL, {"z": 1})
+        assert echo.get_object("k", 5, if_match="e") == ("k", 5, (), "e", {})
+        with pytest.raises(TypeError):
+            echo.get_object(path="k")  # positional-only stays positional-only
+        with pytest.raises(FileNotFoundError):
+            echo.get_object("missing")
+        assert echo.put_object("k", b"12345") == ("k", 5, None, None)
+        assert echo.put_object(body=memoryview(b"123"), path="k", if_none_match="*") == ("k", 3, None, "*")
+        assert echo.delete_object("a", b=2) == (("a",), {"b": 2})
+        records = [
+            (dict(g.attrs)["multistorageclient.operation"], g.status, n) for g, _, n in _recorder.BUFFER
+        ]
+    assert records == [
+        ("get", "success", 4),
+        ("get", "success", None),
+        ("get", "success", None),
+        ("get", "error.FileNotFoundError", None),
+        ("put", "success", 5),
+        ("put", "success", 3),
+        ("delete", "success", None),
+    ]
+    assert _recorder.flush_buffer() and telemetry.force_flush()
+    assert receivers[0].total("multistorageclient.request.sum", operation="get") == 4
+    assert receivers[0].total(LATENCY, operation="put") == 2
     telemetry.shutdown()

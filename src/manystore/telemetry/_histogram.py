@@ -57,7 +57,7 @@ class LatencyBatch(float):
         bounds: The boundaries the counts refer to.
         counts: ``len(bounds) + 1`` bucket counts (bucket ``i``: ``bounds[i-1] < v <= bounds[i]``).
         count: Number of values.
-        total: Their sum (the order-preserving float sum, as per-value recording computes it).
+        total: Their sum.
         min: The smallest value (``inf`` if none).
         max: The largest value (``-inf`` if none).
     """
@@ -76,10 +76,9 @@ class LatencyBatch(float):
         b = tuple(bounds)
         counts = [0] * (len(b) + 1)
         bl = bisect_left
-        total: float = 0
-        for v in vals:  # in order, as the SDK adds them: sums compare exactly
-            total += v
+        for v in vals:
             counts[bl(b, v)] += 1
+        total = float(sum(vals))  # the SDK adds value by value: equal up to rounding
         self = super().__new__(cls, total)
         self.bounds = b
         self.counts = counts

@@ -245,6 +245,100 @@ def _wrap(base: Callable[..., Any], op: str, size: _Size | None) -> Any:
     return functools.update_wrapper(method, base)
 
 
+_TEMPLATE = """\
+def {name}({params}):
+    _ms_start = _ms_perf()
+    try:
+        _ms_result = _ms_base({call})
+    except BaseException as _ms_exc:
+        {self}._manystore_telemetry.record(
+            _ms_op, _ms_perf() - _ms_start, "error." + type(_ms_exc).__name__, None
+        )
+        raise
+    _ms_latency = _ms_perf() - _ms_start
+    _ms_state = {self}._manystore_telemetry
+    _ms_append((_ms_state.ok.get(_ms_op) or _ms_state.group(_ms_op, "success"), _ms_latency, {size}))
+    if not _ms_recorder.STARTED:
+        _ms_recorder.start()
+    return _ms_result
+"""
+#: Size functions the compiled wrappers inline (``{}``: the variable holding the bytes).
+_INLINE_SIZES: dict[Any, tuple[str, str | None]] = {
+    None: ("None", None),
+    _result_size: ("len({0}) if type({0}) is bytes else _ms_nbytes({0})", "_ms_result"),
+    _body_size: ("len({0}) if type({0}) is bytes else _ms_nbytes({0})", "body"),
+}
+
+
+def _compile(base: Callable[..., Any], op: str, size: _Size | None) -> Any:
+    """A wrapper with ``base``'s own parameters (no ``*args``/``**kwargs`` repacking), or None.
+
+    Same hot path as :func:`_wrap`; None when the signature cannot be copied (then
+    :func:`_wrap` is used). Defaults are passed on as the very same objects.
+    """
+    import inspect
+
+    if size not in _INLINE_SIZES or not getattr(base, "__name__", "").isidentifier():
+        return None
+    try:
+        params = list(inspect.signature(base, follow_wrapped=False).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    kinds = inspect.Parameter
+    if not params or params[0].kind not in (kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD):
+        return None
+    namespace: dict[str, Any] = {
+        "_ms_perf": _perf,
+        "_ms_base": base,
+        "_ms_op": op,
+        "_ms_append": _append,
+        "_ms_recorder": _recorder,
+        "_ms_nbytes": _nbytes,
+    }
+    defs: list[str] = []
+    call: list[str] = []
+    star = False
+    for i, p in enumerate(params):
+        if p.name.startswith("_ms_"):
+            return None
+        text = p.name
+        if p.default is not p.empty:
+            namespace[f"_ms_d{i}"] = p.default
+            text += f"=_ms_d{i}"
+        if p.kind is kinds.VAR_POSITIONAL:
+            star = True
+            defs.append("*" + p.name)
+            call.append("*" + p.name)
+            continue
+        if p.kind is kinds.VAR_KEYWORD:
+            defs.append("**" + p.name)
+            call.append("**" + p.name)
+            continue
+        if p.kind is kinds.KEYWORD_ONLY:
+            if not star:
+                star = True
+                defs.append("*")
+            call.append(f"{p.name}={p.name}")
+        else:
+            call.append(p.name)
+        defs.append(text)
+        if p.kind is kinds.POSITIONAL_ONLY and (i + 1 == len(params) or params[i + 1].kind is not p.kind):
+            defs.append("/")
+    expr, var = _INLINE_SIZES[size]
+    names = {p.name for p in params if p.kind not in (kinds.VAR_POSITIONAL, kinds.VAR_KEYWORD)}
+    if var is not None and not var.startswith("_ms_") and var not in names:
+        return None
+    source = _TEMPLATE.format(
+        name=base.__name__,
+        params=", ".join(defs),
+        call=", ".join(call),
+        self=params[0].name,
+        size=expr.format(var) if var else expr,
+    )
+    exec(compile(source, f"<manystore telemetry wrapper of {base.__qualname__}>", "exec"), namespace)
+    return functools.update_wrapper(namespace[base.__name__], base)
+
+
 def _wrap_download(base: Callable[..., Any]) -> Any:
     @functools.wraps(base)
     def method(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -357,7 +451,8 @@ def _instrumented_class(base: type) -> type:
         namespace: dict[str, Any] = {"__reduce_ex__": _reduce_ex, "__module__": base.__module__}
         for name, (op, size) in _PLAIN.items():
             if callable(getattr(base, name, None)):
-                namespace[name] = _wrap(getattr(base, name), op, size)
+                method = getattr(base, name)
+                namespace[name] = _compile(method, op, size) or _wrap(method, op, size)
         if callable(getattr(base, "list_objects", None)):
             namespace["list_objects"] = _wrap_list(base.list_objects)  # type: ignore[attr-defined]
         if callable(getattr(base, "download_file", None)):
