@@ -106,6 +106,7 @@ class Telemetry:
         self._lock = threading.RLock()
         self._providers: dict[str, Any] = {}
         self._instruments: dict[tuple[str, str], Any] = {}
+        self._batched: dict[str, bool] = {}
         self._pid = os.getpid()
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -116,30 +117,37 @@ class Telemetry:
         self._lock = threading.RLock()
         self._providers = {}
         self._instruments = {}
+        self._batched = {}
         self._pid = os.getpid()
 
     # ------------------------------------------------------------ providers
     def meter_provider(self, config: dict[str, Any]) -> Any:
         """The SDK ``MeterProvider`` for an ``opentelemetry.metrics`` config (built once)."""
-        from ._setup import build_meter_provider
+        return self._provider(_key(config), config)
 
-        key = _key(config)
+    def _provider(self, key: str, config: dict[str, Any]) -> Any:
         with self._lock:
             provider = self._providers.get(key)
             if provider is None:
-                provider = self._providers[key] = build_meter_provider(config)
+                from ._histogram import latency_views
+                from ._setup import build_meter_provider
+
+                views = latency_views(Telemetry.HistogramName.LATENCY.value, LATENCY_BUCKETS)
+                provider = self._providers[key] = build_meter_provider(config, views)
+                self._batched[key] = bool(views)
             return provider
 
     def meter(self, config: dict[str, Any]) -> Any:
         """The ``Meter`` named ``multistorageclient`` of :meth:`meter_provider`."""
         return self.meter_provider(config).get_meter("multistorageclient")
 
-    def _instrument(self, config: dict[str, Any], kind: str, name: str) -> Any:
-        key = (_key(config), name)
+    def _instrument(self, config: dict[str, Any], kind: str, name: str, config_key: str | None = None) -> Any:
+        ckey = _key(config) if config_key is None else config_key
+        key = (ckey, name)
         with self._lock:
             inst = self._instruments.get(key)
             if inst is None:
-                meter = self.meter(config)
+                meter = self._provider(ckey, config).get_meter("multistorageclient")
                 unit = Telemetry._UNITS.get(name, "")
                 if kind == "histogram":
                     inst = meter.create_histogram(
@@ -175,11 +183,19 @@ class Telemetry:
             batch: ``(attribute_items, status, count, nbytes, latencies)`` tuples:
                 ``count`` operations with those attributes and status, ``nbytes`` bytes
                 moved (or ``None``) and each operation's latency in seconds.
+
+        The latencies of a tuple reach the histogram as one pre-bucketed measurement when
+        the SDK supports it (see :mod:`manystore.telemetry._histogram`), else one by one;
+        the exported data points are the same.
         """
-        requests = self.counter(config, Telemetry.CounterName.REQUEST_SUM)
-        responses = self.counter(config, Telemetry.CounterName.RESPONSE_SUM)
-        data = self.counter(config, Telemetry.CounterName.DATA_SIZE_SUM)
-        latency = self.histogram(config, Telemetry.HistogramName.LATENCY)
+        key = _key(config)
+        requests = self._instrument(config, "counter", Telemetry.CounterName.REQUEST_SUM.value, key)
+        responses = self._instrument(config, "counter", Telemetry.CounterName.RESPONSE_SUM.value, key)
+        data = self._instrument(config, "counter", Telemetry.CounterName.DATA_SIZE_SUM.value, key)
+        latency = self._instrument(config, "histogram", Telemetry.HistogramName.LATENCY.value, key)
+        batched = self._batched.get(key, False)
+        if batched:
+            from ._histogram import LatencyBatch
         for items, status, count, nbytes, latencies in batch:
             attrs = dict(items)
             requests.add(count, attrs)
@@ -187,8 +203,11 @@ class Telemetry:
             responses.add(count, attrs)
             if nbytes is not None:
                 data.add(nbytes, attrs)
-            for value in latencies:
-                latency.record(value, attrs)
+            if batched:
+                latency.record(LatencyBatch(latencies, LATENCY_BUCKETS), attrs)
+            else:
+                for value in latencies:
+                    latency.record(value, attrs)
 
     def force_flush(self, timeout_millis: float = 30_000) -> bool:
         """Collect and export everything recorded so far, for every config."""
@@ -203,6 +222,7 @@ class Telemetry:
         """Flush and shut down the meter providers this process built (idempotent)."""
         with self._lock:
             providers, self._providers, self._instruments = list(self._providers.values()), {}, {}
+            self._batched = {}
         if os.getpid() != self._pid:
             return
         for provider in providers:

@@ -23,10 +23,9 @@ logger = logging.getLogger(__name__)
 
 #: Seconds between background flushes.
 FLUSH_INTERVAL = 1.0
-#: ``(sink, attribute_items, status, latency_seconds, nbytes_or_None)`` records.
-BUFFER: collections.deque[tuple[Any, tuple[tuple[str, Any], ...], str, float, int | None]] = (
-    collections.deque()
-)
+#: ``(group, latency_seconds, nbytes_or_None)`` records; a group has ``sink``, ``attrs``
+#: (attribute items) and ``status`` attributes and is usually shared by many records.
+BUFFER: collections.deque[tuple[Any, float, int | None]] = collections.deque()
 #: Whether this process's flusher runs (reset in a forked child).
 STARTED = False
 #: This process's id (updated in a forked child).
@@ -70,17 +69,29 @@ def _at_exit(pid: int) -> None:
 def flush_buffer() -> bool:
     """Send every buffered record now; True unless a sink failed (its records are dropped)."""
     with _flush_lock:
-        groups: dict[Any, dict[tuple[Any, str], list[Any]]] = {}
+        by_group: dict[Any, list[Any]] = {}  # a group object -> [nbytes, latencies]
         pop = BUFFER.popleft
         for _ in range(len(BUFFER)):
-            sink, attrs, status, latency, nbytes = pop()
-            slot = groups.setdefault(sink, {}).get((attrs, status))
+            group, latency, nbytes = pop()
+            slot = by_group.get(group)
             if slot is None:
-                groups[sink][(attrs, status)] = slot = [0, None, []]
-            slot[0] += 1
+                slot = by_group[group] = [None, []]
+            if nbytes is not None:
+                slot[0] = (slot[0] or 0) + nbytes
+            slot[1].append(latency)
+        # Equal groups (per-call attributes, a group re-made after a fork...) merge here.
+        groups: dict[Any, dict[tuple[Any, str], list[Any]]] = {}
+        for group, (nbytes, latencies) in by_group.items():
+            records = groups.setdefault(group.sink, {})
+            key = (group.attrs, group.status)
+            slot = records.get(key)
+            if slot is None:
+                records[key] = [len(latencies), nbytes, latencies]
+                continue
+            slot[0] += len(latencies)
             if nbytes is not None:
                 slot[1] = (slot[1] or 0) + nbytes
-            slot[2].append(latency)
+            slot[2].extend(latencies)
         ok = True
         for sink, records in groups.items():
             batch = [(attrs, status, c, n, lat) for (attrs, status), (c, n, lat) in records.items()]

@@ -11,7 +11,7 @@ import inspect
 import logging
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import ConfigError
@@ -181,8 +181,8 @@ def build_attributes_providers(
 _prometheus_lock = threading.Lock()
 
 
-def build_meter_provider(metrics: Mapping[str, Any]) -> Any:
-    """A new SDK ``MeterProvider`` exporting as ``metrics`` says (a validated section).
+def build_meter_provider(metrics: Mapping[str, Any], views: Sequence[Any] = ()) -> Any:
+    """A new SDK ``MeterProvider`` exporting as ``metrics`` says (a validated section), with ``views``.
 
     ``otlp``/``console``/dotted exporters are driven by a
     :class:`~manystore.telemetry.metrics.readers.diperiodic_exporting.DiperiodicExportingMetricReader`
@@ -216,4 +216,4 @@ def build_meter_provider(metrics: Mapping[str, Any]) -> Any:
             cls(**options), **((metrics.get("reader") or {}).get("options") or {})
         )
     # Shut down by manystore.telemetry at exit of the process that built it: never from a fork.
-    return MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    return MeterProvider(metric_readers=[reader], views=list(views), shutdown_on_exit=False)

@@ -14,6 +14,7 @@ import functools
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -85,8 +86,26 @@ class InstrumentationSpec:
             return target
 
 
+class _Group:
+    """Where a record goes: sink, attribute items and status (hashed by identity: cheap)."""
+
+    __slots__ = ("attrs", "sink", "status")
+
+    def __init__(self, sink: Any, attrs: tuple[tuple[str, Any], ...], status: str) -> None:
+        self.sink, self.attrs, self.status = sink, attrs, status
+
+
+#: Every live state, so that a forked child can drop cached (per-process) attributes.
+_STATES: weakref.WeakSet[_State] = weakref.WeakSet()
+
+
 class _State:
-    """Per-instance instrumentation state: the sink and the cached attribute tuples."""
+    """Per-instance instrumentation state: the sink and the cached record groups.
+
+    ``ok`` maps an operation to the group of its successful calls when the attributes do
+    not vary per thread or per call (the wrappers' fast path); a forked child starts with
+    empty caches (``process``-scope attributes such as the pid differ there).
+    """
 
     def __init__(self, spec: InstrumentationSpec, provider_type: str) -> None:
         self.spec = spec
@@ -96,16 +115,16 @@ class _State:
             "multistorageclient.profile": spec.profile,
             "multistorageclient.provider": provider_type,
         }
-        self._static = [p for p in providers if p.scope == "static"]
-        self._process = [p for p in providers if p.scope == "process"]
-        self._thread = [p for p in providers if p.scope == "thread"]
-        self._call = [p for p in providers if p.scope == "call"]
         self._providers = providers
-        self._per_call = bool(self._call)
-        self._per_thread = bool(self._thread)
-        self._cache: dict[str, tuple[tuple[str, Any], ...]] = {}
-        self._pid = -1
+        self._per_call = any(p.scope == "call" for p in providers)
+        self._per_thread = any(p.scope == "thread" for p in providers)
+        self.ok: dict[str, _Group] = {}
+        self._groups: dict[tuple[str, str], _Group] = {}
         self._tls = threading.local()
+        _STATES.add(self)
+
+    def _forget(self) -> None:
+        self.ok, self._groups, self._tls = {}, {}, threading.local()
 
     def _build(self, op: str) -> tuple[tuple[str, Any], ...]:
         attrs: dict[str, Any] = {}
@@ -118,26 +137,34 @@ class _State:
         return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in attrs.items()))
 
     def attrs(self, op: str) -> tuple[tuple[str, Any], ...]:
+        """The attribute items of an ``op`` record made now (in this thread)."""
+        return self.group(op, "success").attrs
+
+    def group(self, op: str, status: str) -> _Group:
+        """The group of an ``op`` record with ``status`` made now (in this thread)."""
         if self._per_call:
-            return self._build(op)
-        if self._per_thread:
-            cache = self._tls.__dict__
-            if cache.get("_pid") != _recorder.PID:
-                cache.clear()
-                cache["_pid"] = _recorder.PID
-        else:
-            if self._pid != _recorder.PID:
-                self._cache, self._pid = {}, _recorder.PID
-            cache = self._cache
-        found = cache.get(op)
+            return _Group(self.sink, self._build(op), status)
+        cache: dict[Any, Any] = self._tls.__dict__ if self._per_thread else self._groups
+        found: _Group | None = cache.get((op, status))
         if found is None:
-            found = cache[op] = self._build(op)
+            found = cache[(op, status)] = _Group(self.sink, self._build(op), status)
+            if status == "success" and not self._per_thread:
+                self.ok[op] = found
         return found
 
     def record(self, op: str, latency: float, status: str, nbytes: int | None) -> None:
-        _recorder.BUFFER.append((self.sink, self.attrs(op), status, latency, nbytes))
+        _append((self.group(op, status), latency, nbytes))
         if not _recorder.STARTED:
             _recorder.start()
+
+
+def _after_fork_in_child() -> None:
+    for state in list(_STATES):
+        state._forget()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+_append = _recorder.BUFFER.append  # the deque is never replaced (a fork clears it)
 
 
 def _nbytes(value: Any) -> int | None:
@@ -164,22 +191,152 @@ def _file_size(f: Any) -> int | None:
         return None
 
 
-def _wrap(
-    base: Callable[..., Any], op: str, size: Callable[[tuple[Any, ...], dict[str, Any], Any], int | None]
-) -> Any:
-    @functools.wraps(base)
-    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-        state: _State = getattr(self, _ATTR)
-        start = _perf()
-        try:
-            result = base(self, *args, **kwargs)
-        except BaseException as exc:
-            state.record(op, _perf() - start, "error." + type(exc).__name__, None)
-            raise
-        state.record(op, _perf() - start, "success", size(args, kwargs, result))
-        return result
+_Size = Callable[[tuple[Any, ...], dict[str, Any], Any], "int | None"]
 
-    return method
+
+def _result_size(args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> int | None:
+    return len(result) if type(result) is bytes else _nbytes(result)
+
+
+def _body_size(args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> int | None:
+    body = args[1] if len(args) > 1 else kwargs.get("body")
+    return len(body) if type(body) is bytes else _nbytes(body)
+
+
+def _wrap(base: Callable[..., Any], op: str, size: _Size | None) -> Any:
+    # The hot path: one dict lookup for the cached group, one deque append. Errors and
+    # per-thread/per-call attributes take _State.record.
+    append = _append
+    recorder = _recorder
+    perf = _perf
+
+    if size is None:
+
+        def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+            start = perf()
+            try:
+                result = base(self, *args, **kwargs)
+            except BaseException as exc:
+                self._manystore_telemetry.record(op, perf() - start, "error." + type(exc).__name__, None)
+                raise
+            latency = perf() - start
+            state: _State = self._manystore_telemetry
+            append((state.ok.get(op) or state.group(op, "success"), latency, None))
+            if not recorder.STARTED:
+                recorder.start()
+            return result
+
+    else:
+
+        def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+            start = perf()
+            try:
+                result = base(self, *args, **kwargs)
+            except BaseException as exc:
+                self._manystore_telemetry.record(op, perf() - start, "error." + type(exc).__name__, None)
+                raise
+            latency = perf() - start
+            state: _State = self._manystore_telemetry
+            append((state.ok.get(op) or state.group(op, "success"), latency, size(args, kwargs, result)))
+            if not recorder.STARTED:
+                recorder.start()
+            return result
+
+    return functools.update_wrapper(method, base)
+
+
+_TEMPLATE = """\
+def {name}({params}):
+    _ms_start = _ms_perf()
+    try:
+        _ms_result = _ms_base({call})
+    except BaseException as _ms_exc:
+        {self}._manystore_telemetry.record(
+            _ms_op, _ms_perf() - _ms_start, "error." + type(_ms_exc).__name__, None
+        )
+        raise
+    _ms_latency = _ms_perf() - _ms_start
+    _ms_state = {self}._manystore_telemetry
+    _ms_append((_ms_state.ok.get(_ms_op) or _ms_state.group(_ms_op, "success"), _ms_latency, {size}))
+    if not _ms_recorder.STARTED:
+        _ms_recorder.start()
+    return _ms_result
+"""
+#: Size functions the compiled wrappers inline (``{}``: the variable holding the bytes).
+_INLINE_SIZES: dict[Any, tuple[str, str | None]] = {
+    None: ("None", None),
+    _result_size: ("len({0}) if type({0}) is bytes else _ms_nbytes({0})", "_ms_result"),
+    _body_size: ("len({0}) if type({0}) is bytes else _ms_nbytes({0})", "body"),
+}
+
+
+def _compile(base: Callable[..., Any], op: str, size: _Size | None) -> Any:
+    """A wrapper with ``base``'s own parameters (no ``*args``/``**kwargs`` repacking), or None.
+
+    Same hot path as :func:`_wrap`; None when the signature cannot be copied (then
+    :func:`_wrap` is used). Defaults are passed on as the very same objects.
+    """
+    import inspect
+
+    if size not in _INLINE_SIZES or not getattr(base, "__name__", "").isidentifier():
+        return None
+    try:
+        params = list(inspect.signature(base, follow_wrapped=False).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    kinds = inspect.Parameter
+    if not params or params[0].kind not in (kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD):
+        return None
+    namespace: dict[str, Any] = {
+        "_ms_perf": _perf,
+        "_ms_base": base,
+        "_ms_op": op,
+        "_ms_append": _append,
+        "_ms_recorder": _recorder,
+        "_ms_nbytes": _nbytes,
+    }
+    defs: list[str] = []
+    call: list[str] = []
+    star = False
+    for i, p in enumerate(params):
+        if p.name.startswith("_ms_"):
+            return None
+        text = p.name
+        if p.default is not p.empty:
+            namespace[f"_ms_d{i}"] = p.default
+            text += f"=_ms_d{i}"
+        if p.kind is kinds.VAR_POSITIONAL:
+            star = True
+            defs.append("*" + p.name)
+            call.append("*" + p.name)
+            continue
+        if p.kind is kinds.VAR_KEYWORD:
+            defs.append("**" + p.name)
+            call.append("**" + p.name)
+            continue
+        if p.kind is kinds.KEYWORD_ONLY:
+            if not star:
+                star = True
+                defs.append("*")
+            call.append(f"{p.name}={p.name}")
+        else:
+            call.append(p.name)
+        defs.append(text)
+        if p.kind is kinds.POSITIONAL_ONLY and (i + 1 == len(params) or params[i + 1].kind is not p.kind):
+            defs.append("/")
+    expr, var = _INLINE_SIZES[size]
+    names = {p.name for p in params if p.kind not in (kinds.VAR_POSITIONAL, kinds.VAR_KEYWORD)}
+    if var is not None and not var.startswith("_ms_") and var not in names:
+        return None
+    source = _TEMPLATE.format(
+        name=base.__name__,
+        params=", ".join(defs),
+        call=", ".join(call),
+        self=params[0].name,
+        size=expr.format(var) if var else expr,
+    )
+    exec(compile(source, f"<manystore telemetry wrapper of {base.__qualname__}>", "exec"), namespace)
+    return functools.update_wrapper(namespace[base.__name__], base)
 
 
 def _wrap_download(base: Callable[..., Any]) -> Any:
@@ -255,15 +412,14 @@ def _wrap_writer(base: Callable[..., Any]) -> Any:
     return method
 
 
-_NONE: Callable[[tuple[Any, ...], dict[str, Any], Any], int | None] = lambda a, k, r: None  # noqa: E731
-_PLAIN: dict[str, tuple[str, Callable[[tuple[Any, ...], dict[str, Any], Any], int | None]]] = {
-    "get_object": ("get", lambda a, k, r: _nbytes(r)),
-    "put_object": ("put", lambda a, k, r: _nbytes(_arg(a, k, 1, "body"))),
-    "get_object_metadata": ("head", _NONE),
-    "delete_object": ("delete", _NONE),
-    "copy_object": ("copy", _NONE),
-    "copy_from": ("copy", _NONE),
-    "delete_prefix": ("delete_many", _NONE),
+_PLAIN: dict[str, tuple[str, _Size | None]] = {
+    "get_object": ("get", _result_size),
+    "put_object": ("put", _body_size),
+    "get_object_metadata": ("head", None),
+    "delete_object": ("delete", None),
+    "copy_object": ("copy", None),
+    "copy_from": ("copy", None),
+    "delete_prefix": ("delete_many", None),
     "upload_file": ("upload", lambda a, k, r: _file_size(_arg(a, k, 1, "f"))),
 }
 _CLASSES: dict[type, type] = {}
@@ -295,7 +451,8 @@ def _instrumented_class(base: type) -> type:
         namespace: dict[str, Any] = {"__reduce_ex__": _reduce_ex, "__module__": base.__module__}
         for name, (op, size) in _PLAIN.items():
             if callable(getattr(base, name, None)):
-                namespace[name] = _wrap(getattr(base, name), op, size)
+                method = getattr(base, name)
+                namespace[name] = _compile(method, op, size) or _wrap(method, op, size)
         if callable(getattr(base, "list_objects", None)):
             namespace["list_objects"] = _wrap_list(base.list_objects)  # type: ignore[attr-defined]
         if callable(getattr(base, "download_file", None)):
