@@ -132,7 +132,9 @@ def resolve(
             profile: dict[str, Any] = {"storage_provider": {"type": "s3", "options": options}}
             if attempts is not None:
                 profile["retry"] = {"attempts": attempts}
-            config = StorageClientConfig.from_dict({"profiles": {parsed.profile: profile}}, parsed.profile)
+            config = StorageClientConfig.from_dict(
+                {"profiles": {parsed.profile: profile}}, parsed.profile, skip_validation=True
+            )
             client = _clients[key] = StorageClient(config)
     return client, parsed.path
 
