@@ -15,4 +15,10 @@ from ..torch.filesystem import (
     MultiStorageFileSystemWriter,
 )
 
-__all__ = ["MultiStorageFileSystem", "MultiStorageFileSystemReader", "MultiStorageFileSystemWriter", "load", "save"]
+__all__ = [
+    "MultiStorageFileSystem",
+    "MultiStorageFileSystemReader",
+    "MultiStorageFileSystemWriter",
+    "load",
+    "save",
+]
