@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import io
+import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,31 +35,52 @@ __all__ = [
 DEFAULT_MAX_GAP_SIZE = 32 << 20
 #: Longest single ranged request; longer coalesced groups are split and fetched in parallel.
 DEFAULT_PART_SIZE = 16 << 20
+#: Gap bytes fetched (to save requests) at most this fraction of the needed bytes, by default.
+DEFAULT_MAX_GAP_FRACTION = 0.1
 #: Ranged requests in flight.
 DEFAULT_MAX_CONCURRENCY = 8
 #: Bytes fetched ahead of the file being loaded.
 DEFAULT_PREFETCH_BYTES = 512 << 20
 
 
-def coalesce(ranges: Iterable[tuple[int, int]], max_gap_size: float) -> list[tuple[int, int]]:
-    """Sorted ``(start, end)`` ranges merged where the gap between them is at most ``max_gap_size``.
+def coalesce(
+    ranges: Iterable[tuple[int, int]], max_gap_size: float, max_gap_fraction: float | None = None
+) -> list[tuple[int, int]]:
+    """Sorted ``(start, end)`` ranges, neighbours merged across gaps of at most ``max_gap_size``.
 
-    Empty ranges are dropped; overlapping ones merge.
+    Empty ranges are dropped; overlapping or touching ones always merge. With
+    ``max_gap_fraction``, gaps are merged smallest first only while the gap bytes fetched
+    stay within that fraction of the needed bytes (so a load never moves more than
+    ``1 + max_gap_fraction`` times the bytes it needs).
 
     Raises:
         ValueError: A range has ``start < 0`` or ``end < start``.
     """
-    merged: list[tuple[int, int]] = []
+    spans: list[tuple[int, int]] = []
     for start, end in sorted(ranges):
         if start < 0 or end < start:
             raise ValueError(f"invalid byte range {start}-{end}: expected 0 <= start <= end")
         if start == end:
             continue
-        if merged and start - merged[-1][1] <= max_gap_size:
-            if end > merged[-1][1]:
-                merged[-1] = (merged[-1][0], end)
+        if spans and start <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
         else:
-            merged.append((start, end))
+            spans.append((start, end))
+    gaps = sorted((spans[i + 1][0] - spans[i][1], i) for i in range(len(spans) - 1))
+    allowed = math.inf if max_gap_fraction is None else max_gap_fraction * sum(e - s for s, e in spans)
+    bridged: set[int] = set()
+    spent = 0
+    for gap, i in gaps:
+        if gap > max_gap_size or spent + gap > allowed:
+            break
+        spent += gap
+        bridged.add(i)
+    merged: list[tuple[int, int]] = []
+    for i, span in enumerate(spans):
+        if merged and i - 1 in bridged:
+            merged[-1] = (merged[-1][0], span[1])
+        else:
+            merged.append(span)
     return merged
 
 
@@ -239,8 +261,8 @@ class ObjectReader(SegmentReader):
 class _Fetch:
     """The parts of one file, being fetched."""
 
-    def __init__(self, path: str, parts: list[tuple[int, int]]) -> None:
-        self.path, self.parts = path, parts
+    def __init__(self, path: str, parts: list[tuple[int, int]], whole: bool = False) -> None:
+        self.path, self.parts, self.whole = path, parts, whole
         self.futures: list[Future[bytes]] = []
         self.nbytes = sum(e - s for s, e in parts)
 
@@ -258,6 +280,8 @@ class DCPOptimizedConstructor:
         part_size: Longest single request.
         max_concurrency: Requests in flight.
         prefetch_bytes: Bytes fetched ahead of the file being consumed.
+        max_gap_fraction: Gap bytes merged (smallest gaps first) at most this fraction of
+            the needed bytes; ``None``: every gap up to ``max_gap_size``.
 
     Raises:
         TypeError, ValueError: A size or count that is not a non-negative number.
@@ -269,7 +293,15 @@ class DCPOptimizedConstructor:
         part_size: int = DEFAULT_PART_SIZE,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         prefetch_bytes: int = DEFAULT_PREFETCH_BYTES,
+        max_gap_fraction: float | None = DEFAULT_MAX_GAP_FRACTION,
     ) -> None:
+        if max_gap_fraction is not None and (
+            isinstance(max_gap_fraction, bool)
+            or not isinstance(max_gap_fraction, (int, float))
+            or max_gap_fraction < 0
+        ):
+            raise ValueError(f"max_gap_fraction must be None or a number >= 0, got {max_gap_fraction!r}")
+        self.max_gap_fraction = max_gap_fraction
         if isinstance(max_gap_size, bool) or not isinstance(max_gap_size, (int, float)):
             raise TypeError(f"max_gap_size must be an int or float, got {type(max_gap_size).__name__}")
         if max_gap_size < 0:
@@ -331,16 +363,22 @@ class DCPOptimizedConstructor:
         client: StorageClient,
         files: Sequence[tuple[str, Sequence[tuple[int, int]]]],
         url_of: Callable[[str], str] | None = None,
+        sizes: dict[str, int] | None = None,
     ) -> Iterator[tuple[str, SegmentReader]]:
         """Readers of ``files`` (``(path, ranges)``), in order, their parts fetched ahead concurrently.
 
         At most ``prefetch_bytes`` beyond the file being consumed are requested ahead (the
         file being consumed is always fetched whole). A reader's buffers are released
-        when the caller drops it.
+        when the caller drops it. A file whose needed span is all of it (its size known
+        from ``sizes``) is read with a plain GET: many servers answer a range covering the
+        whole object with ``200``, which would cost a second request.
         """
-        fetches = [
-            _Fetch(path, split_parts(coalesce(r, self.max_gap_size), self.part_size)) for path, r in files
-        ]
+        sizes = sizes or {}
+        fetches = []
+        for path, r in files:
+            groups = coalesce(r, self.max_gap_size, self.max_gap_fraction)
+            whole = groups == [(0, sizes.get(path, -1))]
+            fetches.append(_Fetch(path, groups if whole else split_parts(groups, self.part_size), whole))
         url_of = url_of or (lambda p: client.url_prefix + p)
         with ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="manystore-dcp") as pool:
             submitted = 0  # index of the next file whose parts are not yet submitted
@@ -369,16 +407,25 @@ class DCPOptimizedConstructor:
 
     @staticmethod
     def _submit(pool: ThreadPoolExecutor, client: StorageClient, fetch: _Fetch) -> None:
+        if fetch.whole:
+            fetch.futures = [pool.submit(client.read, fetch.path)]
+            return
         fetch.futures = [
             pool.submit(client.read, fetch.path, Range(offset=s, size=e - s)) for s, e in fetch.parts
         ]
 
 
-def dcp_optimized(max_gap_size: float = DEFAULT_MAX_GAP_SIZE) -> DCPOptimizedConstructor:
+def dcp_optimized(
+    max_gap_size: float = DEFAULT_MAX_GAP_SIZE, max_gap_fraction: float | None = DEFAULT_MAX_GAP_FRACTION
+) -> DCPOptimizedConstructor:
     """The reader constructor for DCP loads: coalesced, concurrent ranged reads of planned bytes.
 
     Args:
-        max_gap_size: Needed ranges at most this many bytes apart share one request
-            (``float("inf")``: one request per file span). Default 32 MiB.
+        max_gap_size: Needed ranges at most this many bytes apart share one request. Default
+            32 MiB (as s3torchconnector).
+        max_gap_fraction: Gaps are bridged smallest first while the bridged bytes stay within
+            this fraction of the needed bytes (default 0.1: a load moves at most 1.1 times the
+            bytes it needs); ``None`` bridges every gap up to ``max_gap_size``
+            (``dcp_optimized(float("inf"), None)``: one request per file).
     """
-    return DCPOptimizedConstructor(max_gap_size)
+    return DCPOptimizedConstructor(max_gap_size, max_gap_fraction=max_gap_fraction)

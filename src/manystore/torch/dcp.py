@@ -145,9 +145,11 @@ class FileSystem(FileSystemBase):
 
         Raises:
             InvalidURLError: ``path`` cannot be parsed.
+            ValueError: ``region``/``endpoint``/``s3client_config`` were given for a URL that
+                is not ``s3://``.
         """
         text = url_to_str(path)
-        parse_url(text)
+        self.resolve(text)
         self._path = text
         return text
 
@@ -360,7 +362,11 @@ class StorageReader(FileSystemReader):
         client, base = cast(FileSystem, self.fs).resolve(self.path)
         key_of = {posixpath.join(base, rel) if base else rel: rel for rel in per_file}
         files = [(key, [self._span(req) for req in per_file[rel]]) for key, rel in key_of.items()]
-        for key, reader in constructor.readers(client, files):
+        ends: dict[str, int] = {}  # a file ends where its last item does (torch writes them back to back)
+        for info in self.storage_data.values():
+            ends[info.relative_path] = max(ends.get(info.relative_path, 0), info.offset + info.length)
+        sizes = {key: ends[rel] for key, rel in key_of.items()}
+        for key, reader in constructor.readers(client, files, sizes=sizes):
             reqs = sorted(per_file[key_of[key]], key=lambda r: self.storage_data[r.storage_index].offset)
             for req in reqs:
                 self._load_item(req, reader, planner)
