@@ -78,7 +78,7 @@ def save(obj: object, f: str | os.PathLike[str] | IO[bytes], *args: Any, **kwarg
     """``torch.save`` to a URL, a path or a binary file object.
 
     A URL or path is streamed as it is serialised (a multipart upload on object stores, see
-    :class:`manystore.torch.Writer`): nothing is visible until the save completes, and a
+    ``manystore.torch.Writer``): nothing is visible until the save completes, and a
     failed save leaves no object.
 
     Raises:
