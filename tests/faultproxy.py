@@ -155,6 +155,7 @@ class FaultProxy:
         requests_by_method: Requests received, by HTTP method.
         requests_log: ``(method, path-with-query)`` of every request received, in order.
         injected: Faults injected so far, by :attr:`Fault.label`.
+        body_bytes_by_method: Response body bytes forwarded to the client, by HTTP method.
     """
 
     def __init__(self, upstream: str) -> None:
@@ -168,6 +169,7 @@ class FaultProxy:
         self.requests_by_method: Counter[str] = Counter()
         self.injected: Counter[str] = Counter()
         self.requests_log: list[tuple[str, str]] = []
+        self.body_bytes_by_method: Counter[str] = Counter()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -277,6 +279,8 @@ class FaultProxy:
                     return
                 if cut is None:
                     self.wfile.write(data)
+                    with proxy._lock:
+                        proxy.body_bytes_by_method[self.command] += len(data)
                     return
                 self.wfile.write(data[: int(len(data) * cut.keep)])
                 self._cut(cut)

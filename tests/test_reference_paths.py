@@ -88,9 +88,6 @@ REFERENCE_NAMES = [
 
 #: Documented names still to be built, and by which issue.
 PENDING: dict[str, str] = {
-    "manystore.contrib.torch.MultiStorageFileSystem": "issue 12 (PyTorch layer)",
-    "manystore.contrib.torch.MultiStorageFileSystemReader": "issue 12 (PyTorch layer)",
-    "manystore.contrib.torch.MultiStorageFileSystemWriter": "issue 12 (PyTorch layer)",
     "manystore.contrib.xarray.open_zarr": "issue 15 (arrays)",
     "manystore.contrib.zarr.LazyZarrStore": "issue 15 (arrays)",
     "manystore.contrib.zarr.open_consolidated": "issue 15 (arrays)",

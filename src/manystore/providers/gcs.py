@@ -138,7 +138,9 @@ class _GCSWriter:
                 transport.request("DELETE", upload.resumable_url, timeout=self._provider._timeout)
         with contextlib.suppress(Exception):
             inner._upload_and_transport = None
-            inner._buffer = type(inner._buffer)()  # nothing left to flush
+            # BlobWriter.close() (also run when it is collected) uploads whatever its buffer
+            # holds while the buffer is open: a closed buffer means nothing is ever created.
+            inner._buffer.close()
 
 
 # ------------------------------------------------------------------ provider

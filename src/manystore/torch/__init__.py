@@ -10,59 +10,59 @@ See ``docs/architecture.md``.
 
 from __future__ import annotations
 
+import importlib
 import io
 import os
 from typing import IO, Any
 
-__all__ = [
-    "load",
-    "save",
-    # --- torchds: datasets, readers, client config
-    "ClientConfig",
-    "IterableDataset",
-    "MapDataset",
-    "RangedReader",
-    "Reader",
-    "ReaderConstructor",
-    "S3ClientConfig",
-    "S3IterableDataset",
-    "S3MapDataset",
-    "S3Reader",
-    "S3ReaderConstructor",
-    "SequentialReader",
-]
-
 #: Public name -> module (relative to this package) defining it; imported on first access.
-_LAZY: dict[str, str] = {
-    # --- torchds: datasets, readers, client config
-    "ClientConfig": "client_config",
-    "S3ClientConfig": "client_config",
-    "IterableDataset": "datasets",
-    "MapDataset": "datasets",
-    "S3IterableDataset": "datasets",
-    "S3MapDataset": "datasets",
-    "RangedReader": "_reader",
-    "Reader": "_reader",
-    "S3Reader": "_reader",
-    "SequentialReader": "_reader",
-    "ReaderConstructor": "reader_constructor",
-    "S3ReaderConstructor": "reader_constructor",
-}
+_LAZY: dict[str, str] = {}
+# --- torchds: datasets, readers, client config ---
+_LAZY.update(
+    {
+        "ClientConfig": "client_config",
+        "S3ClientConfig": "client_config",
+        "IterableDataset": "datasets",
+        "MapDataset": "datasets",
+        "S3IterableDataset": "datasets",
+        "S3MapDataset": "datasets",
+        "RangedReader": "_reader",
+        "Reader": "_reader",
+        "S3Reader": "_reader",
+        "SequentialReader": "_reader",
+        "ReaderConstructor": "reader_constructor",
+        "S3ReaderConstructor": "reader_constructor",
+    }
+)
+# --- end torchds ---
+# --- writer, checkpoints, DCP (engineer "torchdcp") ---
+_LAZY.update(
+    {
+        "Writer": "writer",
+        "S3Writer": "writer",
+        "Checkpoint": "checkpoint",
+        "S3Checkpoint": "checkpoint",
+        "MultiStorageFileSystem": "filesystem",
+        "MultiStorageFileSystemReader": "filesystem",
+        "MultiStorageFileSystemWriter": "filesystem",
+    }
+)
+# --- end torchdcp ---
+
+__all__ = ["load", "save", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'manystore.torch' has no attribute {name!r}")
-    import importlib
-
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def _torch() -> Any:
@@ -93,17 +93,20 @@ def load(f: str | os.PathLike[str] | IO[bytes], *args: Any, **kwargs: Any) -> An
 
 
 def save(obj: object, f: str | os.PathLike[str] | IO[bytes], *args: Any, **kwargs: Any) -> None:
-    """``torch.save`` to a URL, a path or a binary file object (a URL is written as one object).
+    """``torch.save`` to a URL, a path or a binary file object.
+
+    A URL or path is streamed as it is serialised (a multipart upload on object stores, see
+    ``manystore.torch.Writer``): nothing is visible until the save completes, and a
+    failed save leaves no object.
 
     Raises:
         ImportError: PyTorch is not installed (names the extra ``manystore[torch]``).
     """
     torch = _torch()
     if isinstance(f, (str, os.PathLike)):
-        buffer = io.BytesIO()
-        torch.save(obj, buffer, *args, **kwargs)
-        from ..shortcuts import write
+        from .writer import Writer
 
-        write(os.fspath(f), buffer.getvalue())
+        with Writer(f) as writer:
+            torch.save(obj, writer, *args, **kwargs)
         return
     torch.save(obj, f, *args, **kwargs)
