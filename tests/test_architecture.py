@@ -46,6 +46,7 @@ LAYERS: dict[str, int] = {
     "shortcuts": 4,
     "pathlib": 4,
     "_pathlocal": 4,
+    "_pathio": 4,
     "cli": 4,
     "demo": 4,
     "__main__": 4,
