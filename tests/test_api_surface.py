@@ -67,12 +67,14 @@ CLIENT_METHODS = {
     "download_file": ["remote_path", "local_path"],
 }
 
+#: MSC 1.3.1's order; the reference seed's ``telemetry`` keeps working, keyword-only, last.
 CONFIG_BUILDERS = {
-    "from_dict": ["config_dict", "profile", "skip_validation", "telemetry", "telemetry_provider"],
-    "from_file": ["profile", "telemetry", "telemetry_provider"],
-    "from_json": ["config_json", "profile", "telemetry", "telemetry_provider"],
-    "from_yaml": ["config_yaml", "profile", "telemetry", "telemetry_provider"],
-    "from_provider_bundle": ["config_dict", "provider_bundle", "telemetry", "telemetry_provider"],
+    "from_dict": ["config_dict", "profile", "skip_validation", "telemetry_provider", "telemetry"],
+    "from_file": ["config_file_paths", "profile", "telemetry_provider", "telemetry"],
+    "from_json": ["config_json", "profile", "telemetry_provider", "telemetry"],
+    "from_yaml": ["config_yaml", "profile", "telemetry_provider", "telemetry"],
+    "from_provider_bundle": ["config_dict", "provider_bundle", "telemetry_provider", "telemetry"],
+    "read_msc_config": ["config_file_paths"],
     "read_path_mapping": [],
 }
 
@@ -122,16 +124,23 @@ def test_config_builders(name: str) -> None:
 
 
 def test_config_fields() -> None:
-    fields = params(manystore.StorageClientConfig)
-    assert fields[:7] == [
+    signature = inspect.signature(manystore.StorageClientConfig)
+    assert list(signature.parameters)[:12] == [
         "profile",
         "storage_provider",
         "credentials_provider",
+        "storage_provider_profiles",
+        "child_configs",
         "metadata_provider",
         "cache_config",
         "cache_manager",
         "retry_config",
+        "telemetry_provider",
+        "replicas",
+        "autocommit_config",
     ]
+    for name in ("caching_enabled", "telemetry", "_config_dict"):  # manystore's own: keyword-only
+        assert signature.parameters[name].kind is inspect.Parameter.KEYWORD_ONLY
 
 
 @pytest.mark.parametrize("abc_name", sorted(ABSTRACT_METHODS))

@@ -31,10 +31,12 @@ LAYERS: dict[str, int] = {
     "caching": 1,
     # 2: configuration (builds providers)
     "config": 2,
+    "config_files": 2,
     # 3: the client and what it is made of
     "objectio": 3,
     "file": 3,
     "client": 3,
+    "client_autocommit": 3,
     "client_batch": 3,
     "client_links": 3,
     "client_sync": 3,
@@ -44,6 +46,7 @@ LAYERS: dict[str, int] = {
     "shortcuts": 4,
     "pathlib": 4,
     "_pathlocal": 4,
+    "_pathio": 4,
     "cli": 4,
     "demo": 4,
     "__main__": 4,

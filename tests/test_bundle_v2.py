@@ -14,6 +14,7 @@ from manystore.types import (
     CredentialsProvider,
     MetadataProvider,
     ProviderBundleV2,
+    Replica,
     StorageBackend,
     StorageProviderConfig,
 )
@@ -86,7 +87,12 @@ def test_v2_bundle_refusals(tmp_path: Any) -> None:
     with pytest.raises(ConfigError, match="must map a backend name"):
         StorageClientConfig.from_provider_bundle({}, Bundle({}))
     with_replica = StorageBackend(one.storage_provider_config, replicas=[{"replica_profile": "r"}])
-    with pytest.raises(ConfigError, match=r"1 replica\(s\).*expected \[\]"):
+    with pytest.raises(
+        ConfigError, match=r"replicas: expected Replica objects, got \{'replica_profile': 'r'\}"
+    ):
         StorageClientConfig.from_provider_bundle({}, Bundle({"a": with_replica}))
+    named = StorageBackend(one.storage_provider_config, replicas=[Replica("r", 1)])
+    with pytest.raises(ConfigError, match=r"replica 'r': no such profile.*defined: \[\]"):
+        StorageClientConfig.from_provider_bundle({}, Bundle({"a": named}))
     with pytest.raises(ConfigError, match="must hold StorageBackend values, got dict"):
         StorageClientConfig.from_provider_bundle({}, Bundle({"a": {"type": "file"}}))  # type: ignore[dict-item]

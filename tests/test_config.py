@@ -127,7 +127,7 @@ def test_from_json_invalid_document() -> None:
 def test_from_file_uses_msc_config(tmp_path: Path, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write_yaml(tmp_path / "cfg" / "my.yaml", {"profiles": {"p": file_profile(root)}})
     monkeypatch.setenv("MSC_CONFIG", str(path))
-    config = StorageClientConfig.from_file("p")
+    config = StorageClientConfig.from_file(profile="p")
     assert roundtrip(config) == b"payload"
 
 
@@ -135,7 +135,7 @@ def test_from_file_json(tmp_path: Path, root: Path, monkeypatch: pytest.MonkeyPa
     path = tmp_path / "cfg.json"
     path.write_text(json.dumps({"profiles": {"p": file_profile(root)}}), encoding="utf-8")
     monkeypatch.setenv("MSC_CONFIG", str(path))
-    assert roundtrip(StorageClientConfig.from_file("p")) == b"payload"
+    assert roundtrip(StorageClientConfig.from_file(profile="p")) == b"payload"
 
 
 def test_from_file_without_config_default_is_filesystem(root: Path) -> None:
@@ -582,7 +582,7 @@ def test_bad_retry_in_config_file(tmp_path: Path, root: Path, monkeypatch: pytes
     cfg = write_yaml(tmp_path / "c.yaml", {"profiles": {"p": file_profile(root, retry={"delay": -1})}})
     monkeypatch.setenv("MSC_CONFIG", str(cfg))
     with pytest.raises(ConfigError, match=r"profiles\.p\.retry\.delay"):
-        StorageClientConfig.from_file("p")
+        StorageClientConfig.from_file(profile="p")
 
 
 def test_unknown_profile_lists_defined(root: Path) -> None:
@@ -610,7 +610,7 @@ def test_yaml_python_tags_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     cfg.write_text(doc, encoding="utf-8")
     monkeypatch.setenv("MSC_CONFIG", str(cfg))
     with pytest.raises(ConfigError, match="not valid YAML"):
-        StorageClientConfig.from_file("p")
+        StorageClientConfig.from_file(profile="p")
     assert not marker.exists()
 
 

@@ -173,10 +173,10 @@ def test_relative_base_path_resolved_against_config_file_dir(
     )
     monkeypatch.setenv("MSC_CONFIG", str(config_file))
     monkeypatch.chdir(tmp_path)  # the CWD is not the config's directory
-    config = StorageClientConfig.from_file("local")
+    config = StorageClientConfig.from_file(profile="local")
     assert config.storage_provider.base_path == str(conf_dir / "data")
     assert StorageClient(config).read("x.txt") == b"hello"
-    shared = StorageClientConfig.from_file("shared")
+    shared = StorageClientConfig.from_file(profile="shared")
     assert shared.storage_provider.base_path == str(conf_dir / "inc" / "shared")
 
 

@@ -35,7 +35,7 @@ def base_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest
     config_file = tmp_path / "msc.yaml"
     config_file.write_text(yaml.safe_dump({"profiles": {"h": profile}}))
     monkeypatch.setenv("MSC_CONFIG", str(config_file))
-    StorageClientConfig.from_file("h")  # the config is valid
+    StorageClientConfig.from_file(profile="h")  # the config is valid
     return "msc://h/"
 
 
@@ -56,7 +56,7 @@ def test_numpy_memmap_local_only(base_url: str, tmp_path: Path) -> None:
     from manystore import numpy as msc_np
 
     msc_np.save(base_url + "m.npy", np.ones(4))
-    if base_url and "file" in str(StorageClientConfig.from_file("h").storage_provider).lower():
+    if base_url and "file" in str(StorageClientConfig.from_file(profile="h").storage_provider).lower():
         mapped = msc_np.load(base_url + "m.npy", mmap_mode="r")
         assert isinstance(mapped, np.memmap) and float(mapped.sum()) == 4.0
     else:

@@ -86,7 +86,7 @@ class LocalPathMethods:
 
         def exists(self) -> bool: ...
 
-        def joinpath(self, *others: PathArg) -> MultiStoragePath: ...
+        def joinpath(self, *pathsegments: PathArg) -> MultiStoragePath: ...
 
     def _local(self, method: str) -> str:
         """The local path of this path, or NotImplementedError naming ``method`` for remote paths."""
@@ -220,14 +220,14 @@ class LocalPathMethods:
         for dirpath, dirnames, filenames in os.walk(top, top_down, on_error, follow_symlinks):
             yield self._wrap(dirpath), dirnames, filenames
 
-    def samefile(self, other: PathArg) -> bool:
-        """True if ``other`` names the same file: the same inode locally, else the same key
+    def samefile(self, other_path: PathArg) -> bool:
+        """True if ``other_path`` names the same file: the same inode locally, else the same key
         of the same profile (path mappings are applied).
 
         Raises:
             FileNotFoundError: Either path does not exist.
         """
-        that = other if isinstance(other, LocalPathMethods) else self._wrap(other)
+        that = other_path if isinstance(other_path, LocalPathMethods) else self._wrap(other_path)
         client_a, key_a = self._resolve()
         client_b, key_b = that._resolve()
         local_a, local_b = self._local_path(client_a, key_a), self._local_path(client_b, key_b)

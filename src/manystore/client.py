@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import functools
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -12,6 +13,7 @@ from datetime import datetime, timezone
 from typing import IO, Any, TypeVar, cast
 
 from .attribute_filter import AttributeFilter, compile_attribute_filter, matches
+from .client_autocommit import start_autocommit
 from .client_batch import BatchMixin
 from .client_links import LinksMixin, PatternMatcher, symlink_target_of
 from .client_sync import SyncMixin
@@ -75,6 +77,11 @@ class StorageClient(BatchMixin, LinksMixin, SyncMixin):
     """
 
     def __init__(self, config: StorageClientConfig) -> None:
+        if config.storage_provider is None:
+            raise ValueError(
+                f"profile {config.profile!r}: storage_provider_profiles={config.storage_provider_profiles!r}: "
+                "multi-backend (composite) clients are not supported; expected a config with a storage_provider"
+            )
         self._config = config
         self._storage_provider: StorageProvider = config.storage_provider
         self._metadata_provider: MetadataProvider | None = config.metadata_provider
@@ -88,6 +95,10 @@ class StorageClient(BatchMixin, LinksMixin, SyncMixin):
             config.cache_config if config.caching_enabled else None,
             config.cache_manager,
         )
+        self._commit_lock = threading.Lock()
+        self._autocommit_stop: threading.Event | None = None
+        if config.metadata_provider is not None and config.autocommit_config is not None:
+            self._autocommit_stop = start_autocommit(self, config.autocommit_config)
 
     # ------------------------------------------------------------- identity
     @property
@@ -291,7 +302,8 @@ class StorageClient(BatchMixin, LinksMixin, SyncMixin):
         predicate: AttributeFilter | None,
         with_attributes: bool,
     ) -> Iterator[ObjectMetadata]:
-        source = self._metadata_provider or self._storage_provider
+        mp = self._metadata_provider  # not `or`: an empty manifest is falsy (it has a __len__)
+        source = mp if mp is not None else self._storage_provider
         url = self.url_prefix if include_url_prefix else ""
         last = start_after
         attempts = 0
@@ -554,7 +566,8 @@ class StorageClient(BatchMixin, LinksMixin, SyncMixin):
         mp = self._metadata_provider
         if mp is None:
             return
-        if prefix is not None:
-            for meta in self._storage_provider.list_objects(prefix):
-                mp.add_file(meta.key, meta)
-        mp.commit_updates()
+        with self._commit_lock:  # autocommit may run on another thread
+            if prefix is not None:
+                for meta in self._storage_provider.list_objects(prefix):
+                    mp.add_file(meta.key, meta)
+            mp.commit_updates()

@@ -30,7 +30,7 @@ import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 from .types import ExecutionMode, PatternList, SymlinkHandling
 
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from .client import StorageClient
     from .sync_types import SyncResult
 
-__all__ = ["ReplicaSpec", "SyncMixin", "replica_specs"]
+__all__ = ["SyncMixin"]
 
 logger = logging.getLogger(__name__)
 #: Background threads filling replicas after reads (``MANYSTORE_REPLICA_UPLOAD_THREADS``).
@@ -46,17 +46,6 @@ DEFAULT_REPLICA_UPLOAD_THREADS = 8
 _backfill_lock = threading.Lock()
 _backfill_pool: ThreadPoolExecutor | None = None
 _backfilling: set[tuple[str, str]] = set()
-
-#: ``(replica profile, read priority, read only)``.
-ReplicaSpec = tuple[str, int, bool]
-
-
-def replica_specs(config_dict: dict[str, Any] | None, profile: str) -> builtins.list[ReplicaSpec]:
-    """The ``replicas`` of ``profile`` in ``config_dict``, in read-priority order (validated by the schema)."""
-    profiles = (config_dict or {}).get("profiles") or {}
-    raw = (profiles.get(profile) or {}).get("replicas") or []
-    specs = [(r["replica_profile"], int(r["read_priority"]), bool(r.get("read_only", False))) for r in raw]
-    return sorted(specs, key=lambda spec: spec[1])
 
 
 def _pool() -> ThreadPoolExecutor:
@@ -104,10 +93,17 @@ class SyncMixin:
         if built is None:
             from .config import StorageClientConfig
 
-            built = [
-                (type(self)(StorageClientConfig.from_dict(self._config._config_dict or {}, name)), read_only)
-                for name, _, read_only in replica_specs(self._config._config_dict, self.profile)
-            ]
+            config = self._config
+            source = config._config_dict if config._config_dict is not None else config._bundle_dict
+            built = []
+            for replica in sorted(config.replicas or [], key=lambda r: r.read_priority):
+                if source is None:
+                    raise ValueError(
+                        f"profile {self.profile!r}: replica {replica.replica_profile!r} needs a config that "
+                        "defines it (build the config with from_dict/from_file/from_provider_bundle), got none"
+                    )
+                replica_config = StorageClientConfig.from_dict(source, replica.replica_profile)
+                built.append((type(self)(replica_config), replica.read_only))
             self.__dict__["_replica_clients"] = built
         return built
 
@@ -122,11 +118,7 @@ class SyncMixin:
         return [client for client, read_only in self._replica_entries() if not read_only]
 
     def _reads_replicas(self: StorageClient) -> bool:  # type: ignore[misc]
-        return (
-            self._use_replicas
-            and self._metadata_provider is None
-            and bool(replica_specs(self._config._config_dict, self.profile))
-        )
+        return self._use_replicas and self._metadata_provider is None and bool(self._config.replicas)
 
     def _without_replicas(self: StorageClient) -> StorageClient:  # type: ignore[misc]
         """This profile's client reading its own store only (a sync source)."""

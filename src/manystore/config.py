@@ -1,28 +1,27 @@
-"""Loading configuration and building the providers of one profile.
+"""Building the providers of one profile: :class:`StorageClientConfig`.
 
-The config schema and file locations follow the Multi-Storage Client, so an
-existing ``~/.msc_config.yaml`` works unchanged. Search order (first found wins):
-
-1. the file named by ``MSC_CONFIG``;
-2. ``$XDG_CONFIG_HOME/msc/config.{yaml,json}``;
-3. ``~/.msc_config.{yaml,json}``, ``~/.config/msc/config.{yaml,json}``;
-4. ``$XDG_CONFIG_DIRS/msc/config.{yaml,json}`` (default ``/etc/xdg``);
-5. ``/etc/msc_config.{yaml,json}``.
-
-YAML is read with ``yaml.safe_load``: loading a config never runs code.
+The config schema follows the Multi-Storage Client, so an existing ``~/.msc_config.yaml``
+works unchanged; where files are searched and how they are read is in
+:mod:`manystore.config_files` (its functions are re-exported here).
 """
 
 from __future__ import annotations
 
 import copy
-import json
-import os
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .caching.cache_config import CacheConfig
+from .config_files import (
+    _check_file_base_path,
+    _parse_text,
+    config_search_paths,
+    expand_env,
+    load_config_file,
+    mask_secrets,
+    read_msc_config,
+)
 from .errors import ConfigError, UnknownProfileError
 from .providers import (
     CREDENTIALS_PROVIDERS,
@@ -33,10 +32,12 @@ from .providers import (
 )
 from .schema import RESERVED_POSIX_PROFILE, RETRY_BOUNDS, validate_config
 from .types import (
+    AutoCommitConfig,
     CredentialsProvider,
     MetadataProvider,
     ProviderBundle,
     ProviderBundleV2,
+    Replica,
     RetryConfig,
     StorageBackend,
     StorageProvider,
@@ -60,231 +61,6 @@ __all__ = [
 ]
 
 DEFAULT_PROFILE = RESERVED_POSIX_PROFILE  # MSC 1.3.1; "default" stays an alias when undefined
-_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-#: Keys whose string values are replaced by ``***`` (also matched as a ``_``-joined suffix,
-#: so ``aws_secret_access_key`` counts).
-_SECRET_KEYS = frozenset(
-    {
-        "secret_key",
-        "secret_access_key",
-        "password",
-        "token",
-        "session_token",
-        "connection",
-        "connection_string",
-        "account_key",
-        "sas_token",
-        "private_key",
-        "passphrase",
-        "client_secret",
-    }
-)
-#: Keys whose string values are shown as their first 4 characters followed by ``***``.
-_PARTLY_SECRET_KEYS = frozenset({"access_key", "access_key_id"})
-_MASK = "***"
-
-
-def config_search_paths() -> list[str]:
-    """The files searched for a configuration, in precedence order (``MSC_CONFIG`` first)."""
-    paths: list[str] = []
-    env = os.environ.get("MSC_CONFIG")
-    if env:
-        paths.append(env)
-    xdg_home = os.environ.get("XDG_CONFIG_HOME")
-    if xdg_home:
-        paths += [os.path.join(xdg_home, "msc", f"config.{ext}") for ext in ("yaml", "json")]
-    home = os.environ.get("HOME")
-    if home:
-        paths += [os.path.join(home, f".msc_config.{ext}") for ext in ("yaml", "json")]
-        paths += [os.path.join(home, ".config", "msc", f"config.{ext}") for ext in ("yaml", "json")]
-    for directory in (os.environ.get("XDG_CONFIG_DIRS") or "/etc/xdg").split(":"):
-        if directory.strip():
-            paths += [os.path.join(directory.strip(), "msc", f"config.{ext}") for ext in ("yaml", "json")]
-    paths += ["/etc/msc_config.yaml", "/etc/msc_config.json"]
-    return paths
-
-
-def _parse_text(text: str, source: str, as_json: bool) -> dict[str, Any]:
-    try:
-        if as_json:
-            data = json.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text)
-    except Exception as exc:  # yaml and json raise several types; the message is what matters
-        raise ConfigError(f"{source}: not valid {'JSON' if as_json else 'YAML'}: {exc}")
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
-    return data
-
-
-def load_config_file(path: str) -> dict[str, Any]:
-    """Read one config file (JSON if it ends in ``.json``, else YAML) and merge its ``include`` list.
-
-    Raises:
-        ConfigError: Unreadable, malformed, or conflicting includes.
-    """
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path!r}: {exc.strerror or exc}")
-    data = _parse_text(text, path, path.endswith(".json"))
-    _resolve_file_base_paths(data, path)
-    includes = data.pop("include", None) or []
-    if not isinstance(includes, list):
-        raise ConfigError(f"{path}: include: expected a list of file paths, got {includes!r}")
-    for inc in includes:
-        inc_path = inc if os.path.isabs(inc) else os.path.join(os.path.dirname(os.path.abspath(path)), inc)
-        try:
-            with open(inc_path, encoding="utf-8") as fh:
-                included = _parse_text(fh.read(), inc_path, inc_path.endswith(".json"))
-        except OSError as exc:
-            raise ConfigError(f"{path}: include {inc!r}: cannot read {inc_path!r}: {exc.strerror or exc}")
-        if "include" in included:
-            raise ConfigError(f"{inc_path}: nested 'include' is not allowed")
-        _resolve_file_base_paths(included, inc_path)
-        data = _merge(data, included, path, inc_path)
-    return data
-
-
-def _resolve_file_base_paths(data: dict[str, Any], path: str) -> None:
-    """Make the relative ``base_path`` of each ``file`` profile in ``data`` absolute, against
-    the directory of the config file ``path`` (in place).
-
-    Values starting with ``/``, ``~`` or ``${`` are left alone (an environment variable is
-    expanded when the profile is built, and must then yield an absolute path).
-    """
-    profiles = data.get("profiles")
-    for profile in profiles.values() if isinstance(profiles, dict) else ():
-        section = profile.get("storage_provider") if isinstance(profile, dict) else None
-        options = section.get("options") if isinstance(section, dict) else None
-        if not isinstance(section, dict) or not isinstance(options, dict) or section.get("type") != "file":
-            continue
-        base = options.get("base_path")
-        if isinstance(base, str) and base and not base.startswith(("/", "~", "${")):
-            options["base_path"] = os.path.normpath(
-                os.path.join(os.path.dirname(os.path.abspath(path)), base)
-            )
-
-
-def _check_file_base_path(section: dict[str, Any], where: str) -> None:
-    """Refuse a relative ``base_path`` of a ``file`` provider built from a dict (no file to anchor it)."""
-    options = section.get("options")
-    base = options.get("base_path") if section.get("type") == "file" and isinstance(options, dict) else None
-    if isinstance(base, str) and base and not base.startswith(("/", "~")):
-        raise ConfigError(
-            f"{where}.options.base_path: relative path {base!r} in a config given as a dict or string; "
-            "expected an absolute directory (a relative base_path is only resolved, against the config "
-            "file's directory, when the config is read from a file)"
-        )
-
-
-def _merge(base: dict[str, Any], extra: dict[str, Any], base_src: str, extra_src: str) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        if key not in out:
-            out[key] = value
-        elif key in ("profiles", "path_mapping") and isinstance(value, dict):
-            merged = dict(out[key])
-            for name, item in value.items():
-                if name in merged and merged[name] != item:
-                    raise ConfigError(
-                        f"{key}.{name} is defined differently in {base_src!r} and {extra_src!r}"
-                    )
-                merged[name] = item
-            out[key] = merged
-        elif out[key] != value:
-            raise ConfigError(f"{key} is defined differently in {base_src!r} and {extra_src!r}")
-    return out
-
-
-def read_msc_config(paths: Iterable[str] | None = None) -> tuple[dict[str, Any], str | None]:
-    """The first config found on ``paths`` (default: :func:`config_search_paths`), validated.
-
-    Returns:
-        ``(config_dict, path)``; ``({}, None)`` when no file exists.
-
-    Raises:
-        ConfigError: ``MSC_CONFIG`` names a file that does not exist (default search only).
-    """
-    env = os.environ.get("MSC_CONFIG")
-    if paths is None and env and not os.path.isfile(env):
-        raise ConfigError(
-            f"MSC_CONFIG={env!r}: no such config file; point MSC_CONFIG at an existing YAML/JSON file or unset it"
-        )
-    for path in paths if paths is not None else config_search_paths():
-        if os.path.isfile(path):
-            data = load_config_file(path)
-            validate_config(data)
-            return data, os.path.abspath(path)
-    return {}, None
-
-
-def expand_env(value: Any, where: str = "") -> Any:
-    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string of ``value``.
-
-    Raises:
-        ConfigError: A variable is unset and has no default; names it and the key path.
-    """
-    if isinstance(value, dict):
-        return {k: expand_env(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [expand_env(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, str) and "${" in value:
-
-        def sub(match: re.Match[str]) -> str:
-            name, default = match.group(1), match.group(2)
-            if name in os.environ:
-                return os.environ[name]
-            if default is not None:
-                return default
-            raise ConfigError(
-                f"{where}: environment variable {name!r} is not set (referenced as ${{{name}}})"
-            )
-
-        return _ENV_RE.sub(sub, value)
-    return value
-
-
-def _key_matches(key: str, names: frozenset[str]) -> bool:
-    lowered = key.lower()
-    return lowered in names or any(lowered.endswith("_" + name) for name in names)
-
-
-def _mask_leaf(key: Any, value: Any) -> Any:
-    if not isinstance(key, str) or not isinstance(value, str) or not value:
-        return mask_secrets(value)
-    if _key_matches(key, _SECRET_KEYS):
-        return _MASK
-    if _key_matches(key, _PARTLY_SECRET_KEYS):
-        return value[:4] + _MASK if len(value) > 4 else _MASK
-    return value
-
-
-def mask_secrets(value: Any) -> Any:
-    """A copy of a config with secret string values hidden, for display and logs.
-
-    Non-empty string values of secret-looking keys (``secret_key``, ``password``,
-    ``token``, ``session_token``, ``connection_string``, ``account_key``, ``sas_token``,
-    ``private_key``, ``passphrase``, ``client_secret`` and the like) become ``***``;
-    an ``access_key`` keeps its first 4 characters (``AKIA***``). Everything else,
-    such as provider ``type`` names, is kept, and dicts and lists are masked recursively.
-
-    Args:
-        value: A config dict (or any part of one).
-
-    Returns:
-        The masked copy; ``value`` itself is not modified.
-    """
-    if isinstance(value, dict):
-        return {k: _mask_leaf(k, v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask_secrets(v) for v in value]
-    return value
 
 
 def _retry_config(section: Any, where: str) -> RetryConfig:
@@ -359,37 +135,134 @@ def config_errors(config_dict: dict[str, Any]) -> list[str]:
     return problems
 
 
+def _replicas_of(spec: dict[str, Any]) -> list[Replica]:
+    """The profile's ``replicas`` (validated by the schema) as :class:`Replica` objects, by read priority."""
+    found = [
+        Replica(r["replica_profile"], int(r["read_priority"]), bool(r.get("read_only", False)))
+        for r in spec.get("replicas") or []
+    ]
+    return sorted(found, key=lambda replica: replica.read_priority)
+
+
+def _autocommit_of(spec: dict[str, Any], where: str) -> AutoCommitConfig:
+    """The profile's ``autocommit`` section as an :class:`AutoCommitConfig` (empty: no autocommit)."""
+    section = spec.get("autocommit") or {}
+    try:
+        return AutoCommitConfig(section.get("interval_minutes"), section.get("at_exit", False))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}.autocommit: {exc}") from exc
+
+
+def _rebuild(
+    config_dict: dict[str, Any],
+    profile: str,
+    telemetry: Telemetry | None,
+    telemetry_provider: Callable[[], Telemetry] | None,
+    replicas: list[Replica] | None,
+    autocommit_config: AutoCommitConfig | None,
+) -> StorageClientConfig:
+    """Unpickle: build the profile again from its dict, keeping replicas/autocommit set by the caller."""
+    config = StorageClientConfig.from_dict(
+        config_dict, profile, True, telemetry_provider=telemetry_provider, telemetry=telemetry
+    )
+    config.replicas, config.autocommit_config = replicas, autocommit_config
+    return config
+
+
 @dataclass
 class StorageClientConfig:
     """Everything a :class:`manystore.StorageClient` needs for one profile.
 
     Build it with :meth:`from_file` (the config search path), :meth:`from_dict`,
-    :meth:`from_yaml`, :meth:`from_json` or :meth:`from_provider_bundle`.
-    Configs built from a dict are picklable: they are rebuilt in the receiving process
-    (providers are never shared across processes).
+    :meth:`from_yaml`, :meth:`from_json` or :meth:`from_provider_bundle`; the constructor
+    takes MSC 1.3.1's parameters in its order. Configs built from a dict are picklable:
+    they are rebuilt in the receiving process (providers are never shared across processes).
+
+    Attributes:
+        profile: The profile name.
+        storage_provider: The profile's storage provider.
+        credentials_provider: Its credentials provider, if any.
+        storage_provider_profiles: Child profiles of a multi-backend (composite) profile, as
+            in MSC 1.3.1; such a config can be built, but a :class:`manystore.StorageClient`
+            refuses it (``ValueError``: composite clients are not supported).
+        child_configs: The child profiles' configs (composite profiles only).
+        metadata_provider: The metadata provider (e.g. a manifest), if any.
+        cache_config: The read cache settings, used when ``caching_enabled``.
+        cache_manager: A cache manager shared between clients, if any.
+        retry_config: Retries of transient failures (``None``: the defaults).
+        telemetry_provider: A top-level function returning the
+            :class:`manystore.telemetry.Telemetry` to record metrics into (picklable).
+        replicas: Profiles tried for reads before this one, by ``read_priority`` (``None``: none).
+        autocommit_config: When the metadata provider commits on its own (see
+            :class:`manystore.types.AutoCommitConfig`).
+        caching_enabled: Read through ``cache_config``'s cache.
+        telemetry: A :class:`manystore.telemetry.Telemetry` instance (older spelling of
+            ``telemetry_provider``; not carried through pickling).
+
+    Raises:
+        ValueError: Both or neither of ``storage_provider`` and ``storage_provider_profiles``.
+        TypeError: ``replicas`` holds something else than :class:`Replica` objects, or
+            ``autocommit_config`` is not an :class:`AutoCommitConfig`.
     """
 
     profile: str
-    storage_provider: StorageProvider
+    storage_provider: StorageProvider | None = None
     credentials_provider: CredentialsProvider | None = None
+    storage_provider_profiles: list[str] | None = None
+    child_configs: dict[str, StorageClientConfig] | None = field(default=None, repr=False)
     metadata_provider: MetadataProvider | None = None
     cache_config: CacheConfig | None = None
     cache_manager: Any | None = None
     retry_config: RetryConfig | None = None
+    telemetry_provider: Callable[[], Telemetry] | None = field(default=None, repr=False)
+    replicas: list[Replica] | None = None
+    autocommit_config: AutoCommitConfig | None = None
+    _: KW_ONLY
     caching_enabled: bool = False
     telemetry: Telemetry | None = field(default=None, repr=False)
     _config_dict: dict[str, Any] | None = field(default=None, repr=False)
-    telemetry_provider: Callable[[], Telemetry] | None = field(default=None, repr=False)
+    #: The config given with a provider bundle (its replica profiles are built from it).
+    _bundle_dict: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.storage_provider is not None and self.storage_provider_profiles:
+            raise ValueError(
+                f"StorageClientConfig({self.profile!r}): got both storage_provider and "
+                f"storage_provider_profiles={self.storage_provider_profiles!r}; expected exactly one"
+            )
+        if self.storage_provider is None and not self.storage_provider_profiles:
+            raise ValueError(
+                f"StorageClientConfig({self.profile!r}): expected a storage_provider or "
+                "storage_provider_profiles, got neither"
+            )
+        self.replicas = list(self.replicas or [])
+        for replica in self.replicas:
+            if not isinstance(replica, Replica):
+                raise TypeError(
+                    f"StorageClientConfig({self.profile!r}).replicas: expected Replica objects, got {replica!r}"
+                )
+        if self.autocommit_config is not None and not isinstance(self.autocommit_config, AutoCommitConfig):
+            raise TypeError(
+                f"StorageClientConfig({self.profile!r}).autocommit_config: expected an AutoCommitConfig, "
+                f"got {self.autocommit_config!r}"
+            )
 
     def __reduce__(self) -> tuple[Any, ...]:
         if self._config_dict is None:
             raise TypeError(f"StorageClientConfig for profile {self.profile!r} was not built from a dict")
-        args = (self._config_dict, self.profile, True, self.telemetry, self.telemetry_provider)
-        return (StorageClientConfig.from_dict, args)
+        args = (
+            self._config_dict,
+            self.profile,
+            self.telemetry,
+            self.telemetry_provider,
+            self.replicas,
+            self.autocommit_config,
+        )
+        return (_rebuild, args)
 
     def _instrument(self, config_dict: dict[str, Any]) -> None:
         """Apply the config's ``opentelemetry`` section (telemetry is off without one)."""
-        if config_dict.get("opentelemetry") is not None:
+        if config_dict.get("opentelemetry") is not None and self.storage_provider is not None:
             from .telemetry.instrument import instrument_config
 
             instrument_config(
@@ -407,8 +280,9 @@ class StorageClientConfig:
         config_dict: dict[str, Any],
         profile: str = DEFAULT_PROFILE,
         skip_validation: bool = False,
-        telemetry: Telemetry | None = None,
         telemetry_provider: Callable[[], Telemetry] | None = None,
+        *,
+        telemetry: Telemetry | None = None,
     ) -> StorageClientConfig:
         """Build the config of ``profile`` from a config dictionary.
 
@@ -418,8 +292,16 @@ class StorageClientConfig:
         ``telemetry``, else into ``telemetry_provider()`` (a top-level function, so that
         the config pickles), else into :func:`manystore.telemetry.init` ``()``.
 
+        Args:
+            config_dict: The parsed configuration.
+            profile: The profile to build.
+            skip_validation: Do not check the structure first.
+            telemetry_provider: See above.
+            telemetry: See above (keyword-only; the reference seed's spelling).
+
         Raises:
-            ConfigError: Invalid structure, unknown provider type, bad options.
+            ConfigError: Invalid structure, unknown provider type, bad options, or a
+                multi-backend profile (``storage_provider_profiles``: not supported).
             UnknownProfileError: ``profile`` is neither defined nor implicit.
         """
         if not skip_validation:
@@ -434,6 +316,12 @@ class StorageClientConfig:
                 )
         where = f"profiles.{profile}"
         spec = expand_env(raw, where)
+        if "storage_provider_profiles" in spec:
+            raise ConfigError(
+                f"{where}.storage_provider_profiles: {spec['storage_provider_profiles']!r}: multi-backend "
+                "(composite) profiles are not supported by manystore; expected 'storage_provider' or "
+                "'provider_bundle' with one backend"
+            )
         if "provider_bundle" in spec:
             bundle = _build(spec["provider_bundle"], {}, "provider bundle", f"{where}.provider_bundle")
             if not isinstance(bundle, (ProviderBundle, ProviderBundleV2)):
@@ -441,8 +329,9 @@ class StorageClientConfig:
                     f"{where}.provider_bundle.type: {type(bundle).__name__} is not a ProviderBundle "
                     "or ProviderBundleV2"
                 )
-            config = StorageClientConfig._from_bundle(config_dict, bundle, profile, telemetry)
+            config = StorageClientConfig._from_bundle(bundle, profile, telemetry)
             config.telemetry_provider = telemetry_provider
+            config.replicas = config.replicas or _replicas_of(spec)
         else:
             credentials = None
             if "credentials_provider" in spec:
@@ -475,9 +364,11 @@ class StorageClientConfig:
                 storage_provider=storage,
                 credentials_provider=credentials,
                 metadata_provider=metadata,
-                telemetry=telemetry,
                 telemetry_provider=telemetry_provider,
+                replicas=_replicas_of(spec),
+                telemetry=telemetry,
             )
+        config.autocommit_config = _autocommit_of(spec, where)
         config._instrument(config_dict)
         config.retry_config = _retry_config(spec.get("retry"), f"{where}.retry")
         config.caching_enabled = bool(spec.get("caching_enabled", "cache" in config_dict))
@@ -490,71 +381,104 @@ class StorageClientConfig:
     def from_json(
         config_json: str,
         profile: str = DEFAULT_PROFILE,
-        telemetry: Telemetry | None = None,
         telemetry_provider: Callable[[], Telemetry] | None = None,
+        *,
+        telemetry: Telemetry | None = None,
     ) -> StorageClientConfig:
         """Build from a JSON document (see :meth:`from_dict`)."""
         return StorageClientConfig.from_dict(
             _parse_text(config_json, "config JSON", True),
             profile,
-            telemetry=telemetry,
             telemetry_provider=telemetry_provider,
+            telemetry=telemetry,
         )
 
     @staticmethod
     def from_yaml(
         config_yaml: str,
         profile: str = DEFAULT_PROFILE,
-        telemetry: Telemetry | None = None,
         telemetry_provider: Callable[[], Telemetry] | None = None,
+        *,
+        telemetry: Telemetry | None = None,
     ) -> StorageClientConfig:
         """Build from a YAML document (safe loader; see :meth:`from_dict`)."""
         return StorageClientConfig.from_dict(
             _parse_text(config_yaml, "config YAML", False),
             profile,
-            telemetry=telemetry,
             telemetry_provider=telemetry_provider,
+            telemetry=telemetry,
         )
 
     @staticmethod
     def from_file(
+        config_file_paths: Iterable[str] | None = None,
         profile: str = DEFAULT_PROFILE,
-        telemetry: Telemetry | None = None,
         telemetry_provider: Callable[[], Telemetry] | None = None,
+        *,
+        telemetry: Telemetry | None = None,
     ) -> StorageClientConfig:
-        """Build from the first config file on the search path (see the module docs).
+        """Build ``profile`` from the first config file found (see :mod:`manystore.config_files`).
 
-        With no config file, ``default`` is the local file system.
+        With no config file, ``__filesystem__`` (alias ``default``) is the local file system.
+
+        Args:
+            config_file_paths: Files to try instead of the default search path (``None`` or
+                empty: ``MSC_CONFIG`` and the search path).
+            profile: The profile to build.
+            telemetry_provider: See :meth:`from_dict`.
+            telemetry: See :meth:`from_dict` (keyword-only).
+
+        Raises:
+            TypeError: ``config_file_paths`` is a string (expected a list of paths; the
+                profile goes in ``profile=``).
+            ConfigError: See :meth:`from_dict` and :meth:`read_msc_config`.
         """
-        config_dict, _ = read_msc_config()
+        if isinstance(config_file_paths, (str, bytes)):
+            raise TypeError(
+                f"config_file_paths: expected a list of config file paths, got the string "
+                f"{config_file_paths!r} (pass a profile name as profile=...)"
+            )
+        config_dict, _ = read_msc_config(config_file_paths)
         return StorageClientConfig.from_dict(
             config_dict,
             profile,
             skip_validation=True,
-            telemetry=telemetry,
             telemetry_provider=telemetry_provider,
+            telemetry=telemetry,
         )
 
     @staticmethod
     def from_provider_bundle(
         config_dict: dict[str, Any],
         provider_bundle: ProviderBundle | ProviderBundleV2,
-        telemetry: Telemetry | None = None,
         telemetry_provider: Callable[[], Telemetry] | None = None,
+        *,
+        telemetry: Telemetry | None = None,
     ) -> StorageClientConfig:
         """Build from a :class:`ProviderBundle` or a :class:`ProviderBundleV2`; ``config_dict`` may
-        add ``retry``/``cache`` and ``opentelemetry`` settings (see :meth:`from_dict`).
+        add ``retry``/``cache`` and ``opentelemetry`` settings (see :meth:`from_dict`) and defines
+        the profiles named by the bundle's replicas.
 
-        A :class:`ProviderBundleV2` must have exactly one storage backend, without replicas (its
-        provider, credentials and the bundle's metadata provider make the profile, as a
+        A :class:`ProviderBundleV2` must have exactly one storage backend (its provider,
+        credentials, replicas and the bundle's metadata provider make the profile, as a
         :class:`ProviderBundle` would).
 
         Raises:
-            ConfigError: A V2 bundle with no backend, several backends or replicas (multi-backend
-                and replica profiles are not supported by this build), or a bad provider config.
+            ConfigError: A V2 bundle with no backend or several backends (multi-backend
+                profiles are not supported by this build), replicas that are not
+                :class:`Replica` objects or name no profile of ``config_dict``, or a bad
+                provider config.
         """
-        config = StorageClientConfig._from_bundle(config_dict, provider_bundle, "default", telemetry)
+        config = StorageClientConfig._from_bundle(provider_bundle, "default", telemetry)
         config.telemetry_provider = telemetry_provider
+        config._bundle_dict = copy.deepcopy(config_dict)
+        defined = config_dict.get("profiles") or {}
+        for replica in config.replicas or []:
+            if replica.replica_profile not in defined:
+                raise ConfigError(
+                    f"{type(provider_bundle).__name__} replica {replica.replica_profile!r}: no such profile in "
+                    f"the config given with the bundle; defined: {sorted(defined)}"
+                )
         config._instrument(config_dict)
         config.retry_config = _retry_config(config_dict.get("retry"), "retry")
         if "cache" in config_dict:
@@ -564,16 +488,20 @@ class StorageClientConfig:
 
     @staticmethod
     def _from_bundle(
-        config_dict: dict[str, Any],
-        bundle: ProviderBundle | ProviderBundleV2,
-        profile: str,
-        telemetry: Telemetry | None,
+        bundle: ProviderBundle | ProviderBundleV2, profile: str, telemetry: Telemetry | None
     ) -> StorageClientConfig:
         if isinstance(bundle, ProviderBundleV2):
             backend = _single_backend(bundle, profile)
             sp, credentials = backend.storage_provider_config, backend.credentials_provider
+            replicas = backend.replicas
         else:
             sp, credentials = bundle.storage_provider_config, bundle.credentials_provider
+            replicas = bundle.replicas
+        for replica in replicas or []:
+            if not isinstance(replica, Replica):
+                raise ConfigError(
+                    f"profiles.{profile}: {type(bundle).__name__} replicas: expected Replica objects, got {replica!r}"
+                )
         extra = {"credentials_provider": credentials} if credentials is not None else {}
         section = {"type": sp.type, "options": sp.options or {}}
         storage = _build(
@@ -584,8 +512,24 @@ class StorageClientConfig:
             storage_provider=storage,
             credentials_provider=credentials,
             metadata_provider=bundle.metadata_provider,
+            replicas=sorted(replicas or [], key=lambda replica: replica.read_priority),
             telemetry=telemetry,
         )
+
+    @staticmethod
+    def read_msc_config(
+        config_file_paths: Iterable[str] | None = None,
+    ) -> tuple[dict[str, Any], str | None]:
+        """The first config file among ``config_file_paths`` (default: ``MSC_CONFIG``, then the
+        search path), read, its includes merged, validated.
+
+        Returns:
+            ``(config_dict, absolute path)``; ``({}, None)`` when no file exists.
+
+        Raises:
+            ConfigError: Unreadable or invalid file; ``MSC_CONFIG`` naming no file.
+        """
+        return read_msc_config(config_file_paths)
 
     @staticmethod
     def read_path_mapping() -> PathMapping:
@@ -606,10 +550,6 @@ def _single_backend(bundle: ProviderBundleV2, profile: str) -> StorageBackend:
         )
     elif not isinstance(backend := next(iter(backends.values())), StorageBackend):
         problem = f"must hold StorageBackend values, got {type(backend).__name__}"
-    elif backend.replicas:
-        problem = (
-            f"backend has {len(backend.replicas)} replica(s); bundle replicas are not supported (expected [])"
-        )
     if problem:
         raise ConfigError(f"{where} {problem}")
     return backend

@@ -26,6 +26,7 @@ import stat as stat_module
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Union
 
+from ._pathio import PathIOMethods
 from ._pathlocal import LocalPathMethods, StatResult
 from .errors import InvalidPathError
 from .schema import RESERVED_POSIX_PROFILE
@@ -34,7 +35,6 @@ from .utils import glob_literal_prefix, glob_to_regex
 
 if TYPE_CHECKING:
     from .client import StorageClient
-    from .file import ObjectFile, PosixFile
 
 __all__ = ["MultiStoragePath", "StatResult"]
 
@@ -89,7 +89,7 @@ def _not_found(path: MultiStoragePath, what: str = "no such file or directory") 
 
 
 @functools.total_ordering
-class MultiStoragePath(LocalPathMethods):
+class MultiStoragePath(PathIOMethods, LocalPathMethods):
     """An immutable path to an object, file or directory in any manystore location.
 
     Args:
@@ -199,7 +199,7 @@ class MultiStoragePath(LocalPathMethods):
         except TypeError:
             return NotImplemented
 
-    def joinpath(self, *others: PathArg) -> MultiStoragePath:
+    def joinpath(self, *pathsegments: PathArg) -> MultiStoragePath:
         """Join segments onto this path, like ``/``.
 
         A segment that is a full URL or a :class:`MultiStoragePath` replaces the path; one
@@ -207,7 +207,7 @@ class MultiStoragePath(LocalPathMethods):
         ``/`` locally); ``..`` goes up one level but never above the root.
         """
         root, parts = self._root, list(self._parts)
-        for other in others:
+        for other in pathsegments:
             root, parts = self._joined(root, parts, other)
         return self._make(root, parts)
 
@@ -350,23 +350,6 @@ class MultiStoragePath(LocalPathMethods):
             return os.path.exists(local)
         return (bool(key) and client.is_file(key)) or not client.is_empty(key)
 
-    def is_file(self) -> bool:
-        """True if an object (a regular file) exists at this path."""
-        client, key = self._resolve()
-        return bool(key) and client.is_file(key)
-
-    def is_dir(self) -> bool:
-        """True if this is a directory.
-
-        On object stores: True if at least one object's key starts with ``key/``. An object
-        store key can be a file and a directory at once.
-        """
-        client, key = self._resolve()
-        local = self._local_path(client, key)
-        if local is not None:
-            return os.path.isdir(local)
-        return not client.is_empty(key)
-
     def stat(self) -> StatResult:
         """Size and modification time of the file (or directory) here.
 
@@ -445,19 +428,6 @@ class MultiStoragePath(LocalPathMethods):
         return self.glob("**/" + pattern)
 
     # ---------------------------------------------------------- reading/writing
-    def open(self, mode: str = "r", **kwargs: Any) -> PosixFile | ObjectFile:
-        """Open the file; keyword arguments as :meth:`manystore.StorageClient.open`.
-
-        Args:
-            mode: ``r``, ``rb``, ``w``, ``wb``, ``a`` or ``ab`` (``t`` is accepted and dropped).
-            **kwargs: ``encoding``, ``buffering``, ``atomic``, ``memory_load_limit``...
-
-        Object-store writes become visible on ``close()``, all at once.
-        """
-        client, key = self._file_key()
-        mode = mode.replace("t", "") if "t" in mode and "b" not in mode else mode
-        return client.open(key, mode, **kwargs)
-
     def read_bytes(self) -> bytes:
         """The file's contents.
 
@@ -466,10 +436,6 @@ class MultiStoragePath(LocalPathMethods):
         """
         client, key = self._file_key()
         return client.read(key)
-
-    def read_text(self, encoding: str | None = None, errors: str | None = None) -> str:
-        """The file's contents decoded (UTF-8 by default; newlines are not translated)."""
-        return self.read_bytes().decode(encoding or "utf-8", errors or "strict")
 
     def write_bytes(self, data: bytes | bytearray | memoryview) -> int:
         """Replace the file's contents with ``data`` atomically; returns the byte count.
@@ -480,40 +446,6 @@ class MultiStoragePath(LocalPathMethods):
         body = bytes(memoryview(data))
         client.write(key, body)
         return len(body)
-
-    def write_text(
-        self, data: str, encoding: str | None = None, errors: str | None = None, newline: str | None = None
-    ) -> int:
-        """Encode ``data`` (UTF-8 by default) and write it; returns the character count.
-
-        A ``newline`` other than None/``""`` replaces each ``"\\n"`` when writing.
-        """
-        if not isinstance(data, str):
-            raise TypeError(f"data must be str, not {type(data).__name__}")
-        text = data.replace("\n", newline) if newline else data
-        self.write_bytes(text.encode(encoding or "utf-8", errors or "strict"))
-        return len(data)
-
-    def touch(self, mode: int = 0o666, exist_ok: bool = True) -> None:
-        """Create an empty file here if none exists.
-
-        For a local file that exists, the mtime is set to now; an existing object is left
-        untouched (object stores cannot change an mtime without rewriting). ``mode`` is
-        accepted for :mod:`pathlib` compatibility and ignored.
-
-        Raises:
-            FileExistsError: ``exist_ok`` is False and the file exists.
-        """
-        client, key = self._file_key()
-        local = self._local_path(client, key)
-        exists = os.path.exists(local) if local is not None else client.is_file(key)
-        if exists:
-            if not exist_ok:
-                raise FileExistsError(errno.EEXIST, "file exists", self._url)
-            if local is not None:
-                os.utime(local)
-            return
-        client.write(key, b"")
 
     # ------------------------------------------------------------ removing
     def unlink(self, missing_ok: bool = False) -> None:

@@ -60,8 +60,10 @@ __all__ = [
     "NotModifiedError",
     "ObjectMetadata",
     "PreconditionFailedError",
+    "AutoCommitConfig",
     "ProviderBundle",
     "ProviderBundleV2",
+    "Replica",
     "Range",
     "RetryConfig",
     "RetryableError",
@@ -394,8 +396,74 @@ class MetadataProvider(ABC):
         """True if :meth:`add_file`/:meth:`remove_file` are allowed."""
 
 
+@dataclass
+class Replica:
+    """A profile serving reads of another profile's objects (and, unless read-only, filled by them).
+
+    Attributes:
+        replica_profile: Name of the replica's profile (defined in the same config).
+        read_priority: Replicas are tried in ascending order of this number.
+        read_only: If True, objects read from elsewhere are not copied into this replica.
+    """
+
+    replica_profile: str
+    read_priority: int
+    read_only: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.replica_profile, str) or not self.replica_profile:
+            raise TypeError(f"Replica.replica_profile: expected a profile name, got {self.replica_profile!r}")
+        if isinstance(self.read_priority, bool) or not isinstance(self.read_priority, int):
+            raise TypeError(f"Replica.read_priority: expected an int, got {self.read_priority!r}")
+        if not isinstance(self.read_only, bool):
+            raise TypeError(f"Replica.read_only: expected a bool, got {self.read_only!r}")
+
+
+class AutoCommitConfig:
+    """When a profile's metadata provider (manifest) commits pending updates on its own.
+
+    Without it, updates become visible on :meth:`manystore.StorageClient.commit_metadata`.
+
+    Args:
+        interval_minutes: Commit every this many minutes on a background thread (``None`` or
+            ``0``: no periodic commit).
+        at_exit: Commit once more when the interpreter exits.
+
+    Raises:
+        TypeError: ``interval_minutes`` is not a number, or ``at_exit`` not a bool.
+        ValueError: ``interval_minutes`` is negative.
+    """
+
+    interval_minutes: float | None
+    at_exit: bool = False
+
+    def __init__(self, interval_minutes: float | None = None, at_exit: bool = False) -> None:
+        minutes = interval_minutes
+        if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, (int, float))):
+            raise TypeError(f"AutoCommitConfig.interval_minutes: expected a number or None, got {minutes!r}")
+        if minutes is not None and not minutes >= 0:
+            raise ValueError(f"AutoCommitConfig.interval_minutes: expected a number >= 0, got {minutes!r}")
+        if not isinstance(at_exit, bool):
+            raise TypeError(f"AutoCommitConfig.at_exit: expected a bool, got {at_exit!r}")
+        self.interval_minutes = interval_minutes
+        self.at_exit = at_exit
+
+    def __repr__(self) -> str:
+        return f"AutoCommitConfig(interval_minutes={self.interval_minutes!r}, at_exit={self.at_exit!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, AutoCommitConfig):
+            return NotImplemented
+        return (self.interval_minutes, self.at_exit) == (other.interval_minutes, other.at_exit)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like a dataclass
+
+
 class ProviderBundle(ABC):
-    """A ready-made set of storage, credentials and metadata providers for one profile."""
+    """A ready-made set of storage, credentials and metadata providers for one profile.
+
+    :attr:`replicas` is not abstract (bundles written for older releases need not define it).
+    """
 
     @property
     @abstractmethod
@@ -412,6 +480,11 @@ class ProviderBundle(ABC):
     def metadata_provider(self) -> MetadataProvider | None:
         """The metadata provider, if any."""
 
+    @property
+    def replicas(self) -> list[Replica]:
+        """The profile's replicas (profiles of the config given with the bundle); none by default."""
+        return []
+
 
 @dataclass
 class StorageBackend:
@@ -426,7 +499,7 @@ class StorageBackend:
 
     storage_provider_config: StorageProviderConfig
     credentials_provider: CredentialsProvider | None = None
-    replicas: list[Any] = field(default_factory=list)
+    replicas: list[Replica] = field(default_factory=list)
 
 
 class ProviderBundleV2(ABC):

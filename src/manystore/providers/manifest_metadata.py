@@ -331,6 +331,8 @@ class ManifestMetadataProvider(MetadataProvider):
         start_after: str | None = None,
         end_at: str | None = None,
         include_directories: bool = False,
+        *,
+        include_pending: bool = False,
     ) -> Iterator[ObjectMetadata]:
         """Committed entries whose keys start with ``prefix``, in lexicographic order.
 
@@ -340,9 +342,17 @@ class ManifestMetadataProvider(MetadataProvider):
             end_at: Inclusive upper bound (need not exist).
             include_directories: List one level below the prefix's parent directory and yield
                 sub-directories as ``type="directory"`` entries (key without trailing ``/``).
+            include_pending: Also list uncommitted :meth:`add_file` entries and leave out
+                uncommitted :meth:`remove_file` ones.
         """
         prefix = normalize_key(prefix) if prefix else ""
         keys, entries = self._keys, self._entries  # a snapshot: commits replace, never mutate
+        if include_pending:
+            with self._lock:
+                if self._pending_adds or self._pending_removes:
+                    entries = {k: v for k, v in entries.items() if k not in self._pending_removes}
+                    entries.update(self._pending_adds)
+                    keys = sorted(entries)
         lo = bisect.bisect_left(keys, prefix)
         if start_after is not None:
             lo = max(lo, bisect.bisect_right(keys, start_after))
