@@ -108,7 +108,10 @@ def _list_here(client: StorageClient, prefix: str, manifest_path: str | None) ->
     if manifest_path is not None:
         from ..providers.manifest_metadata import ManifestMetadataProvider
 
-        source = ManifestMetadataProvider(client.config.storage_provider, manifest_path)
+        storage = client.config.storage_provider
+        if storage is None:
+            raise ValueError(f"{client.url_prefix}: a profile without a storage provider has no manifest")
+        source = ManifestMetadataProvider(storage, manifest_path)
         entries = source.list_objects(prefix)
     else:
         entries = client.list(prefix)
