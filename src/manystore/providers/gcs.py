@@ -138,7 +138,9 @@ class _GCSWriter:
                 transport.request("DELETE", upload.resumable_url, timeout=self._provider._timeout)
         with contextlib.suppress(Exception):
             inner._upload_and_transport = None
-            inner._buffer = type(inner._buffer)()  # nothing left to flush
+            # Closed, not emptied: the SDK's writer finalizes an open buffer when it is
+            # garbage-collected, which would store an empty object over the target.
+            inner._buffer.close()
 
 
 # ------------------------------------------------------------------ provider
