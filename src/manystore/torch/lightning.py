@@ -151,6 +151,14 @@ class LightningCheckpoint(CheckpointIO):
         self._overridden = region is not None or endpoint is not None or s3client_config is not None
         self._clients: dict[str, StorageClient] = {}
         self._lock = threading.Lock()
+        self._init_ordering()
+
+    def _init_ordering(self) -> None:
+        # AsyncCheckpointIO saves on its own thread but removes on the caller's: a removal
+        # must not run before, or be undone by, a save of the same path still in the queue.
+        self._saves = threading.Condition()
+        self._saving: dict[str, int] = {}  # path -> saves running now
+        self._cancelled: dict[str, int] = {}  # removed before stored -> the remover's thread
 
     # ------------------------------------------------------------ CheckpointIO
     def save_checkpoint(
@@ -172,8 +180,22 @@ class LightningCheckpoint(CheckpointIO):
                 "expected None (configure the profile instead)"
             )
         client, key = self._resolve(path)
-        with client.open(key, "wb") as stream:
-            torch.save(checkpoint, cast("IO[bytes]", stream))
+        name = url_to_str(path)
+        with self._saves:
+            remover = self._cancelled.pop(name, None)
+            if remover is not None and remover != threading.get_ident():
+                logger.debug("save_checkpoint: %s was removed before it was stored; not saved", name)
+                return
+            self._saving[name] = self._saving.get(name, 0) + 1
+        try:
+            with client.open(key, "wb") as stream:
+                torch.save(checkpoint, cast("IO[bytes]", stream))
+        finally:
+            with self._saves:
+                self._saving[name] -= 1
+                if not self._saving[name]:
+                    del self._saving[name]
+                self._saves.notify_all()
 
     def load_checkpoint(
         self, path: Any, map_location: Any | None = None, weights_only: bool | None = None
@@ -206,14 +228,24 @@ class LightningCheckpoint(CheckpointIO):
     def remove_checkpoint(self, path: Any) -> None:
         """Delete the checkpoint at ``path``; a checkpoint already gone is not an error.
 
+        A save of ``path`` running on another thread (``AsyncCheckpointIO``) is waited for
+        first. If nothing is stored at ``path`` yet, the next save of ``path`` made on
+        another thread (one still queued in ``AsyncCheckpointIO``) is dropped, so the removal
+        holds; a later save from this thread is kept.
+
         Raises:
             TypeError: ``path`` is not a str or path object.
         """
         client, key = self._resolve(path)
+        name = url_to_str(path)
+        with self._saves:
+            self._saves.wait_for(lambda: name not in self._saving)
         try:
             client.delete(key)
         except FileNotFoundError:
-            logger.debug("remove_checkpoint: %s does not exist", url_to_str(path))
+            logger.debug("remove_checkpoint: %s does not exist", name)
+            with self._saves:
+                self._cancelled[name] = threading.get_ident()
 
     def teardown(self) -> None:
         """Forget the S3 clients built from ``region``/``endpoint``/``s3client_config``."""
@@ -224,12 +256,14 @@ class LightningCheckpoint(CheckpointIO):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_clients"] = {}
-        del state["_lock"]
+        for name in ("_lock", "_saves", "_saving", "_cancelled"):
+            del state[name]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        self._init_ordering()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(region={self.region!r}, endpoint={self.endpoint!r})"
