@@ -320,7 +320,15 @@ def test_plugin_pickles_without_clients(s3_env: S3Server) -> None:
 
 
 def test_import_manystore_torch_does_not_import_lightning() -> None:
-    code = "import sys, manystore.torch; assert 'lightning' not in sys.modules, 'lightning imported'"
+    code = (
+        "import sys, manystore.torch; assert 'lightning' not in sys.modules, 'lightning imported'\n"
+        "cls = manystore.torch.lightning.S3LightningCheckpoint\n"
+        "from lightning.pytorch.plugins.io import CheckpointIO\n"
+        "assert issubclass(cls, manystore.torch.lightning.LightningCheckpoint)\n"
+        "assert issubclass(cls, CheckpointIO)\n"
+        "try:\n    manystore.torch.nothing_here\nexcept AttributeError as e:\n    assert 'nothing_here' in str(e)\n"
+        "else:\n    raise SystemExit('no AttributeError')"
+    )
     result = subprocess.run(
         [sys.executable, "-c", code], env={"PYTHONPATH": SRC}, capture_output=True, text=True, timeout=120
     )

@@ -16,6 +16,23 @@ from typing import IO, Any
 
 __all__ = ["load", "save"]
 
+#: Names imported on first access (``name -> submodule``), so that ``import manystore.torch``
+#: imports neither torch nor Lightning. Each part of the layer keeps its own block.
+_LAZY: dict[str, str] = {
+    # Lightning: ``manystore.torch.lightning`` (LightningCheckpoint / S3LightningCheckpoint).
+    "lightning": "lightning",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    module = importlib.import_module(f"{__name__}.{module_name}")
+    return module if module_name == name else getattr(module, name)
+
 
 def _torch() -> Any:
     try:
