@@ -9,8 +9,9 @@ checkpoints at any URL manystore resolves (``msc://profile/...``, ``s3://``, ``g
 
     trainer = Trainer(plugins=[LightningCheckpoint()], default_root_dir="msc://ckpt/run1")
 
-Saves stream the ``torch.save`` output into the store (a multipart upload on object
-stores, a temporary file renamed on close locally): nothing is visible until the whole
+Saves write the ``torch.save`` output through ``client.open(path, "wb")`` (a streamed
+multipart upload on S3 and GCS, a spooled upload on the other object stores, a temporary
+file renamed on close locally): nothing is visible until the whole
 checkpoint is written, and a failed save leaves no object behind. Loads read through the
 client's file object (one GET for a checkpoint up to 512 MiB, ranged reads pinned to the
 object's ETag above that). The class works unchanged inside Lightning's
@@ -66,7 +67,7 @@ def s3_profile_options(
         region: AWS region (``region_name``), or ``None``.
         endpoint: Endpoint URL (``endpoint_url``), or ``None``.
         s3client_config: An object with the fields of s3torchconnector's ``S3ClientConfig``
-            (its own class, or manystore's ``ClientConfig``), or ``None``. ``part_size`` sets
+            (that class, or any object with the same fields), or ``None``. ``part_size`` sets
             ``multipart_chunksize``; ``throughput_target_gbps`` sets ``max_concurrency``
             (1.6 parts in flight per Gbit/s, at least 1); ``unsigned`` sends anonymous
             requests; ``force_path_style`` path-style addressing; ``max_attempts`` the
@@ -123,8 +124,8 @@ class LightningCheckpoint(CheckpointIO):
 
     Args:
         region: s3torchconnector's region: the ``region_name`` of ``s3://`` URLs' client.
-        s3client_config: s3torchconnector's ``S3ClientConfig`` (or manystore's
-            ``ClientConfig``) for ``s3://`` URLs, mapped as :func:`s3_profile_options` says.
+        s3client_config: s3torchconnector's ``S3ClientConfig`` (or an object with its
+            fields) for ``s3://`` URLs, mapped as :func:`s3_profile_options` says.
         endpoint: Endpoint URL of ``s3://`` URLs' client (else ``AWS_ENDPOINT_URL``).
 
     With none of the three, every URL goes through
