@@ -7,6 +7,7 @@ sends no ``x-goog-generation`` header on downloads.
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import multiprocessing
@@ -185,6 +186,14 @@ def test_streaming_writer_close_and_abort(server: GcsEmulator) -> None:
     aborted.abort()
     assert not p.is_file("w/aborted")
     assert [m.key for m in p.list_objects("w/")] == ["w/obj"]
+    # An aborted writer, once garbage-collected, stores nothing (not even an empty object).
+    replacing = p.open_writer("w/obj")
+    replacing.write(b"x" * 1000)
+    replacing.abort()
+    del replacing, aborted
+    gc.collect()
+    assert not p.is_file("w/aborted")
+    assert p.get_object("w/obj") == data
 
 
 def test_copy_and_delete(provider: GoogleStorageProvider) -> None:

@@ -48,6 +48,8 @@ _LAZY.update(
     }
 )
 # --- end torchdcp ---
+# --- Lightning: the submodule ``manystore.torch.lightning`` (LightningCheckpoint) ---
+_LAZY["lightning"] = "lightning"
 
 __all__ = ["load", "save", *_LAZY]
 
@@ -56,7 +58,8 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'manystore.torch' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    imported = importlib.import_module(f".{module}", __name__)
+    value = imported if module == name else getattr(imported, name)  # a submodule, or a name in one
     globals()[name] = value
     return value
 
