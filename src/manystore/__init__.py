@@ -102,10 +102,16 @@ __all__ = [
 
 
 #: Submodules reachable as attributes without an import (``manystore.numpy.load(...)``), as in the reference.
-_LAZY_SUBMODULES = frozenset({"numpy", "pickle", "os", "torch", "async_fs", "contrib"})
+_LAZY_SUBMODULES = frozenset({"numpy", "pickle", "os", "torch", "async_fs", "contrib", "ray", "hydra"})
+#: Lazy names served by a ``contrib`` module (no top-level module of that name exists).
+_CONTRIB_ONLY = frozenset({"ray", "hydra"})
 
 
 def __getattr__(name: str) -> Any:
+    if name in _CONTRIB_ONLY:
+        module = importlib.import_module(f"{__name__}.contrib.{name}")
+        globals()[name] = module
+        return module
     if name in _LAZY_SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
     target = _LAZY.get(name)
