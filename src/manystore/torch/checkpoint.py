@@ -1,9 +1,11 @@
 """``Checkpoint``: s3torchconnector's ``S3Checkpoint`` on every backend, for ``torch.save``/``torch.load``.
 
-checkpoint = Checkpoint()                       # or Checkpoint(region, endpoint=...) for s3://
-with checkpoint.writer("msc://ckpt/epoch-3.pt") as f:
-    torch.save(model.state_dict(), f)           # streamed; visible only on close
-state = torch.load(checkpoint.reader("msc://ckpt/epoch-3.pt"))
+Example::
+
+    checkpoint = Checkpoint()                       # or Checkpoint(region, endpoint=...) for s3://
+    with checkpoint.writer("msc://ckpt/epoch-3.pt") as f:
+        torch.save(model.state_dict(), f)           # streamed; visible only on close
+    state = torch.load(checkpoint.reader("msc://ckpt/epoch-3.pt"))
 """
 
 from __future__ import annotations
