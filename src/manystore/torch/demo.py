@@ -1,8 +1,11 @@
-"""The PyTorch step of ``make demo``: one DataLoader epoch over a prefix (``python -m manystore.torch.demo``).
+"""The PyTorch step of ``make demo``: a DataLoader epoch and a checkpoint (``python -m manystore.torch.demo``).
 
 Usage: ``python -m manystore.torch.demo CONFIG URL`` reads every object under ``URL`` (with
 ``MSC_CONFIG=CONFIG``) through an :class:`~manystore.torch.IterableDataset` in a DataLoader
-with 2 forked workers, then prints what it read and how fast.
+with 2 forked workers, then saves a small model's state with ``torch.distributed.checkpoint``
+through :class:`~manystore.torch.dcp.StorageWriter` next to ``URL`` (``URL/../checkpoints/``),
+loads it back into a fresh model through :class:`~manystore.torch.dcp.StorageReader`, and
+prints what it did and how fast.
 """
 
 from __future__ import annotations
@@ -54,7 +57,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"(listed once in {(listed - start) * 1000:.0f} ms), DataLoader 2 workers, shuffled: "
         f"{'ok' if ok else 'WRONG COUNT'}"
     )
-    return 0 if ok else 1
+    return (0 if ok else 1) or _checkpoint(args[1].rstrip("/").rpartition("/")[0] + "/checkpoints/step-1")
+
+
+def _checkpoint(url: str) -> int:
+    """Save a small model with DCP to ``url``, load it into another model, compare."""
+    import warnings
+
+    import torch
+    import torch.distributed.checkpoint as dcp
+
+    warnings.filterwarnings("ignore", "torch.distributed is disabled", UserWarning)  # one process here
+
+    from .dcp import StorageReader, StorageWriter
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
+    start = time.perf_counter()
+    dcp.save({"model": model.state_dict()}, storage_writer=StorageWriter(url))
+    saved = time.perf_counter()
+    torch.manual_seed(1)
+    other = torch.nn.Sequential(torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
+    state = {"model": other.state_dict()}
+    dcp.load(state, storage_reader=StorageReader(url))
+    other.load_state_dict(state["model"])
+    loaded = time.perf_counter()
+    same = all(
+        torch.equal(a, b)
+        for a, b in zip(model.state_dict().values(), other.state_dict().values(), strict=True)
+    )
+    size = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    print(
+        f"checkpoint {len(state['model']):>8} {size / 1e6:>7.2f}MB {(loaded - start) * 1000:>8.1f} "
+        f"{'':>10}           DCP save {(saved - start) * 1000:.0f} ms + load {(loaded - saved) * 1000:.0f} ms "
+        f"to {url}: {'ok' if same else 'MISMATCH'}"
+    )
+    return 0 if same else 1
 
 
 if __name__ == "__main__":
