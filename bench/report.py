@@ -47,6 +47,8 @@ class Report:
         self.titles: dict[str, tuple[str, str]] = {}
         self.rows: dict[tuple[str, str, int], dict[str, float | str]] = {}
         self.notes: list[str] = []
+        #: Rows whose unit is not their scenario's (e.g. a latency row among rates).
+        self.units: dict[tuple[str, str, int], str] = {}
 
     def describe(self, scen: str, title: str, unit: str) -> None:
         self.titles[scen] = (title, unit)
@@ -64,6 +66,10 @@ class Report:
         if note not in self.notes:
             self.notes.append(note)
         self._row(scen, op, threads)[lib] = f"err[^{self.notes.index(note) + 1}]"
+
+    def unit(self, scen: str, op: str, threads: int, unit: str) -> None:
+        """Give one row its own unit (with its arrow: ``"s ↓"``), not the scenario's."""
+        self.units[(scen, op, threads)] = unit
 
     @staticmethod
     def _fmt(value: float | str | None) -> str:
@@ -91,7 +97,7 @@ class Report:
             f"- server: `{_rclone_version()}` (`rclone serve s3` on 127.0.0.1, same process for all)",
             f"- every figure is the median of {self.runs} runs; total wall time {elapsed:,.0f} s",
             "- ratio columns are manystore ÷ peer: > 1 means manystore is faster for rates "
-            "(↑ units), < 1 means manystore uses less memory for RSS (↓ units)",
+            "(↑ units), < 1 means manystore uses less (memory, seconds, requests) for ↓ units",
             "- RSS: peak RSS of a fresh process minus its peak right before the timed runs "
             "(after imports, client creation and, for PUT, allocating the payload)",
             "",
@@ -102,6 +108,7 @@ class Report:
         for (scen, op, threads), cells in self.rows.items():
             rss = op.endswith(" RSS")
             unit = "MiB ↓" if rss else self.titles.get(scen, ("", "?"))[1] + " ↑"
+            unit = self.units.get((scen, op, threads), unit)
             row = [scen, op, str(threads), unit, *(self._fmt(cells.get(lib)) for lib in libs)]
             if show_ratio:
                 ms = cells.get("manystore")
