@@ -70,18 +70,22 @@ def shapes(quick: bool) -> list[tuple[int, int]]:
     return [(2000, 16 * KiB), (200, 256 * KiB)] if quick else [(20_000, 16 * KiB), (2000, 256 * KiB)]
 
 
-def _folder(count: int, size: int) -> str:
-    return f"{PREFIX}/{count}x{size // KiB}k/"
+def _folder(count: int, size: int, lib: str = "") -> str:
+    # litdata writes ``index.json.zstd`` next to the data it opens: its own copy of the objects
+    # keeps that file out of the other libraries' listings.
+    top = f"{PREFIX}-litdata" if lib == "litdata" else PREFIX
+    return f"{top}/{count}x{size // KiB}k/"
 
 
 def populate(bucket_dir: Path, quick: bool) -> None:
     """Write the objects straight into rclone's backing directory (before the server starts)."""
     for count, size in shapes(quick):
-        folder = bucket_dir / _folder(count, size)
-        folder.mkdir(parents=True, exist_ok=True)
         block = os.urandom(size + count)
-        for i in range(count):
-            (folder / f"obj{i:06d}.bin").write_bytes(block[i : i + size])
+        for lib in ("", "litdata"):
+            folder = bucket_dir / _folder(count, size, lib)
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                (folder / f"obj{i:06d}.bin").write_bytes(block[i : i + size])
 
 
 # ---------------------------------------------------------------------------- child side
@@ -172,12 +176,24 @@ def _build(spec: dict) -> tuple[Any, Any]:
             return S3MapDataset.from_prefix(url, **args), DataLoader
         return S3IterableDataset.from_prefix(url, enable_sharding=True, **args), DataLoader
     if lib == "litdata":
-        from litdata import StreamingDataLoader  # type: ignore[import-not-found]
-        from litdata.streaming.raw_dataset import StreamingRawDataset  # type: ignore[import-not-found]
+        import tempfile
 
-        options = {"endpoint_url": ep["url"], "aws_access_key_id": ep["access_key"]}
-        options["aws_secret_access_key"] = ep["secret_key"]
-        return StreamingRawDataset(url, storage_options=options), StreamingDataLoader
+        from litdata import StreamingRawDataset  # type: ignore[import-not-found]
+        from litdata.streaming import downloader  # type: ignore[import-not-found]
+
+        # Its async downloads build an obstore S3Store with fixed client options that refuse a
+        # plain-http endpoint (no option or environment variable reaches them): the one change
+        # made to litdata here is adding ``allow_http`` to those options.
+        downloader._OBSTORE_CLIENT_OPTIONS = {**downloader._OBSTORE_CLIENT_OPTIONS, "allow_http": True}
+
+        # Its README: a plain DataLoader; defaults (adaptive download concurrency, 16 items
+        # looked ahead per worker). A fresh local cache per process; the index it uploads next
+        # to the data on first open (its "indexed once" design) is found by later runs.
+        # Credentials from the AWS_* environment: its lister (s3fs) and downloader (boto3) name
+        # the key options differently; both read the environment.
+        options = {"endpoint_url": ep["url"]}
+        cache = tempfile.mkdtemp(prefix="s11-litdata-")
+        return StreamingRawDataset(url, cache_dir=cache, storage_options=options), DataLoader
     if lib == "msc":
         return _MscDataset.build(spec), DataLoader
     raise ValueError(f"unknown library {lib!r}: expected one of {', '.join(LIBS)}")
@@ -194,7 +210,8 @@ class _MscDataset:
         import multistorageclient as msc  # type: ignore[import-not-found]
 
         prefix = f"msc://b/{spec['folder']}"
-        urls = [f"msc://b/{obj.key}" for obj in msc.list(prefix)]
+        # msc.list yields metadata whose key is already the full msc:// URL.
+        urls = [obj.key if "://" in obj.key else f"msc://b/{obj.key}" for obj in msc.list(prefix)]
         return cls(urls)
 
     def __len__(self) -> int:
@@ -293,8 +310,6 @@ def _run_child(spec: dict, work: Path) -> dict:
         config = work / f"msc-{abs(hash(ep['url']))}.json"
         _msc_config(ep, config)
         env["MSC_CONFIG"] = str(config)
-    if spec["lib"] == "litdata":
-        env["HOME"] = str(work / "litdata-home")  # its chunk/index cache lands here, fresh per run
     try:
         proc = subprocess.run(
             [exe, "-m", "bench.torch_loader", json.dumps(spec)],
@@ -365,7 +380,7 @@ def s11(report: Report, ep: Endpoint, work: Path, quick: bool, runs: int, libs: 
                     endpoint["url"] = proxy.url
                     before = len(proxy.requests_log)
                 spec = {"lib": lib, "kind": kind, "count": count, "size": size, "workers": workers}
-                spec.update(folder=_folder(count, size), endpoint=endpoint)
+                spec.update(folder=_folder(count, size, lib), endpoint=endpoint)
                 print(f"  S11 run {run} {lib} {kind} {count}x{size // KiB}k w{workers}", flush=True)
                 result = _run_child(spec, work)
                 if run == 0:
@@ -409,13 +424,15 @@ def _record(report: Report, cell: tuple, runs: list[dict], counted: dict[str, in
         report.value("S11", f"{tag} first batch s", workers, column, med(r["first_batch"] for r in runs))
         report.unit("S11", f"{tag} first batch s", workers, "s ↓")
         report.value("S11", f"{tag} RSS", workers, column, med(r["rss_mib"] for r in runs))
-    for what, keys in (("LIST", ("LIST",)), ("GET+HEAD", ("GET", "HEAD", "other"))):
-        op = f"{tag} {what} requests"
-        report.unit("S11", op, workers, "requests ↓")
-        if isinstance(counted, str):
-            report.error("S11", op, workers, column, counted)
-        else:
-            report.value("S11", op, workers, column, float(sum(counted[k] for k in keys)))
+    op = f"{tag} requests LIST/GET/HEAD"
+    report.unit("S11", op, workers, "count")
+    if isinstance(counted, str):
+        report.error("S11", op, workers, column, counted)
+    else:
+        cell = f"{counted['LIST']:,}/{counted['GET']:,}/{counted['HEAD']:,}"
+        report.value(
+            "S11", op, workers, column, cell + (f" +{counted['other']:,}" if counted["other"] else "")
+        )  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":
