@@ -82,6 +82,8 @@ class Report:
     def markdown(self, elapsed: float) -> str:
         # Tools that posted figures without being in --libs (S8's rclone) get columns too.
         libs = list(dict.fromkeys([*self.libs, *(lib for cells in self.rows.values() for lib in cells)]))
+        # Only libraries with at least one cell (a run of only some scenarios has no empty columns).
+        libs = [lib for lib in libs if any(lib in cells for cells in self.rows.values())] or libs
         peers = [lib for lib in libs if lib != "manystore"]
         show_ratio = "manystore" in libs
         header = ["Scenario", "Op", "Threads", "Unit", *libs]

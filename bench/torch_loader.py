@@ -119,19 +119,38 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+def _pss_kib(pid: int | str) -> int:
+    """Proportional set size: shared pages split between the processes mapping them."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 class RssSampler:
-    """Peak of (this process's RSS + its descendants' RSS), sampled on a thread."""
+    """Peaks of this process's plus its descendants' RSS and PSS, summed, sampled on a thread.
+
+    RSS counts a forked child's pages shared with its parent twice; PSS splits them, so its
+    sum is the memory the process tree really holds.
+    """
 
     def __init__(self, interval: float = 0.05) -> None:
         self.peak_kib = 0
+        self.peak_pss_kib = 0
         self._interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> None:
         me = os.getpid()
-        total = _status_kib(me, "VmRSS:") + sum(_status_kib(p, "VmRSS:") for p in _descendants(me))
-        self.peak_kib = max(self.peak_kib, total, _status_kib(me, "VmHWM:"))
+        tree = [me, *_descendants(me)]
+        rss = sum(_status_kib(p, "VmRSS:") for p in tree)
+        self.peak_kib = max(self.peak_kib, rss, _status_kib(me, "VmHWM:"))
+        self.peak_pss_kib = max(self.peak_pss_kib, sum(_pss_kib(p) for p in tree))
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
@@ -145,6 +164,16 @@ class RssSampler:
         self._stop.set()
         self._thread.join()
         self._sample()
+
+
+def _version(lib: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    dist = {"msc": "multi-storage-client"}.get(lib, lib)
+    try:
+        return f"{version(dist)} (torch {version('torch')})"
+    except PackageNotFoundError:
+        return "?"
 
 
 def _read_all(reader: Any) -> bytes:
@@ -262,7 +291,13 @@ def measure(spec: dict) -> dict:
                 raise RuntimeError(
                     f"epoch {epoch + 1}: {samples} samples / {nbytes} bytes, expected {count} / {count * size}"
                 )
-    return {"epoch_seconds": epoch_seconds, "first_batch": first_batch, "rss_mib": rss.peak_kib / KiB}
+    return {
+        "epoch_seconds": epoch_seconds,
+        "first_batch": first_batch,
+        "rss_mib": rss.peak_kib / KiB,
+        "pss_mib": rss.peak_pss_kib / KiB,
+        "version": _version(spec["lib"]),
+    }
 
 
 def child_main(argv: list[str]) -> None:
@@ -346,17 +381,22 @@ def s11(report: Report, ep: Endpoint, work: Path, quick: bool, runs: int, libs: 
 
     from tests.faultproxy import FaultProxy
 
-    del libs  # like S8, S11 always runs its four libraries (the peers are not S3_LIBS adapters)
-    chosen = list(LIBS)
+    # Its four libraries, unless --libs names s3torchconnector or litdata (which no other
+    # scenario knows): then only the named ones.
+    chosen = [lib for lib in LIBS if lib in libs]
+    if not {"s3torchconnector", "litdata"} & set(libs):
+        chosen = list(LIBS)
     desc = ", ".join(f"{c:,} x {s // KiB} KiB" for c, s in shapes(quick))
-    report.describe(
-        "S11",
-        f"DataLoader over raw objects ({desc}), batch {BATCH}, {EPOCHS} epochs; "
-        "`Threads` = DataLoader workers; manystore/s3torchconnector rows per dataset kind "
-        "(map: `MapDataset`/`S3MapDataset`, iterable: `IterableDataset`/`S3IterableDataset`); "
-        "litdata (`StreamingRawDataset`) and msc (`msc.open().read()` map dataset) in the map rows",
-        "samples/s",
+    title = (
+        f"DataLoader over raw objects ({desc}), batch {BATCH}, {EPOCHS} epochs; `Threads` = DataLoader "
+        "workers; manystore/s3torchconnector rows per dataset kind (map: `MapDataset`/`S3MapDataset`, "
+        "iterable: `IterableDataset`/`S3IterableDataset`); litdata (`StreamingRawDataset`) and msc "
+        "(`msc.open().read()` map dataset) in the map rows. Epoch 1 and first batch count from before "
+        "the dataset is built (listing included). RSS / PSS: peak of the sum over the parent and its "
+        "DataLoader workers (absolute, not a delta; RSS counts pages a forked worker shares with its "
+        "parent twice, PSS splits them). Requests: one extra run through tests/faultproxy.py"
     )
+    report.describe("S11", title, "samples/s")
     cells = [
         (lib, kind, count, size, workers)
         for count, size in shapes(quick)
@@ -394,7 +434,9 @@ def s11(report: Report, ep: Endpoint, work: Path, quick: bool, runs: int, libs: 
         proxy.close()
     for cell in cells:
         _record(report, cell, results[cell], counts.get(cell, "not run"))
-    report.notes.append(f"S11 load average (1/5/15 min) before and after each round: {'; '.join(loads)}")
+    versions = {c[0]: r["version"] for c in cells for r in results[c] if "version" in r}
+    title += ". Versions: " + ", ".join(f"{lib} {v}" for lib, v in versions.items())
+    report.describe("S11", title + f". Load average (1/5/15 min) per round: {'; '.join(loads)}", "samples/s")
 
 
 def _record(report: Report, cell: tuple, runs: list[dict], counted: dict[str, int] | str) -> None:
@@ -407,6 +449,7 @@ def _record(report: Report, cell: tuple, runs: list[dict], counted: dict[str, in
         f"{tag} epoch 2": None,
         f"{tag} first batch s": "s ↓",
         f"{tag} RSS": None,
+        f"{tag} PSS": "MiB ↓",
     }
     if errors or not runs:
         for op, unit in rows.items():
@@ -424,6 +467,8 @@ def _record(report: Report, cell: tuple, runs: list[dict], counted: dict[str, in
         report.value("S11", f"{tag} first batch s", workers, column, med(r["first_batch"] for r in runs))
         report.unit("S11", f"{tag} first batch s", workers, "s ↓")
         report.value("S11", f"{tag} RSS", workers, column, med(r["rss_mib"] for r in runs))
+        report.value("S11", f"{tag} PSS", workers, column, med(r["pss_mib"] for r in runs))
+        report.unit("S11", f"{tag} PSS", workers, "MiB ↓")
     op = f"{tag} requests LIST/GET/HEAD"
     report.unit("S11", op, workers, "count")
     if isinstance(counted, str):
