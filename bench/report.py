@@ -56,7 +56,8 @@ class Report:
     def _row(self, scen: str, op: str, threads: int) -> dict[str, float | str]:
         return self.rows.setdefault((scen, op, threads), {})
 
-    def value(self, scen: str, op: str, threads: int, lib: str, value: float) -> None:
+    def value(self, scen: str, op: str, threads: int, lib: str, value: float | str) -> None:
+        """Record a figure (or a text cell such as a request breakdown, shown as is, no ratio)."""
         self._row(scen, op, threads)[lib] = value
 
     def error(self, scen: str, op: str, threads: int, lib: str, exc: BaseException | str) -> None:

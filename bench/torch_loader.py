@@ -194,7 +194,7 @@ def _build(spec: dict) -> tuple[Any, Any]:
         if lib == "manystore":
             from manystore.torch import S3ClientConfig, S3IterableDataset, S3MapDataset
         else:
-            from s3torchconnector import S3ClientConfig, S3IterableDataset, S3MapDataset  # type: ignore
+            from s3torchconnector import S3ClientConfig, S3IterableDataset, S3MapDataset
         args: dict[str, Any] = {
             "region": ep["region"],
             "endpoint": ep["url"],
@@ -207,8 +207,8 @@ def _build(spec: dict) -> tuple[Any, Any]:
     if lib == "litdata":
         import tempfile
 
-        from litdata import StreamingRawDataset  # type: ignore[import-not-found]
-        from litdata.streaming import downloader  # type: ignore[import-not-found]
+        from litdata import StreamingRawDataset
+        from litdata.streaming import downloader
 
         # Its async downloads build an obstore S3Store with fixed client options that refuse a
         # plain-http endpoint (no option or environment variable reaches them): the one change
@@ -236,7 +236,7 @@ class _MscDataset:
 
     @classmethod
     def build(cls, spec: dict) -> _MscDataset:
-        import multistorageclient as msc  # type: ignore[import-not-found]
+        import multistorageclient as msc
 
         prefix = f"msc://b/{spec['folder']}"
         # msc.list yields metadata whose key is already the full msc:// URL.
@@ -474,10 +474,10 @@ def _record(report: Report, cell: tuple, runs: list[dict], counted: dict[str, in
     if isinstance(counted, str):
         report.error("S11", op, workers, column, counted)
     else:
-        cell = f"{counted['LIST']:,}/{counted['GET']:,}/{counted['HEAD']:,}"
+        text = f"{counted['LIST']:,}/{counted['GET']:,}/{counted['HEAD']:,}"
         report.value(
-            "S11", op, workers, column, cell + (f" +{counted['other']:,}" if counted["other"] else "")
-        )  # type: ignore[arg-type]
+            "S11", op, workers, column, text + (f" +{counted['other']:,}" if counted["other"] else "")
+        )
 
 
 if __name__ == "__main__":

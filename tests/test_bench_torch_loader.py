@@ -117,7 +117,7 @@ def test_report_rows_with_their_own_unit_and_text_cells() -> None:
     report.value("S11", "map 16K first batch s", 2, "manystore", 0.2)
     report.value("S11", "map 16K first batch s", 2, "peer", 0.4)
     report.unit("S11", "map 16K first batch s", 2, "s ↓")
-    report.value("S11", "map 16K requests", 2, "manystore", "1/260/0")  # type: ignore[arg-type]
+    report.value("S11", "map 16K requests", 2, "manystore", "1/260/0")
     report.unit("S11", "map 16K requests", 2, "count")
     text = report.markdown(elapsed=1.0)
     assert "| S11 | map 16K epoch 1 | 2 | samples/s ↑ | 3,000 | 2,000 | 1.50 |" in text
