@@ -65,8 +65,27 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	touch $(BENCH_STAMP)
 
+# S11's peers that cannot share the main venv, each in its own (see bench/torch_loader.py).
+# litdata: its torchvision dependency breaks lightning's import in the main venv. torch==2.13.0
+# goes in the same command as litdata, or its unpinned torchvision pulls torch 2.14 (CUDA, GBs);
+# s3fs lists for it (fsspec), uvloop is its recommended event loop, zstd reads its index.
+LITDATA_STAMP := .tools/litdata-venv/.installed
+
+$(LITDATA_STAMP):
+	python3 -m venv .tools/litdata-venv
+	.tools/litdata-venv/bin/pip install --quiet torch==2.13.0 litdata s3fs uvloop zstd
+	touch $@
+
+# MSC 1.3.1 with torch (the reference venv above has no torch) and its boto3 extra (S3).
+MSC_TORCH_STAMP := .tools/msc-torch-venv/.installed
+
+$(MSC_TORCH_STAMP):
+	python3 -m venv .tools/msc-torch-venv
+	.tools/msc-torch-venv/bin/pip install --quiet torch==2.13.0 "multi-storage-client[boto3]==1.3.1"
+	touch $@
+
 # Side-by-side benchmarks against the peers (own rclone server). BENCH_ARGS=--quick for ~1 minute.
-bench: $(BENCH_STAMP)
+bench: $(BENCH_STAMP) $(LITDATA_STAMP) $(MSC_TORCH_STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 # Fault-injection, retry-semantics and concurrency suites, then docs/reliability.md from their tally.

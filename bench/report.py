@@ -47,6 +47,8 @@ class Report:
         self.titles: dict[str, tuple[str, str]] = {}
         self.rows: dict[tuple[str, str, int], dict[str, float | str]] = {}
         self.notes: list[str] = []
+        #: Rows whose unit is not their scenario's (e.g. a latency row among rates).
+        self.units: dict[tuple[str, str, int], str] = {}
 
     def describe(self, scen: str, title: str, unit: str) -> None:
         self.titles[scen] = (title, unit)
@@ -54,7 +56,8 @@ class Report:
     def _row(self, scen: str, op: str, threads: int) -> dict[str, float | str]:
         return self.rows.setdefault((scen, op, threads), {})
 
-    def value(self, scen: str, op: str, threads: int, lib: str, value: float) -> None:
+    def value(self, scen: str, op: str, threads: int, lib: str, value: float | str) -> None:
+        """Record a figure (or a text cell such as a request breakdown, shown as is, no ratio)."""
         self._row(scen, op, threads)[lib] = value
 
     def error(self, scen: str, op: str, threads: int, lib: str, exc: BaseException | str) -> None:
@@ -64,6 +67,10 @@ class Report:
         if note not in self.notes:
             self.notes.append(note)
         self._row(scen, op, threads)[lib] = f"err[^{self.notes.index(note) + 1}]"
+
+    def unit(self, scen: str, op: str, threads: int, unit: str) -> None:
+        """Give one row its own unit (with its arrow: ``"s ↓"``), not the scenario's."""
+        self.units[(scen, op, threads)] = unit
 
     @staticmethod
     def _fmt(value: float | str | None) -> str:
@@ -76,6 +83,8 @@ class Report:
     def markdown(self, elapsed: float) -> str:
         # Tools that posted figures without being in --libs (S8's rclone) get columns too.
         libs = list(dict.fromkeys([*self.libs, *(lib for cells in self.rows.values() for lib in cells)]))
+        # Only libraries with at least one cell (a run of only some scenarios has no empty columns).
+        libs = [lib for lib in libs if any(lib in cells for cells in self.rows.values())] or libs
         peers = [lib for lib in libs if lib != "manystore"]
         show_ratio = "manystore" in libs
         header = ["Scenario", "Op", "Threads", "Unit", *libs]
@@ -91,7 +100,7 @@ class Report:
             f"- server: `{_rclone_version()}` (`rclone serve s3` on 127.0.0.1, same process for all)",
             f"- every figure is the median of {self.runs} runs; total wall time {elapsed:,.0f} s",
             "- ratio columns are manystore ÷ peer: > 1 means manystore is faster for rates "
-            "(↑ units), < 1 means manystore uses less memory for RSS (↓ units)",
+            "(↑ units), < 1 means manystore uses less (memory, seconds, requests) for ↓ units",
             "- RSS: peak RSS of a fresh process minus its peak right before the timed runs "
             "(after imports, client creation and, for PUT, allocating the payload)",
             "",
@@ -102,6 +111,7 @@ class Report:
         for (scen, op, threads), cells in self.rows.items():
             rss = op.endswith(" RSS")
             unit = "MiB ↓" if rss else self.titles.get(scen, ("", "?"))[1] + " ↑"
+            unit = self.units.get((scen, op, threads), unit)
             row = [scen, op, str(threads), unit, *(self._fmt(cells.get(lib)) for lib in libs)]
             if show_ratio:
                 ms = cells.get("manystore")

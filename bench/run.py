@@ -12,6 +12,10 @@ vs on (S3 and POSIX), printing the on/off ratio.
 S10 local -> local sync of 20,000 tiny files
 (nested and flat, plus no-change reruns) with manystore's API and CLI, ``cp -r`` and
 ``rclone copy`` (no S3 server started when only S10 runs; see ``bench/local_sync.py``).
+S11 a PyTorch DataLoader (0 and 2 workers, 2 epochs) over raw 16 KiB and 256 KiB objects with
+manystore's datasets, s3torchconnector's, litdata's ``StreamingRawDataset`` and an MSC map
+dataset, each in a fresh process (peers in their own venvs; see ``bench/torch_loader.py``);
+S11 always runs those four, whatever ``--libs`` says.
 Every figure is the median of ``--runs`` (>= 3) runs. The markdown table is printed and
 written to ``bench/results/latest.md``.
 """
@@ -32,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import layers, local_sync, sync_bench, telemetry_bench
+from bench import layers, local_sync, sync_bench, telemetry_bench, torch_loader
 from bench.libs import POSIX_LIBS, S3_LIBS, Endpoint, make_posix, make_s3
 from bench.report import Report
 
@@ -43,7 +47,7 @@ CHUNK = 8 * MiB
 SMALL = 4096
 S1_THREADS = (1, 16)
 RANGE_THREADS = 8
-SCENARIOS = ("S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10")
+SCENARIOS = ("S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11")
 #: Scenarios that need no S3 server.
 LOCAL_ONLY = {"S10"}
 
@@ -263,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"populating {work} ...", flush=True)
         _populate(work / "s3data" / BUCKET, args.only, sizes)
         (work / "s3data" / BUCKET).mkdir(parents=True, exist_ok=True)
+        if "S11" in args.only:
+            torch_loader.populate(work / "s3data" / BUCKET, args.quick)
         if set(args.only) - LOCAL_ONLY:
             server = start_rclone_s3(work / "s3data")
             ep = Endpoint(server.endpoint_url, server.access_key, server.secret_key, BUCKET, server.region)
@@ -278,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
             "S8": lambda: sync_bench.s8(report, ep, work, sizes, args.runs),
             "S9": lambda: telemetry_bench.s9(report, ep, str(work / "s9posix"), sizes, args.runs, _small_ops),
             "S10": lambda: local_sync.s10(report, work, sizes, args.runs),
+            "S11": lambda: torch_loader.s11(report, ep, work, args.quick, args.runs, args.libs),
         }
         for scen in SCENARIOS:
             if scen in args.only:
