@@ -59,10 +59,16 @@ servers: $(AZURITE) $(MSC_VENV)
 test: lint docs servers
 	$(BIN)/python -m pytest -q tests
 
-BENCH_STAMP := $(VENV)/.bench-installed
+# The benchmarks run in their own venv: the peers there (multi-storage-client registers the
+# same fsspec protocol, msc) must never be installed beside the package under test.
+BENCH_VENV := .venv-bench
+BENCH_BIN := $(BENCH_VENV)/bin
+BENCH_STAMP := $(BENCH_VENV)/.installed
 
-$(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+$(BENCH_STAMP): pyproject.toml
+	test -x $(BENCH_BIN)/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_BIN)/python -m pip install --quiet torch==2.13.0
+	$(BENCH_BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	touch $(BENCH_STAMP)
 
 # S11's peers that cannot share the main venv, each in its own (see bench/torch_loader.py).
@@ -86,7 +92,7 @@ $(MSC_TORCH_STAMP):
 
 # Side-by-side benchmarks against the peers (own rclone server). BENCH_ARGS=--quick for ~1 minute.
 bench: $(BENCH_STAMP) $(LITDATA_STAMP) $(MSC_TORCH_STAMP)
-	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BENCH_BIN)/python -m bench.run $(BENCH_ARGS)
 
 # Fault-injection, retry-semantics and concurrency suites, then docs/reliability.md from their tally.
 RELIABILITY_JSON := .pytest_cache/reliability.json
@@ -97,4 +103,4 @@ reliability: $(STAMP)
 	MANYSTORE_RELIABILITY_REPORT=$(RELIABILITY_JSON) $(BIN)/python tests/reliability_report.py docs/reliability.md
 
 clean:
-	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) .tools .pytest_cache .mypy_cache .ruff_cache
