@@ -68,7 +68,7 @@ BENCH_STAMP := $(BENCH_VENV)/.installed
 $(BENCH_STAMP): pyproject.toml
 	test -x $(BENCH_BIN)/python || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_BIN)/python -m pip install --quiet torch==2.13.0
-	$(BENCH_BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	$(BENCH_BIN)/python -m pip install --quiet -e ".[bench]"
 	touch $(BENCH_STAMP)
 
 # S11's peers that cannot share the main venv, each in its own (see bench/torch_loader.py).
