@@ -269,6 +269,8 @@ def test_demo_runs_a_dataloader_epoch(tmp_path: Path, monkeypatch: pytest.Monkey
     )
     assert out.returncode == 0, out.stderr
     assert "IterableDataset.from_prefix" in out.stdout and "shuffled: ok" in out.stdout
+    assert "DCP save" in out.stdout and "step-1: ok" in out.stdout  # the checkpoint step
+    assert (tmp_path / "a" / "checkpoints" / "step-1" / ".metadata").is_file()
     from manystore import demo
 
     real = demo.importlib.util.find_spec

@@ -184,20 +184,21 @@ def run(directory: str, objects: int = 200, seed: int = 0) -> int:
     if mismatched or not ranged_ok or len(listed) != count:
         print(f"\nFAILED: {mismatched[:5]} ranged_ok={ranged_ok} listed={len(listed)}", file=sys.stderr)
         return 1
-    if _torch_step(config_path) != 0:
-        print("\nFAILED: the DataLoader epoch", file=sys.stderr)
+    if _torch_step(config_path, os.path.join(os.path.dirname(config_path), "checkpoints", "step-1")) != 0:
+        print("\nFAILED: the DataLoader epoch or the checkpoint", file=sys.stderr)
         return 1
     print("\nOK: replica matches source")
     return 0
 
 
-def _torch_step(config_path: str) -> int:
-    """One DataLoader epoch over ``msc://replica/train/`` in a child process (needs PyTorch)."""
+def _torch_step(config_path: str, checkpoint: str) -> int:
+    """One DataLoader epoch over ``msc://replica/train/`` and a DCP checkpoint saved to and loaded
+    from ``checkpoint``, in a child process (needs PyTorch)."""
     print()
     if importlib.util.find_spec("torch") is None:
         print("torch step skipped: it needs PyTorch (pip install 'manystore[torch]')")
         return 0
-    command = [sys.executable, "-m", "manystore.torch.demo", config_path, "msc://replica/train/"]
+    command = [sys.executable, "-m", "manystore.torch.demo", config_path, "msc://replica/train/", checkpoint]
     return subprocess.run(command, check=False).returncode
 
 

@@ -1,9 +1,9 @@
 """The PyTorch step of ``make demo``: a DataLoader epoch and a checkpoint (``python -m manystore.torch.demo``).
 
-Usage: ``python -m manystore.torch.demo CONFIG URL`` reads every object under ``URL`` (with
+Usage: ``python -m manystore.torch.demo CONFIG URL CHECKPOINT`` reads every object under ``URL`` (with
 ``MSC_CONFIG=CONFIG``) through an :class:`~manystore.torch.IterableDataset` in a DataLoader
 with 2 forked workers, then saves a small model's state with ``torch.distributed.checkpoint``
-through :class:`~manystore.torch.dcp.StorageWriter` next to ``URL`` (``URL/../checkpoints/``),
+through :class:`~manystore.torch.dcp.StorageWriter` to ``CHECKPOINT`` (any URL or path),
 loads it back into a fresh model through :class:`~manystore.torch.dcp.StorageReader`, and
 prints what it did and how fast.
 """
@@ -26,11 +26,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one epoch; returns 0 when every object was read exactly once.
 
     Args:
-        argv: ``[CONFIG, URL]`` (default: ``sys.argv[1:]``).
+        argv: ``[CONFIG, URL, CHECKPOINT]`` (default: ``sys.argv[1:]``).
     """
     args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 2:
-        print("usage: python -m manystore.torch.demo CONFIG URL", file=sys.stderr)
+    if len(args) != 3:
+        print("usage: python -m manystore.torch.demo CONFIG URL CHECKPOINT", file=sys.stderr)
         return 2
     os.environ["MSC_CONFIG"] = args[0]
     import torch.utils.data
@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"(listed once in {(listed - start) * 1000:.0f} ms), DataLoader 2 workers, shuffled: "
         f"{'ok' if ok else 'WRONG COUNT'}"
     )
-    return (0 if ok else 1) or _checkpoint(args[1].rstrip("/").rpartition("/")[0] + "/checkpoints/step-1")
+    return (0 if ok else 1) or _checkpoint(args[2])
 
 
 def _checkpoint(url: str) -> int:
