@@ -5,6 +5,11 @@ daemon thread sends the aggregated records every :data:`FLUSH_INTERVAL` seconds 
 ``record_batch`` call per sink, and so does the exit of the process (``atexit``, and
 multiprocessing's exit finalizers for forked workers, which skip ``atexit``). A forked
 child starts with an empty buffer: the parent's pending records are the parent's to send.
+
+The first flush builds the exporter, and the SDK does that on a thread pool, which
+refuses work once the interpreter starts shutting down; so a process that ends before
+its first background flush also flushes at the start of shutdown, before thread pools
+close (see :func:`_before_shutdown`).
 """
 
 from __future__ import annotations
@@ -45,8 +50,24 @@ def start() -> None:
             return
         threading.Thread(target=_loop, name="manystore-telemetry-flush", daemon=True).start()
         atexit.register(_at_exit, os.getpid())
+        _register_before_shutdown(os.getpid())
         multiprocessing.util.Finalize(None, _at_exit, args=(os.getpid(),), exitpriority=100)
         STARTED = True
+
+
+def _register_before_shutdown(pid: int) -> None:
+    import concurrent.futures.thread  # noqa: F401  its hook must be registered first: hooks run in reverse
+
+    try:
+        threading._register_atexit(_before_shutdown, pid)  # type: ignore[attr-defined]
+    except RuntimeError:  # already shutting down: atexit alone will flush
+        pass
+
+
+def _before_shutdown(pid: int) -> None:
+    """At the start of interpreter shutdown (thread pools still open): send what is buffered."""
+    if os.getpid() == pid:
+        flush_buffer()
 
 
 def _loop() -> None:
