@@ -296,3 +296,42 @@ def test_compiled_wrappers_forward_every_argument(
     assert receivers[0].total("multistorageclient.request.sum", operation="get") == 4
     assert receivers[0].total(LATENCY, operation="put") == 2
     telemetry.shutdown()
+
+
+def test_counts_exact_with_16_threads_and_flushes_racing(
+    tmp_path: Path, request: pytest.FixtureRequest, receivers: tuple[Receiver, Receiver]
+) -> None:
+    # Records are appended (bytes, then latency) while flushes pop them: none may be lost
+    # or counted twice, and every byte count must reach the same totals.
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Event, Thread
+
+    backend = make_backend("file", request, tmp_path)
+    telemetry = Telemetry()
+    client = _client(backend.config, _otel(receivers[0].endpoint), telemetry)
+    threads, per_thread = 16, 150
+    done = Event()
+
+    def flusher() -> None:
+        while not done.is_set():
+            _recorder.flush_buffer()
+
+    def work(t: int) -> None:
+        for i in range(per_thread):
+            client.write(f"r/{t}/{i}", b"x" * (i % 7 + 1))
+            assert len(client.read(f"r/{t}/{i}")) == i % 7 + 1
+
+    racer = Thread(target=flusher)
+    racer.start()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(work, range(threads)))
+    done.set()
+    racer.join()
+    assert _recorder.flush_buffer() and telemetry.force_flush()
+    n = threads * per_thread
+    size = threads * sum(i % 7 + 1 for i in range(per_thread))
+    for op in ("put", "get"):
+        assert receivers[0].total("multistorageclient.request.sum", operation=op) == n
+        assert receivers[0].total(LATENCY, operation=op) == n
+        assert receivers[0].total("multistorageclient.data_size.sum", operation=op) == size
+    telemetry.shutdown()
