@@ -390,3 +390,20 @@ def test_diperiodic_reader_collects_more_often_than_it_exports() -> None:
     provider.shutdown()
     with pytest.raises(ValueError, match="export_interval_millis"):
         DiperiodicExportingMetricReader(exporter, export_interval_millis=0)
+
+
+def test_short_process_sends_its_records_at_exit(tmp_path: Path, receiver: Receiver) -> None:
+    # The process ends long before the first background flush: the exit flush must still
+    # build the exporter (the SDK does so on a thread pool, closed once shutdown begins).
+    otel = {"metrics": {"exporter": {"type": "otlp", "options": {"endpoint": receiver.endpoint}}}}
+    cfg = {"profiles": {"p": {"storage_provider": {"type": "file", "options": {"base_path": str(tmp_path)}}}}}
+    code = (
+        "from manystore import StorageClient, StorageClientConfig\n"
+        f"c = StorageClient(StorageClientConfig.from_dict({{**{cfg!r}, 'opentelemetry': {otel!r}}}, 'p'))\n"
+        "for i in range(3):\n"
+        "    c.write(f'k{i}', b'abcd')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert "could not be sent" not in out.stderr, out.stderr
+    assert receiver.total("multistorageclient.request.sum", operation="put") == 3
+    assert receiver.total("multistorageclient.data_size.sum", operation="put") == 12

@@ -189,10 +189,10 @@ def test_exported_histograms_match_recorded_latencies(
         with pytest.raises(FileNotFoundError):
             client.read("h/missing")
         recorded: dict[tuple[str, str], list[float]] = {}
-        for group, latency, _nbytes in list(_recorder.BUFFER):
+        for group, latencies, _sizes in _recorder.pending():
             if group.sink is sink:
                 op = dict(group.attrs)["multistorageclient.operation"]
-                recorded.setdefault((op, group.status), []).append(latency)
+                recorded.setdefault((op, group.status), []).extend(latencies)
     assert _recorder.flush_buffer()
     assert telemetry.force_flush()
     assert list(telemetry._batched.values()) == [batched]
@@ -221,7 +221,7 @@ def test_forked_child_rebuilds_process_attributes(
         code = 1
         try:
             client.read("k")
-            groups = [g for g, _, _ in _recorder.BUFFER]
+            groups = [g for g, _, _ in _recorder.pending()]
             if len(groups) == 1 and dict(groups[0].attrs)["pid"] == os.getpid() != os.getppid():
                 code = 0
         finally:
@@ -281,19 +281,57 @@ def test_compiled_wrappers_forward_every_argument(
         assert echo.put_object("k", b"12345") == ("k", 5, None, None)
         assert echo.put_object(body=memoryview(b"123"), path="k", if_none_match="*") == ("k", 3, None, "*")
         assert echo.delete_object("a", b=2) == (("a",), {"b": 2})
-        records = [
-            (dict(g.attrs)["multistorageclient.operation"], g.status, n) for g, _, n in _recorder.BUFFER
-        ]
-    assert records == [
-        ("get", "success", 4),
-        ("get", "success", None),
-        ("get", "success", None),
-        ("get", "error.FileNotFoundError", None),
-        ("put", "success", 5),
-        ("put", "success", 3),
-        ("delete", "success", None),
-    ]
+        records = {
+            (dict(g.attrs)["multistorageclient.operation"], g.status): (len(lat), sizes)
+            for g, lat, sizes in _recorder.pending()
+            if g.sink is spec
+        }
+    assert records == {  # (operations, byte counts of those that moved bytes)
+        ("get", "success"): (3, [4]),
+        ("get", "error.FileNotFoundError"): (1, []),
+        ("put", "success"): (2, [5, 3]),
+        ("delete", "success"): (1, []),
+    }
     assert _recorder.flush_buffer() and telemetry.force_flush()
     assert receivers[0].total("multistorageclient.request.sum", operation="get") == 4
     assert receivers[0].total(LATENCY, operation="put") == 2
+    telemetry.shutdown()
+
+
+def test_counts_exact_with_16_threads_and_flushes_racing(
+    tmp_path: Path, request: pytest.FixtureRequest, receivers: tuple[Receiver, Receiver]
+) -> None:
+    # Records are appended (bytes, then latency) while flushes pop them: none may be lost
+    # or counted twice, and every byte count must reach the same totals.
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Event, Thread
+
+    backend = make_backend("file", request, tmp_path)
+    telemetry = Telemetry()
+    client = _client(backend.config, _otel(receivers[0].endpoint), telemetry)
+    threads, per_thread = 16, 150
+    done = Event()
+
+    def flusher() -> None:
+        while not done.is_set():
+            _recorder.flush_buffer()
+
+    def work(t: int) -> None:
+        for i in range(per_thread):
+            client.write(f"r/{t}/{i}", b"x" * (i % 7 + 1))
+            assert len(client.read(f"r/{t}/{i}")) == i % 7 + 1
+
+    racer = Thread(target=flusher)
+    racer.start()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(work, range(threads)))
+    done.set()
+    racer.join()
+    assert _recorder.flush_buffer() and telemetry.force_flush()
+    n = threads * per_thread
+    size = threads * sum(i % 7 + 1 for i in range(per_thread))
+    for op in ("put", "get"):
+        assert receivers[0].total("multistorageclient.request.sum", operation=op) == n
+        assert receivers[0].total(LATENCY, operation=op) == n
+        assert receivers[0].total("multistorageclient.data_size.sum", operation=op) == size
     telemetry.shutdown()

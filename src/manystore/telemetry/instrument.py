@@ -86,15 +86,6 @@ class InstrumentationSpec:
             return target
 
 
-class _Group:
-    """Where a record goes: sink, attribute items and status (hashed by identity: cheap)."""
-
-    __slots__ = ("attrs", "sink", "status")
-
-    def __init__(self, sink: Any, attrs: tuple[tuple[str, Any], ...], status: str) -> None:
-        self.sink, self.attrs, self.status = sink, attrs, status
-
-
 #: Every live state, so that a forked child can drop cached (per-process) attributes.
 _STATES: weakref.WeakSet[_State] = weakref.WeakSet()
 
@@ -118,8 +109,8 @@ class _State:
         self._providers = providers
         self._per_call = any(p.scope == "call" for p in providers)
         self._per_thread = any(p.scope == "thread" for p in providers)
-        self.ok: dict[str, _Group] = {}
-        self._groups: dict[tuple[str, str], _Group] = {}
+        self.ok: dict[str, _recorder.Group] = {}
+        self._groups: dict[tuple[str, str], _recorder.Group] = {}
         self._tls = threading.local()
         _STATES.add(self)
 
@@ -140,22 +131,23 @@ class _State:
         """The attribute items of an ``op`` record made now (in this thread)."""
         return self.group(op, "success").attrs
 
-    def group(self, op: str, status: str) -> _Group:
+    def group(self, op: str, status: str) -> _recorder.Group:
         """The group of an ``op`` record with ``status`` made now (in this thread)."""
         if self._per_call:
-            return _Group(self.sink, self._build(op), status)
+            return _recorder.group_for(self.sink, self._build(op), status)
         cache: dict[Any, Any] = self._tls.__dict__ if self._per_thread else self._groups
-        found: _Group | None = cache.get((op, status))
+        found: _recorder.Group | None = cache.get((op, status))
         if found is None:
-            found = cache[(op, status)] = _Group(self.sink, self._build(op), status)
+            found = cache[(op, status)] = _recorder.group_for(self.sink, self._build(op), status)
             if status == "success" and not self._per_thread:
                 self.ok[op] = found
         return found
 
     def record(self, op: str, latency: float, status: str, nbytes: int | None) -> None:
-        _append((self.group(op, status), latency, nbytes))
-        if not _recorder.STARTED:
-            _recorder.start()
+        group = self.group(op, status)
+        if nbytes is not None:
+            group.nb.append(nbytes)  # before the latency: a flush never counts one without the other
+        group.lat.append(latency)
 
 
 def _after_fork_in_child() -> None:
@@ -164,7 +156,6 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
-_append = _recorder.BUFFER.append  # the deque is never replaced (a fork clears it)
 
 
 def _nbytes(value: Any) -> int | None:
@@ -204,43 +195,26 @@ def _body_size(args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> in
 
 
 def _wrap(base: Callable[..., Any], op: str, size: _Size | None) -> Any:
-    # The hot path: one dict lookup for the cached group, one deque append. Errors and
-    # per-thread/per-call attributes take _State.record.
-    append = _append
-    recorder = _recorder
+    # The hot path (as in _TEMPLATE): one dict lookup for the cached group, one or two deque
+    # appends. Errors and per-thread/per-call attributes take _State.group/record.
     perf = _perf
 
-    if size is None:
-
-        def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-            start = perf()
-            try:
-                result = base(self, *args, **kwargs)
-            except BaseException as exc:
-                self._manystore_telemetry.record(op, perf() - start, "error." + type(exc).__name__, None)
-                raise
-            latency = perf() - start
-            state: _State = self._manystore_telemetry
-            append((state.ok.get(op) or state.group(op, "success"), latency, None))
-            if not recorder.STARTED:
-                recorder.start()
-            return result
-
-    else:
-
-        def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-            start = perf()
-            try:
-                result = base(self, *args, **kwargs)
-            except BaseException as exc:
-                self._manystore_telemetry.record(op, perf() - start, "error." + type(exc).__name__, None)
-                raise
-            latency = perf() - start
-            state: _State = self._manystore_telemetry
-            append((state.ok.get(op) or state.group(op, "success"), latency, size(args, kwargs, result)))
-            if not recorder.STARTED:
-                recorder.start()
-            return result
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        start = perf()
+        try:
+            result = base(self, *args, **kwargs)
+        except BaseException as exc:
+            self._manystore_telemetry.record(op, perf() - start, "error." + type(exc).__name__, None)
+            raise
+        latency = perf() - start
+        state: _State = self._manystore_telemetry
+        group = state.ok.get(op) or state.group(op, "success")
+        if size is not None:
+            nbytes = size(args, kwargs, result)
+            if nbytes is not None:
+                group.nb.append(nbytes)
+        group.lat.append(latency)
+        return result
 
     return functools.update_wrapper(method, base)
 
@@ -257,10 +231,14 @@ def {name}({params}):
         raise
     _ms_latency = _ms_perf() - _ms_start
     _ms_state = {self}._manystore_telemetry
-    _ms_append((_ms_state.ok.get(_ms_op) or _ms_state.group(_ms_op, "success"), _ms_latency, {size}))
-    if not _ms_recorder.STARTED:
-        _ms_recorder.start()
+    _ms_group = _ms_state.ok.get(_ms_op) or _ms_state.group(_ms_op, "success")
+{size}    _ms_group.lat.append(_ms_latency)
     return _ms_result
+"""
+_SIZE_LINES = """\
+    _ms_n = {expr}
+    if _ms_n is not None:
+        _ms_group.nb.append(_ms_n)
 """
 #: Size functions the compiled wrappers inline (``{}``: the variable holding the bytes).
 _INLINE_SIZES: dict[Any, tuple[str, str | None]] = {
@@ -291,8 +269,6 @@ def _compile(base: Callable[..., Any], op: str, size: _Size | None) -> Any:
         "_ms_perf": _perf,
         "_ms_base": base,
         "_ms_op": op,
-        "_ms_append": _append,
-        "_ms_recorder": _recorder,
         "_ms_nbytes": _nbytes,
     }
     defs: list[str] = []
@@ -333,7 +309,7 @@ def _compile(base: Callable[..., Any], op: str, size: _Size | None) -> Any:
         params=", ".join(defs),
         call=", ".join(call),
         self=params[0].name,
-        size=expr.format(var) if var else expr,
+        size=_SIZE_LINES.format(expr=expr.format(var)) if var else "",
     )
     exec(compile(source, f"<manystore telemetry wrapper of {base.__qualname__}>", "exec"), namespace)
     return functools.update_wrapper(namespace[base.__name__], base)
