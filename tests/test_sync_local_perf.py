@@ -86,19 +86,31 @@ def test_each_target_directory_is_created_once(tmp_path: Path, monkeypatch: pyte
 
 def test_batches_carry_many_objects_per_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     tree = _tree(tmp_path / "src", 500)
-    sizes: list[int] = []
+    # 500 files in one directory too: cut into full batches and one partial
+    flat = {f"flat/f{i:04d}": os.urandom(10) for i in range(500)}
+    for rel, body in flat.items():
+        (tmp_path / "src" / rel).parent.mkdir(exist_ok=True)
+        (tmp_path / "src" / rel).write_bytes(body)
+    batches: list[list[str]] = []
     real = transfer.Transfer.copy_batch
 
     def recording(self: transfer.Transfer, jobs: list[Any]) -> list[BaseException | None]:
-        sizes.append(len(jobs))
+        batches.append([job[1] for job in jobs])
         return real(self, jobs)
 
     monkeypatch.setattr(transfer.Transfer, "copy_batch", recording)
     target = _client(tmp_path / "dst")
     target.sync_from(_client(tmp_path / "src"), progress=False)
-    assert sum(sizes) == 500
-    assert len(sizes) == -(-500 // transfer.LOCAL_BATCH)  # full batches, one partial
-    assert _files(tmp_path / "dst") == tree
+    assert sum(map(len, batches)) == 1000
+    # A batch holds the files of one directory only (one directory fd on each side), as many
+    # as LOCAL_BATCH allows: one task per LOCAL_BATCH files of each directory, rounded up.
+    per_dir: dict[str, int] = {}
+    for rel in (*tree, *flat):
+        per_dir[rel.rpartition("/")[0]] = per_dir.get(rel.rpartition("/")[0], 0) + 1
+    assert all(len({key.rpartition("/")[0] for key in batch}) == 1 for batch in batches)
+    assert len(batches) == sum(-(-n // transfer.LOCAL_BATCH) for n in per_dir.values())
+    assert sorted(map(len, batches))[-1] == transfer.LOCAL_BATCH  # the flat directory's full ones
+    assert _files(tmp_path / "dst") == {**tree, **flat}
 
 
 def test_changed_files_are_replaced_and_unchanged_ones_left(tmp_path: Path) -> None:
@@ -233,3 +245,39 @@ def test_local_pairs_default_to_few_threads_and_explicit_counts_win(
     _client(tmp_path / "c").sync_from(source, threads=7, progress=False)
     assert used == [transfer.local_threads(), 5, 7]
     assert _files(tmp_path / "c") == _files(tmp_path / "src")
+
+
+def test_posix_plan_decides_as_the_metadata_plan(tmp_path: Path) -> None:
+    """The planner's tuple listing of two local directories (``scan_files``) makes the same
+    decisions as the generic one on ObjectMetadata (taken for dry-run records)."""
+    from manystore.mirror.plan import Partition, SyncSpec, plan_partition
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    cases = {  # name: (source bytes, target bytes or None, target mtime relative to the source's)
+        "same.bin": (b"a" * 5, b"a" * 5, 0),
+        "newer.bin": (b"b" * 5, b"x" * 5, 30),
+        "older.bin": (b"c" * 5, b"c" * 5, -30),
+        "resized.bin": (b"d" * 5, b"d" * 6, 30),
+        "missing.bin": (b"e", None, 0),
+        "sub/.hidden/x.bin": (b"f", None, 0),
+        "sub/skip.tmp": (b"g", None, 0),
+    }
+    base = 1_700_000_000
+    for rel, (body, there, delta) in cases.items():
+        for root, data, when in ((src, body, base), (dst, there, base + delta)):
+            if data is not None:
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                (root / rel).write_bytes(data)
+                os.utime(root / rel, (when, when))
+    (dst / "only-here.bin").write_bytes(b"z")
+    spec = SyncSpec("", "", exclude=("**/*.tmp",), delete_unmatched_files=True, ignore_hidden=True)
+    source, target = _client(src), _client(dst)
+    fast = plan_partition(source, target, spec, Partition())
+    generic = plan_partition(source, target, spec, Partition(), record=True)
+    assert sorted(job[0] for job in fast.jobs) == ["missing.bin", "older.bin", "resized.bin"]
+    assert (sorted(fast.jobs), fast.skipped, fast.unmatched) == (
+        sorted(generic.jobs),
+        generic.skipped,
+        generic.unmatched,
+    )
+    assert (fast.skipped, fast.unmatched) == (2, ["only-here.bin"])

@@ -108,6 +108,11 @@ class _Progress:
         self._bar.set_postfix_str(text, refresh=False)
         self._bar.refresh()
 
+    @property
+    def shown(self) -> bool:
+        """A bar is drawn (else the counts are not needed)."""
+        return self._bar is not None
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
@@ -129,12 +134,13 @@ def _run_threads(
 ) -> tuple[SyncResult, list[str]]:
     """Plan and transfer in this process, transfers starting while the source is still listed."""
     plan = PartitionPlan()
+    shown = progress.shown  # no bar: no calls per object
     done = transfer_jobs(
         Transfer(source, target, spec.preserve_attributes),
         iter_plan(source, target, spec, Partition(), plan, source_listing),
         threads,
-        on_start=lambda job: progress.plan(1, job[2]),
-        on_done=lambda job, _: progress.advance(1, job[2]),
+        on_start=(lambda job: progress.plan(1, job[2])) if shown else None,
+        on_done=(lambda job, _: progress.advance(1, job[2])) if shown else None,
     )
     result = SyncResult(skipped=plan.skipped)
     _merge(result, done)

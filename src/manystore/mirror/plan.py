@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..client_links import PatternMatcher
+from ..providers.posix_file import PosixFileStorageProvider
 from ..types import ObjectMetadata, PatternType, SymlinkHandling
 from ..utils import match_glob
 
@@ -40,6 +41,7 @@ __all__ = [
 Job = tuple[str, str, int, str | None]
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
 _MAX_DISCOVERY_DEPTH = 4
+_SECOND_NS = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -63,11 +65,11 @@ class SyncSpec:
 
     def selected(self, rel: str) -> bool:
         """``rel`` is not hidden (with ``ignore_hidden``), matches some include glob (if any) and no exclude glob."""
-        if self.ignore_hidden and any(part.startswith(".") for part in rel.split("/")):
+        if self.ignore_hidden and (rel.startswith(".") or "/." in rel):  # a component starting with "."
             return False
         if self.include and not any(match_glob(p, rel) for p in self.include):
             return False
-        return not any(match_glob(p, rel) for p in self.exclude)
+        return not self.exclude or not any(match_glob(p, rel) for p in self.exclude)
 
     @functools.cached_property
     def _matcher(self) -> PatternMatcher | None:
@@ -179,6 +181,54 @@ def _subdirs(client: StorageClient, prefix: str) -> set[str]:
     }
 
 
+def _posix_pair(
+    source: StorageClient, target: StorageClient, spec: SyncSpec, part: Partition
+) -> tuple[PosixFileStorageProvider, PosixFileStorageProvider] | None:
+    """Both providers when the plan can list them with ``scan_files``: plain POSIX profiles (no
+    metadata provider), symlinks followed, a recursive partition."""
+    if spec.symlink_handling is not SymlinkHandling.FOLLOW or not part.recursive:
+        return None
+    src_sp, dst_sp = source._storage_provider, target._storage_provider
+    if source._metadata_provider is not None or target._metadata_provider is not None:
+        return None
+    if isinstance(src_sp, PosixFileStorageProvider) and isinstance(dst_sp, PosixFileStorageProvider):
+        return src_sp, dst_sp
+    return None
+
+
+def _iter_posix_plan(
+    src_sp: PosixFileStorageProvider,
+    dst_sp: PosixFileStorageProvider,
+    spec: SyncSpec,
+    part: Partition,
+    plan: PartitionPlan,
+) -> Iterator[Job]:
+    """:func:`iter_plan` between two local directories: the same decisions as :func:`unchanged`
+    (POSIX ETags are never MD5s: equal size and mtime, or a target at least as new as the
+    source to the whole second) on ``(key, size, mtime)`` tuples instead of metadata objects."""
+    existing: dict[str, tuple[int, int]] = {}
+    cut = len(spec.dst_prefix)
+    for key, size, mtime in dst_sp.scan_files(spec.dst_prefix + part.rel, *part.bounds(spec.dst_prefix)):
+        rel = key[cut:]
+        if spec.selected(rel):
+            existing[rel] = (size, mtime)
+    cut = len(spec.src_prefix)
+    dst_prefix = spec.dst_prefix
+    for key, size, mtime in src_sp.scan_files(spec.src_prefix + part.rel, *part.bounds(spec.src_prefix)):
+        rel = key[cut:]
+        if not spec.selected(rel):
+            continue
+        dst = existing.pop(rel, None) if existing else None
+        if not spec.copies(rel):
+            continue  # as in iter_plan
+        if dst is not None and dst[0] == size and (dst[1] == mtime or dst[1] >= mtime - mtime % _SECOND_NS):
+            plan.skipped += 1
+            continue
+        yield (key, dst_prefix + rel, size, None)
+    if spec.delete_unmatched_files:
+        plan.unmatched = sorted(dst_prefix + rel for rel in existing)
+
+
 def iter_plan(
     source: StorageClient,
     target: StorageClient,
@@ -193,6 +243,11 @@ def iter_plan(
     and once the generator is exhausted, the target-only keys to delete.
     ``source_listing``: the partition's source objects when the caller has listed them already.
     """
+    if source_listing is None and not plan.record:
+        pair = _posix_pair(source, target, spec, part)
+        if pair is not None:
+            yield from _iter_posix_plan(*pair, spec, part, plan)
+            return
     existing: dict[str, ObjectMetadata] = {}
     for meta in files(target, spec.dst_prefix, part, spec):
         rel = meta.key[len(spec.dst_prefix) :]

@@ -227,17 +227,26 @@ def transfer_jobs(
 
     batch: list[Job] = []
     nbytes = 0
+    size = transfer.batch_size
+    folder = ""  # target directory of the batch: a batch never spans two (one directory fd each side)
     with ThreadPoolExecutor(threads) as pool:
         for job in jobs:
             if on_start is not None:
                 on_start(job)
+            if size > 1:
+                where = job[1].rpartition("/")[0]
+                if where != folder:
+                    if batch:
+                        pending[pool.submit(transfer.copy_batch, batch)] = batch
+                        batch, nbytes = [], 0
+                    folder = where
             batch.append(job)
             nbytes += job[2]
-            if len(batch) >= transfer.batch_size or nbytes >= BATCH_BYTES:
+            if len(batch) >= size or nbytes >= BATCH_BYTES:
                 pending[pool.submit(transfer.copy_batch, batch)] = batch
                 batch, nbytes = [], 0
-                if len(pending) >= threads * 4:
-                    settle(wait(pending, return_when=FIRST_COMPLETED).done)
+            if len(pending) >= threads * 4:
+                settle(wait(pending, return_when=FIRST_COMPLETED).done)
         if batch:
             pending[pool.submit(transfer.copy_batch, batch)] = batch
         settle(wait(pending).done)

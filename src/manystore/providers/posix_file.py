@@ -529,7 +529,21 @@ class PosixFileStorageProvider(BaseStorageProvider):
         head, _, _ = prefix.rpartition("/")
         directory = self._path(head)
         rel_dir = head + "/" if head else ""
-        yield from self._walk(directory, rel_dir, prefix, start_after, end_at, include_directories)
+        for key, st, is_dir in self._walk(
+            directory, rel_dir, prefix, start_after, end_at, include_directories
+        ):
+            yield _metadata(key, st, is_dir)
+
+    def scan_files(
+        self, prefix: str, start_after: str | None = None, end_at: str | None = None
+    ) -> Iterator[tuple[str, int, int]]:
+        """``(key, size, mtime in ns)`` of the files :meth:`list_objects` lists (recursively), in
+        the same order: the sync planner's listing, without building metadata objects."""
+        prefix = normalize_key(prefix) if prefix else ""
+        head, _, _ = prefix.rpartition("/")
+        rel_dir = head + "/" if head else ""
+        for key, st, _ in self._walk(self._path(head), rel_dir, prefix, start_after, end_at, False):
+            yield key, st.st_size, st.st_mtime_ns
 
     def _walk(
         self,
@@ -539,7 +553,9 @@ class PosixFileStorageProvider(BaseStorageProvider):
         start_after: str | None,
         end_at: str | None,
         one_level: bool,
-    ) -> Iterator[ObjectMetadata]:
+    ) -> Iterator[tuple[str, os.stat_result, bool]]:
+        """``(key, stat, is a directory)`` of the entries under ``directory`` in key order
+        (directories only with ``one_level``, as one level)."""
         try:
             with os.scandir(directory) as it:
                 entries = [(e, e.is_dir()) for e in it]
@@ -565,7 +581,7 @@ class PosixFileStorageProvider(BaseStorageProvider):
                     continue
                 if one_level:
                     if key.startswith(prefix) and within_bounds(key, start_after, end_at):
-                        yield _metadata(key, entry.stat(), is_dir=True)
+                        yield key, entry.stat(), True
                     continue
                 yield from self._walk(entry.path, sub, prefix, start_after, end_at, one_level)
             else:
@@ -581,7 +597,7 @@ class PosixFileStorageProvider(BaseStorageProvider):
                     continue
                 if entry.is_symlink() and not self._inside(entry.path):
                     continue
-                yield _metadata(key, st)
+                yield key, st, False
 
     def _inside(self, path: str) -> bool:
         real = os.path.realpath(path)
