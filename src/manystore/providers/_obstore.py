@@ -293,3 +293,39 @@ class ObstoreWriter:
         reason = RuntimeError("upload aborted")
         with contextlib.suppress(Exception):
             self._raw.__exit__(RuntimeError, reason, None)
+
+
+def client_options(
+    allow_http: bool,
+    connect_timeout: float,
+    read_timeout: float,
+    timeout: Any,
+    verify: bool | str,
+    pool_size: int | None,
+) -> dict[str, Any]:
+    """obstore ``client_options`` shared by the S3 and Azure stores.
+
+    Args:
+        allow_http: Permit ``http://`` endpoints.
+        connect_timeout: Seconds to establish a connection.
+        read_timeout: Seconds a read may stall.
+        timeout: Whole-request limit (a ``timedelta``).
+        verify: TLS verification: True, False (skip), or a PEM CA bundle path to trust as well.
+        pool_size: Idle connections kept per host, or None for obstore's default.
+    """
+    from datetime import timedelta
+    from pathlib import Path
+
+    options: dict[str, Any] = {
+        "allow_http": allow_http,
+        "connect_timeout": timedelta(seconds=connect_timeout),
+        "read_timeout": timedelta(seconds=read_timeout),
+        "timeout": timeout,
+    }
+    if verify is False:
+        options["allow_invalid_certificates"] = True
+    elif isinstance(verify, str):
+        options["root_certificate"] = Path(verify).read_text()
+    if pool_size:
+        options["pool_max_idle_per_host"] = str(pool_size)
+    return options

@@ -18,12 +18,11 @@ import threading
 import urllib.parse
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import ConfigError, InvalidPathError, ManystoreError, ObjectNotFoundError
 from ..types import CredentialsProvider, RetryConfig
-from ._obstore import obstore_api
+from ._obstore import client_options, obstore_api
 from ._obstore import summary as _summary
 from .s3_credentials import ObstoreCredentials, boto3_credentials
 
@@ -241,18 +240,14 @@ class ObstoreStores:
                 parts = urllib.parse.urlsplit(endpoint)
                 endpoint = urllib.parse.urlunsplit(parts._replace(netloc=f"{self._bucket}.{parts.netloc}"))
             config["endpoint"] = config["aws_endpoint_url_s3"] = endpoint
-        client: dict[str, Any] = {
-            "allow_http": self._allow_http,
-            "connect_timeout": timedelta(seconds=self._connect_timeout),
-            "read_timeout": timedelta(seconds=self._read_timeout),
-            "timeout": REQUEST_TIMEOUT,
-        }
-        if self._verify is False:
-            client["allow_invalid_certificates"] = True
-        elif isinstance(self._verify, str):
-            client["root_certificate"] = Path(self._verify).read_text()
-        if self._pool_size:
-            client["pool_max_idle_per_host"] = str(self._pool_size)
+        client = client_options(
+            self._allow_http,
+            self._connect_timeout,
+            self._read_timeout,
+            REQUEST_TIMEOUT,
+            self._verify,
+            self._pool_size,
+        )
         callback: Any = None
         if self._credentials_provider is not None:
             callback = ObstoreCredentials(self._credentials_provider)

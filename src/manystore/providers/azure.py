@@ -26,14 +26,13 @@ from __future__ import annotations
 import os
 import urllib.parse
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from ..errors import ConfigError, ManystoreError, ProviderUnavailableError
 from ..types import Credentials, CredentialsProvider, RetryConfig, SignerType
 from ..utils import normalize_key
 from ._azure_sas import blob_sas_url
-from ._obstore import obstore_store_class
+from ._obstore import client_options, obstore_store_class
 from ._obstore import summary as _summary
 from .base import presign_request
 from .s3 import S3StorageProvider
@@ -385,18 +384,14 @@ class AzureBlobStorageProvider(S3StorageProvider):
     def _store_config(self) -> tuple[dict[str, Any], dict[str, Any], Any]:
         """Azure config, client options and credential callback for the store."""
         config: dict[str, Any] = {"account_name": self._account, "endpoint": self._endpoint}
-        client: dict[str, Any] = {
-            "allow_http": self._allow_http,
-            "connect_timeout": timedelta(seconds=self._connect_timeout),
-            "read_timeout": timedelta(seconds=self._read_timeout),
-            "timeout": timedelta(hours=24),
-        }
-        if self._verify is False:
-            client["allow_invalid_certificates"] = True
-        elif isinstance(self._verify, str):
-            client["root_certificate"] = Path(self._verify).read_text()
-        if self._pool_size:
-            client["pool_max_idle_per_host"] = str(self._pool_size)
+        client = client_options(
+            self._allow_http,
+            self._connect_timeout,
+            self._read_timeout,
+            timedelta(hours=24),
+            self._verify,
+            self._pool_size,
+        )
         callback: Any = None
         if self._credentials_provider is not None:
             callback = _ObstoreAzureCredentials(self._credentials_provider)
