@@ -223,7 +223,7 @@ def build_meter_provider(metrics: Mapping[str, Any], views: Sequence[Any] = ()) 
         close_http_server(server)  # else a retry would find the port still taken
         raise
     if server is not None:
-        provider._manystore_http_server = server  # closed by close_http_server at shutdown
+        provider._manystore_http_server = server  # type: ignore[attr-defined]  # closed by close_http_server at shutdown
     return provider
 
 
