@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "urls": 0,
     "retry": 0,
     "telemetry": 0,
+    "masking": 0,
     "sync_types": 0,
     "attribute_filter": 0,
     # 1: one file per backend; the read cache

@@ -389,3 +389,14 @@ def test_client_used_in_child_process(backend: Backend, method: str) -> None:
     proc.join(30)
     assert result == b"from parent"
     assert c.read("child") == b"from parent"  # and the parent still works
+
+
+def test_non_strict_metadata_sees_only_whole_path_segments(backend: Backend) -> None:
+    # "ab/x" makes "ab" a directory; "abc" and "ab/x" do not make "a" one.
+    provider = backend.client._storage_provider
+    provider.put_object("ab/x", b"1")
+    provider.put_object("abc", b"2")
+    assert provider.get_object_metadata("ab", strict=False).type == "directory"
+    assert provider.get_object_metadata("ab/", strict=False).type == "directory"
+    with pytest.raises(ObjectNotFoundError):
+        provider.get_object_metadata("a", strict=False)

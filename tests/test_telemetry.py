@@ -187,6 +187,22 @@ def test_prometheus_scrape(name: str, request: pytest.FixtureRequest, tmp_path: 
     telemetry.shutdown()
 
 
+def test_prometheus_port_released_on_failure_and_shutdown() -> None:
+    from manystore.telemetry._setup import build_meter_provider
+
+    port = _free_port()
+    metrics = {"exporter": {"type": "prometheus", "options": {"port": port, "host": "127.0.0.1"}}}
+    with pytest.raises(TypeError):  # fails after the server started
+        build_meter_provider(metrics, views=5)  # type: ignore[arg-type]
+    telemetry = Telemetry()  # the retry binds the same port: the failed attempt released it
+    telemetry.counter(metrics, Telemetry.CounterName.REQUEST_SUM).add(1, {"a": "b"})
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    assert "multistorageclient_request_sum" in body
+    telemetry.shutdown()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)
+
+
 def _worker(client: StorageClient, tag: str) -> None:
     _workload(client, tag)
 

@@ -34,7 +34,7 @@ from ..utils import normalize_key
 from ._azure_sas import blob_sas_url
 from ._obstore import client_options, obstore_store_class
 from ._obstore import summary as _summary
-from .base import presign_request
+from .base import TELEMETRY_OPTIONS, presign_request
 from .s3 import S3StorageProvider
 from .s3_credentials import fresh_credentials
 
@@ -64,9 +64,7 @@ _OPTIONS = frozenset(
         "connect_timeout", "read_timeout", "allow_http", "verify", "max_pool_connections",
     }
 )  # fmt: skip
-_TELEMETRY_OPTIONS = frozenset(
-    {"metric_counters", "metric_gauges", "metric_attributes_providers", "telemetry"}
-)
+_TELEMETRY_OPTIONS = TELEMETRY_OPTIONS
 _KNOWN_KEYS = {
     "accountname": "AccountName",
     "accountkey": "AccountKey",

@@ -21,6 +21,7 @@ from ._tempfile import temp_file_beside
 
 __all__ = [
     "DEFAULT_PRESIGN_EXPIRES_IN",
+    "TELEMETRY_OPTIONS",
     "BaseStorageProvider",
     "BucketStorageProvider",
     "ObjectWriter",
@@ -31,10 +32,12 @@ __all__ = [
 DEFAULT_PRESIGN_EXPIRES_IN = 3600
 _PRESIGN_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE"})
 
-# Options the reference accepts on every provider for telemetry wiring; manystore ignores them here.
-_TELEMETRY_OPTIONS = frozenset(
-    {"metric_counters", "metric_gauges", "metric_attributes_providers", "telemetry"}
+#: The telemetry options every provider takes: the seed's instruments and 1.3.1's
+#: ``config_dict``/``telemetry_provider`` (applied by :mod:`manystore.telemetry.direct`).
+TELEMETRY_OPTIONS = frozenset(
+    {"metric_counters", "metric_gauges", "metric_attributes_providers", "config_dict", "telemetry_provider"}
 )
+_TELEMETRY_OPTIONS = TELEMETRY_OPTIONS
 
 
 class ObjectWriter(Protocol):
@@ -84,6 +87,10 @@ class BaseStorageProvider(StorageProvider):
             raise ConfigError(f"base_path must be a str, got {type(base_path).__name__}: {base_path!r}")
         self._base_path = base_path
         self._pid = os.getpid()
+        if kwargs:  # only telemetry options are left: import the telemetry package only then
+            from ..telemetry.direct import wire_provider
+
+            wire_provider(self, kwargs)
 
     # ------------------------------------------------------------------ helpers
     @property

@@ -225,11 +225,14 @@ class Telemetry:
             self._batched = {}
         if os.getpid() != self._pid:
             return
+        from ._setup import close_http_server
+
         for provider in providers:
             try:
                 provider.shutdown()
             except Exception:
                 logger.exception("telemetry shutdown failed")
+            close_http_server(provider)
 
 
 class TelemetryManager(multiprocessing.managers.BaseManager):

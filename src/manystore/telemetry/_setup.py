@@ -215,5 +215,22 @@ def build_meter_provider(metrics: Mapping[str, Any], views: Sequence[Any] = ()) 
         reader = DiperiodicExportingMetricReader(
             cls(**options), **((metrics.get("reader") or {}).get("options") or {})
         )
+        server = None
     # Shut down by manystore.telemetry at exit of the process that built it: never from a fork.
-    return MeterProvider(metric_readers=[reader], views=list(views), shutdown_on_exit=False)
+    try:
+        provider = MeterProvider(metric_readers=[reader], views=list(views), shutdown_on_exit=False)
+    except BaseException:
+        close_http_server(server)  # else a retry would find the port still taken
+        raise
+    if server is not None:
+        provider._manystore_http_server = server  # type: ignore[attr-defined]  # closed by close_http_server at shutdown
+    return provider
+
+
+def close_http_server(server: Any) -> None:
+    """Stop the Prometheus ``/metrics`` server ``server`` (or a meter provider's; ``None``: no-op)."""
+    server = getattr(server, "_manystore_http_server", server)
+    if server is None or not hasattr(server, "server_close"):
+        return
+    server.shutdown()
+    server.server_close()

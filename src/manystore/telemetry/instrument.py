@@ -51,6 +51,8 @@ class InstrumentationSpec:
         self.config_dict = dict(config_dict)
         self._telemetry = telemetry
         self._telemetry_provider = telemetry_provider
+        #: Attribute providers given directly (else built from ``metrics_config``).
+        self.attributes_providers: list[Any] | None = None
         self._resolved: tuple[int, Any] | None = None
         self._lock = threading.Lock()
         self._origin = os.getpid()
@@ -101,7 +103,9 @@ class _State:
     def __init__(self, spec: InstrumentationSpec, provider_type: str) -> None:
         self.spec = spec
         self.sink = spec  # records are grouped by spec: one record_batch per spec per flush
-        providers = build_attributes_providers(spec.metrics_config, spec.config_dict)
+        providers = spec.attributes_providers
+        if providers is None:
+            providers = build_attributes_providers(spec.metrics_config, spec.config_dict)
         self._fixed = {
             "multistorageclient.profile": spec.profile,
             "multistorageclient.provider": provider_type,
