@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "masking": 0,
     "sync_types": 0,
     "attribute_filter": 0,
+    "_contract": 0,
     # 1: one file per backend; the read cache
     "providers": 1,
     "caching": 1,

@@ -23,7 +23,7 @@ from manystore.providers.manifest_metadata import (
     part_path,
 )
 from manystore.providers.posix_file import PosixFileStorageProvider
-from manystore.types import ObjectMetadata
+from manystore.types import ObjectMetadata, ResolvedPath, ResolvedPathState
 
 from .conftest import Backend, s3_profile
 from .faultproxy import FaultProxy
@@ -142,13 +142,15 @@ def test_pending_updates_and_idempotence(tmp_path: Path) -> None:
     assert mp.get_object_metadata("k", include_pending=True).content_length == 3
     with pytest.raises(FileNotFoundError):
         mp.get_object_metadata("k")
-    assert mp.realpath("k") == ("k", True)
+    assert mp.realpath("k") == ResolvedPath("k", ResolvedPathState.EXISTS)
+    assert mp.realpath("other").state is ResolvedPathState.UNTRACKED
     mp.commit_updates()
     assert [m.key for m in mp.list_objects("")] == ["k"]
     mp.remove_file("k")
     mp.remove_file("k")
     with pytest.raises(FileNotFoundError):
         mp.get_object_metadata("k", include_pending=True)
+    assert mp.realpath("k").state is ResolvedPathState.DELETED
     assert mp.get_object_metadata("k").etag == "e"
     mp.commit_updates()
     assert list(ManifestMetadataProvider(sp, ".msc_manifests").list_objects("")) == []

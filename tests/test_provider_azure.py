@@ -146,7 +146,7 @@ def test_default_credentials_need_azure_identity(monkeypatch: pytest.MonkeyPatch
 
 # ---------------------------------------------------------------------------- operations
 def test_put_get_ranges_and_metadata(provider: AzureBlobStorageProvider) -> None:
-    provider.put_object("dir/obj", b"0123456789", metadata={"owner": "me"})
+    provider.put_object("dir/obj", b"0123456789", attributes={"owner": "me"})
     assert provider.get_object("dir/obj") == b"0123456789"
     assert provider.get_object("dir/obj", Range(2, 3)) == b"234"
     assert provider.get_object("dir/obj", Range(8, 10)) == b"89"

@@ -81,7 +81,7 @@ def provider(server: GcsEmulator) -> GoogleStorageProvider:
 
 
 def test_etag_is_generation(server: GcsEmulator, provider: GoogleStorageProvider) -> None:
-    provider.put_object("m/obj", b"12345", metadata={"k": "v"})
+    provider.put_object("m/obj", b"12345", attributes={"k": "v"})
     meta = provider.get_object_metadata("m/obj")
     blob = server.client().bucket(BUCKET).get_blob(provider._full_key("m/obj"))
     assert meta.etag == str(blob.generation)

@@ -270,7 +270,7 @@ def test_oci_request_mapping(oci_config: Path) -> None:
     assert p.get_object("x", Range(0, 4)) == b"data"
     assert fake.calls[-1][1]["range"] == "bytes=0-3" and fake.calls[-1][1]["object_name"] == "root/x"
     assert p.get_object("x", Range(100, 10)) == b""
-    p.put_object("k", b"v", metadata={"m": "1"}, if_match="etag-1")
+    p.put_object("k", b"v", attributes={"m": "1"}, if_match="etag-1")
     sent = fake.calls[-1][1]
     assert sent["opc_meta"] == {"m": "1"} and sent["if_match"] == "etag-1" and sent["object_name"] == "root/k"
     with pytest.raises(PreconditionFailedError):
@@ -493,7 +493,7 @@ def test_ais_contract() -> None:
 # ============================================================================= shared contract
 def run_contract(p: Any) -> None:
     """The provider contract against a live service (an empty, unique prefix)."""
-    p.put_object("dir/a.txt", b"hello world", metadata={"k": "v"})
+    p.put_object("dir/a.txt", b"hello world", attributes={"k": "v"})
     assert p.get_object("dir/a.txt") == b"hello world"
     assert p.get_object("dir/a.txt", Range(6, 5)) == b"world"
     assert p.get_object("dir/a.txt", Range(6, 100)) == b"world"

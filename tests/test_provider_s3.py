@@ -124,7 +124,7 @@ def test_get_pinned_to_etag(provider: S3StorageProvider, server: S3Server) -> No
 
 def test_head_metadata(provider: S3StorageProvider) -> None:
     body = b"hello metadata"
-    provider.put_object("m/obj.txt", body, metadata={"owner": "tests", "run": "1"})
+    provider.put_object("m/obj.txt", body, attributes={"owner": "tests", "run": "1"})
     meta = provider.get_object_metadata("m/obj.txt")
     assert meta.key == "m/obj.txt"
     assert meta.type == "file"

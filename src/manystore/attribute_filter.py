@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .types import ObjectMetadata
+if TYPE_CHECKING:
+    from .types import ObjectMetadata
 
 __all__ = ["AttributeFilter", "compile_attribute_filter", "matches"]
 

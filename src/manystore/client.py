@@ -22,6 +22,7 @@ from .errors import ObjectNotFoundError, RetryableError
 from .file import ObjectFile, PosixFile, check_mode
 from .objectio import ObjectIO
 from .providers.base import BaseStorageProvider
+from .providers.seed_contract import adapt_metadata_provider, adapt_storage_provider
 from .retry import backoff_delay, call_with_retry
 from .schema import RESERVED_POSIX_PROFILE
 from .types import (
@@ -83,12 +84,13 @@ class StorageClient(BatchMixin, LinksMixin, SyncMixin):
                 "multi-backend (composite) clients are not supported; expected a config with a storage_provider"
             )
         self._config = config
-        self._storage_provider: StorageProvider = config.storage_provider
-        self._metadata_provider: MetadataProvider | None = config.metadata_provider
+        # A provider written for the older seed contract is seen through 1.3.1's.
+        self._storage_provider: StorageProvider = adapt_storage_provider(config.storage_provider)
+        self._metadata_provider: MetadataProvider | None = adapt_metadata_provider(config.metadata_provider)
         self._retry_config = config.retry_config
         self._io = ObjectIO(
-            config.storage_provider,
-            config.metadata_provider,
+            self._storage_provider,
+            self._metadata_provider,
             config.retry_config,
             config.profile,
             implicit_url_prefix(config.profile) or f"msc://{config.profile}/",
@@ -309,7 +311,10 @@ class StorageClient(BatchMixin, LinksMixin, SyncMixin):
         attempts = 0
         while True:
             try:
-                for meta in source.list_objects(prefix, last, end_at, include_directories):
+                listing = source.list_objects(
+                    prefix, start_after=last, end_at=end_at, include_directories=include_directories
+                )
+                for meta in listing:
                     last = meta.key
                     attempts = 0
                     if with_attributes and meta.metadata is None and meta.type == "file":
@@ -429,7 +434,7 @@ class StorageClient(BatchMixin, LinksMixin, SyncMixin):
         data = body if isinstance(body, bytes) else bytes(body)  # a snapshot: retries resend the same bytes
 
         def attempt() -> None:
-            self._storage_provider.put_object(physical, data, attributes)
+            self._storage_provider.put_object(physical, data, attributes=attributes)
 
         try:  # first attempt inline: the common case pays for no retry machinery
             attempt()
@@ -454,7 +459,7 @@ class StorageClient(BatchMixin, LinksMixin, SyncMixin):
         physical = self._io.physical(path, for_write=True)
         self._io.retry(
             lambda: self._storage_provider.put_object(
-                physical, bytes(body), attributes, if_match, if_none_match
+                physical, bytes(body), if_match=if_match, if_none_match=if_none_match, attributes=attributes
             ),
             f"write {path}",
         )
@@ -519,9 +524,13 @@ class StorageClient(BatchMixin, LinksMixin, SyncMixin):
             FileNotFoundError: Nothing exists at ``path`` (and, recursively, nothing under it).
         """
         if self._metadata_provider is not None:
-            self._io.physical(path, for_write=True)
+            self._io.check_writable(path)
         if not recursive:
             physical = self._io.physical(path)
+            if self._metadata_provider is not None and self._metadata_provider.should_use_soft_delete():
+                self._io.invalidate(path)  # soft delete: the entry goes, the stored object stays
+                self._metadata_provider.remove_file(path)
+                return
             try:
                 self._storage_provider.delete_object(physical)
             except RetryableError as exc:
@@ -555,9 +564,9 @@ class StorageClient(BatchMixin, LinksMixin, SyncMixin):
             if isinstance(sp, BaseStorageProvider):
                 deleted += self._io.retry(lambda: sp.delete_prefix(prefix), f"delete {prefix}")
             else:
-                for meta in list(sp.list_objects(prefix)):
-                    sp.delete_object(meta.key)
-                    deleted += 1
+                keys = [meta.key for meta in sp.list_objects(prefix)]
+                self._io.retry(lambda: sp.delete_objects(keys), f"delete {prefix}")
+                deleted += len(keys)
         if deleted == 0 and self._metadata_provider is None and prefix:
             raise ObjectNotFoundError(f"{self.url_prefix}{path}: nothing to delete")
 

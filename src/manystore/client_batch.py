@@ -7,21 +7,17 @@ object gets the client's retries, metadata-provider bookkeeping and cache invali
 from __future__ import annotations
 
 import logging
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._contract import check_lengths, parallel_listing, run_batch
 from .client_links import PatternMatcher
 from .providers.base import BaseStorageProvider
 from .sync_types import (
     BatchTransferCallback,
-    BatchTransferError,
-    BatchTransferFailure,
     PatternList,
     SymlinkHandling,
 )
-from .utils import within_bounds
 
 if TYPE_CHECKING:
     from .types import ObjectMetadata
@@ -29,53 +25,6 @@ if TYPE_CHECKING:
 __all__ = ["BatchMixin"]
 
 logger = logging.getLogger(__name__)
-
-
-def _check_lengths(name: str, first: Sequence[Any], other: Sequence[Any] | None, what: str) -> None:
-    if other is not None and len(other) != len(first):
-        raise ValueError(
-            f"{name}: {what} has {len(other)} item(s), expected {len(first)} (one per remote path)"
-        )
-
-
-def _notify(callback: BatchTransferCallback | None, src: str, dst: str, state: Any) -> None:
-    if callback is None:
-        return
-    try:
-        callback(src, dst, state)
-    except Exception:  # an observer's failure must not fail the transfer
-        logger.exception("transfer_callback raised for %s -> %s (%s)", src, dst, state)
-
-
-def _run_batch(
-    name: str,
-    pairs: Sequence[tuple[str, str]],
-    work: Callable[[int], None],
-    max_workers: int,
-    callback: BatchTransferCallback | None,
-) -> None:
-    if not isinstance(max_workers, int) or isinstance(max_workers, bool) or max_workers < 1:
-        raise ValueError(f"{name}: max_workers must be an int >= 1, got {max_workers!r}")
-    failures: list[BatchTransferFailure] = []
-
-    def one(index: int) -> None:
-        src, dst = pairs[index]
-        _notify(callback, src, dst, "started")
-        try:
-            work(index)
-        except Exception as exc:
-            _notify(callback, src, dst, "failed")
-            failures.append(BatchTransferFailure(index, src, dst, exc))
-            return
-        _notify(callback, src, dst, "completed")
-
-    with ThreadPoolExecutor(min(max_workers, max(1, len(pairs)))) as pool:
-        list(pool.map(one, range(len(pairs))))
-    if failures:
-        failures.sort(key=lambda f: f.index)
-        if len(failures) == 1 and len(pairs) == 1:
-            raise failures[0].error
-        raise BatchTransferError(failures)
 
 
 def _with_url(entries: Iterator[ObjectMetadata], url: str) -> Iterator[ObjectMetadata]:
@@ -87,45 +36,13 @@ def _with_url(entries: Iterator[ObjectMetadata], url: str) -> Iterator[ObjectMet
 def _parallel_listing(
     client: Any, prefix: str, start_after: str | None, end_at: str | None, workers: int, look_ahead: int
 ) -> Iterator[ObjectMetadata]:
-    """Files under ``prefix`` in key order: one delimited listing of the first level (held in
-    memory), then every sub-directory listed on a thread pool, a bounded number of them ahead."""
+    """Files under ``prefix`` in key order, sub-directories listed on a thread pool (see
+    :func:`manystore._contract.parallel_listing`), each listing resumed after transient errors."""
 
-    def sub_listing(directory: str) -> list[ObjectMetadata]:
-        return list(client._list(directory, start_after, end_at, False, False, None, False))
+    def level(where: str, after: str | None, end: str | None, dirs: bool) -> Iterator[ObjectMetadata]:
+        return client._list(where, after, end, dirs, False, None, False)
 
-    pending: deque[Future[list[ObjectMetadata]] | ObjectMetadata] = deque()
-    window = workers * look_ahead
-    with ThreadPoolExecutor(workers, thread_name_prefix="manystore-list") as pool:
-        try:
-            level = list(client._list(prefix, None, None, True, False, None, False))
-            # Key order of what each entry stands for: a directory "d" sorts as "d/".
-            level.sort(key=lambda m: m.key.rstrip("/") + "/" if m.type == "directory" else m.key)
-            for meta in level:
-                if meta.type == "directory":
-                    sub = meta.key.rstrip("/") + "/"
-                    if end_at is not None and sub > end_at and not end_at.startswith(sub):
-                        break
-                    if start_after is not None and start_after >= sub and not start_after.startswith(sub):
-                        continue
-                    pending.append(pool.submit(sub_listing, sub))
-                elif within_bounds(meta.key, start_after, end_at):
-                    pending.append(meta)
-                while len(pending) > window or (pending and not isinstance(pending[0], Future)):
-                    yield from _drain_one(pending)
-            while pending:
-                yield from _drain_one(pending)
-        finally:
-            for item in pending:
-                if isinstance(item, Future):
-                    item.cancel()
-
-
-def _drain_one(pending: deque[Any]) -> Iterator[ObjectMetadata]:
-    item = pending.popleft()
-    if isinstance(item, Future):
-        yield from item.result()
-    else:
-        yield item
+    return parallel_listing(level, prefix, start_after, end_at, workers, look_ahead)
 
 
 def _client(mixin: BatchMixin) -> Any:
@@ -161,8 +78,8 @@ class BatchMixin:
             BatchTransferError: Some files failed (the others were uploaded); ``failures``
                 names each with its cause. A batch of one re-raises that file's error.
         """
-        _check_lengths("upload_files", remote_paths, local_paths, "local_paths")
-        _check_lengths("upload_files", remote_paths, attributes, "attributes")
+        check_lengths("upload_files", remote_paths, local_paths, "local_paths")
+        check_lengths("upload_files", remote_paths, attributes, "attributes")
         pairs = [(local, remote) for remote, local in zip(remote_paths, local_paths, strict=True)]
 
         def work(i: int) -> None:
@@ -170,7 +87,7 @@ class BatchMixin:
                 remote_paths[i], local_paths[i], attributes[i] if attributes is not None else None
             )
 
-        _run_batch("upload_files", pairs, work, max_workers, transfer_callback)
+        run_batch("upload_files", pairs, work, max_workers, transfer_callback)
 
     def download_files(
         self,
@@ -194,8 +111,8 @@ class BatchMixin:
             BatchTransferError: Some files failed (the others were downloaded). A batch of
                 one re-raises that file's error (e.g. :class:`FileNotFoundError`).
         """
-        _check_lengths("download_files", remote_paths, local_paths, "local_paths")
-        _check_lengths("download_files", remote_paths, metadata, "metadata")
+        check_lengths("download_files", remote_paths, local_paths, "local_paths")
+        check_lengths("download_files", remote_paths, metadata, "metadata")
         pairs = list(zip(remote_paths, local_paths, strict=True))
 
         def work(i: int) -> None:
@@ -203,7 +120,7 @@ class BatchMixin:
                 remote_paths[i], local_paths[i], metadata[i] if metadata is not None else None
             )
 
-        _run_batch("download_files", pairs, work, max_workers, transfer_callback)
+        run_batch("download_files", pairs, work, max_workers, transfer_callback)
 
     def delete_many(self, paths: Sequence[str]) -> None:
         """Delete the objects at ``paths`` (files only); a path that does not exist is no error.
@@ -218,7 +135,7 @@ class BatchMixin:
             except FileNotFoundError:
                 pass
 
-        _run_batch("delete_many", [(p, p) for p in paths], work, 16, None)
+        run_batch("delete_many", [(p, p) for p in paths], work, 16, None)
 
     def list_recursive(
         self,

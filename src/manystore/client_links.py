@@ -19,11 +19,16 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import posixpath
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from ._contract import (
+    SYMLINK_ATTRIBUTE,
+    keep_listed_link,
+    resolve_inside,
+    symlink_target_of,
+)
 from .errors import InvalidPathError
 from .providers.base import BaseStorageProvider
 from .types import (
@@ -49,8 +54,6 @@ __all__ = [
 
 #: User-metadata key holding a symlink's target on object stores (1.3.1's name). Azure
 #: metadata names must be identifiers: there it is ``msc_symlink_target`` (as in 1.3.1).
-SYMLINK_ATTRIBUTE = "msc-symlink-target"
-_SYMLINK_ATTRIBUTES = (SYMLINK_ATTRIBUTE, "msc_symlink_target")
 
 
 class PatternMatcher:
@@ -90,19 +93,6 @@ class PatternMatcher:
         return f"PatternMatcher({self.patterns!r})"
 
 
-def symlink_target_of(meta: ObjectMetadata) -> str | None:
-    """The stored (link-relative) target of ``meta`` if it describes a symlink, else ``None``."""
-    if meta.symlink_target:
-        return meta.symlink_target
-    if meta.type == "file" and meta.content_length == 0 and meta.metadata:
-        for name in _SYMLINK_ATTRIBUTES:
-            target = meta.metadata.get(name)
-            if isinstance(target, str) and target:
-                meta.symlink_target = target
-                return target
-    return None
-
-
 def follow_symlinks(path: str, head: Any) -> tuple[str, ObjectMetadata]:
     """Follow the symlink chain from ``path``: ``(final key, its metadata)``.
 
@@ -128,14 +118,7 @@ def follow_symlinks(path: str, head: Any) -> tuple[str, ObjectMetadata]:
                 f"too many levels of symlinks resolving {path!r}: more than MAX_SYMLINK_DEPTH={MAX_SYMLINK_DEPTH}"
             )
         seen.add(key)
-        key = _resolve_inside(key, target)
-
-
-def _resolve_inside(link: str, target: str) -> str:
-    resolved = ObjectMetadata.resolve_symlink_target(link, target)
-    if resolved == ".." or resolved.startswith("../") or posixpath.isabs(resolved):
-        raise InvalidPathError(f"symlink {link!r} points at {target!r}, outside the profile's base_path")
-    return resolved
+        key = resolve_inside(key, target)
 
 
 class LinksMixin:
@@ -156,22 +139,14 @@ class LinksMixin:
             raise ValueError(f"make_symlink: path {path!r} must be a key other than its target {target!r}")
         relative = ObjectMetadata.encode_symlink_target(link, dest)
         if self._metadata_provider is not None:
-            self._io.physical(link, for_write=True)  # refuses read-only metadata providers
+            self._io.check_writable(link)
             now = datetime.now(tz=timezone.utc)
             meta = ObjectMetadata(key=link, content_length=0, last_modified=now, symlink_target=relative)
             self._metadata_provider.add_file(link, meta)
             return
         sp = self._storage_provider
-        local = sp.local_path(link) if isinstance(sp, BaseStorageProvider) else None
-        if local is not None and isinstance(sp, BaseStorageProvider):
-            sp.local_path(dest)  # refuses a target outside base_path
-            os.makedirs(os.path.dirname(local), exist_ok=True)
-            if os.path.lexists(local):
-                os.remove(local)
-            os.symlink(relative, local)
-            return
-        name = _SYMLINK_ATTRIBUTES[1] if getattr(sp, "provider_name", "") == "azure" else SYMLINK_ATTRIBUTE
-        self.write(link, b"", attributes={name: relative})
+        self._io.retry(lambda: sp.make_symlink(link, dest), f"make_symlink {path}")
+        self._io.invalidate(link)
 
     def _follow(self: StorageClient, path: str) -> tuple[str, ObjectMetadata]:  # type: ignore[misc]
         """``(final key, metadata)`` of ``path`` after following symlinks (object stores, manifests)."""
@@ -234,21 +209,9 @@ class LinksMixin:
             key = meta.key[len(url) :] if url else meta.key
             if patterns is not None and meta.type == "file" and not patterns.matches(key[len(base) :]):
                 continue
-            if inspect and meta.type == "file":
-                target = _link_of(self, key, meta, local_of)
-                if target is not None:
-                    if handling is SymlinkHandling.SKIP:
-                        continue
-                    try:
-                        _resolve_inside(key, target)
-                    except InvalidPathError:
-                        if handling in (SymlinkHandling.FOLLOW_STRICT, SymlinkHandling.PRESERVE_STRICT):
-                            raise
-                        continue
-                    if handling in (SymlinkHandling.PRESERVE, SymlinkHandling.PRESERVE_STRICT):
-                        meta.symlink_target = target
-                    else:
-                        meta.symlink_target = None
+            link = _link_of(self, key, meta, local_of) if inspect and meta.type == "file" else None
+            if not keep_listed_link(key, meta, link, handling):
+                continue
             yield meta
 
 

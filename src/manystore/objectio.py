@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import IO, TYPE_CHECKING, Any
 
+from ._contract import as_resolved
 from .errors import ObjectNotFoundError, ReadOnlyError, RetryableError
 from .providers.base import BaseStorageProvider, ObjectWriter
 from .retry import call_with_retry
@@ -21,6 +22,7 @@ from .types import (
     MetadataProvider,
     ObjectMetadata,
     Range,
+    ResolvedPathState,
     RetryConfig,
     SourceVersionCheckMode,
     StorageProvider,
@@ -192,20 +194,39 @@ class ObjectIO:
         """Call ``fn`` under the profile's retry policy; ``what`` names the operation in errors."""
         return call_with_retry(fn, self._retry_config, what)
 
+    def check_writable(self, path: str) -> None:
+        """Refuse a change of ``path`` through a read-only metadata provider.
+
+        Raises:
+            ReadOnlyError: The profile's metadata provider is read-only.
+        """
+        mp = self._metadata_provider
+        if mp is not None and not mp.is_writable():
+            raise ReadOnlyError(
+                f"{self.url_prefix}{path}: profile {self.profile!r} has a read-only metadata provider; "
+                "set it writable to write through it"
+            )
+
     def physical(self, path: str, for_write: bool = False) -> str:
         """The storage key behind logical ``path`` (through the metadata provider, if any)."""
         mp = self._metadata_provider
         if mp is None:
             return path
-        if for_write and not mp.is_writable():
-            raise ReadOnlyError(
-                f"{self.url_prefix}{path}: profile {self.profile!r} has a read-only metadata provider; "
-                "set it writable to write through it"
+        if for_write:
+            self.check_writable(path)
+        resolved = as_resolved(mp.realpath(path), path, mp)
+        if not for_write:
+            if not resolved.exists:
+                raise ObjectNotFoundError(f"{self.url_prefix}{path}: not found in the metadata provider")
+            return resolved.physical_path
+        overwrite = resolved.state in (ResolvedPathState.EXISTS, ResolvedPathState.DELETED)
+        if overwrite and not mp.allow_overwrites():
+            raise FileExistsError(
+                f"{self.url_prefix}{path}: exists, and profile {self.profile!r}'s metadata provider "
+                "does not allow overwrites"
             )
-        physical, exists = mp.realpath(path)
-        if not for_write and not exists:
-            raise ObjectNotFoundError(f"{self.url_prefix}{path}: not found in the metadata provider")
-        return physical
+        placed = mp.generate_physical_path(path, for_overwrite=overwrite)
+        return as_resolved(placed, path, mp).physical_path
 
     def track(self, path: str, physical: str) -> None:
         """Register a just-written object with the metadata provider (a no-op without one)."""
@@ -264,7 +285,7 @@ class ObjectIO:
         def attempt() -> None:
             spool.seek(0)
             if size <= 8 << 20:
-                self._storage_provider.put_object(physical, spool.read(), attributes)
+                self._storage_provider.put_object(physical, spool.read(), attributes=attributes)
             else:
                 self._storage_provider.upload_file(physical, spool, attributes)
 

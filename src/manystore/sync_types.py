@@ -22,7 +22,9 @@ __all__ = [
     "BatchTransferFailure",
     "DryrunResult",
     "ExecutionMode",
+    "AutoCommitConfig",
     "PatternType",
+    "Replica",
     "ResolvedPath",
     "ResolvedPathState",
     "SignerType",
@@ -258,3 +260,66 @@ class SyncError(ManystoreError, RuntimeError):
     def failures(self) -> dict[str, BaseException]:
         """Key -> error of each object that failed."""
         return self.sync_result.failures
+
+
+@dataclass
+class Replica:
+    """A profile serving reads of another profile's objects (and, unless read-only, filled by them).
+
+    Attributes:
+        replica_profile: Name of the replica's profile (defined in the same config).
+        read_priority: Replicas are tried in ascending order of this number.
+        read_only: If True, objects read from elsewhere are not copied into this replica.
+    """
+
+    replica_profile: str
+    read_priority: int
+    read_only: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.replica_profile, str) or not self.replica_profile:
+            raise TypeError(f"Replica.replica_profile: expected a profile name, got {self.replica_profile!r}")
+        if isinstance(self.read_priority, bool) or not isinstance(self.read_priority, int):
+            raise TypeError(f"Replica.read_priority: expected an int, got {self.read_priority!r}")
+        if not isinstance(self.read_only, bool):
+            raise TypeError(f"Replica.read_only: expected a bool, got {self.read_only!r}")
+
+
+class AutoCommitConfig:
+    """When a profile's metadata provider (manifest) commits pending updates on its own.
+
+    Without it, updates become visible on :meth:`manystore.StorageClient.commit_metadata`.
+
+    Args:
+        interval_minutes: Commit every this many minutes on a background thread (``None`` or
+            ``0``: no periodic commit).
+        at_exit: Commit once more when the interpreter exits.
+
+    Raises:
+        TypeError: ``interval_minutes`` is not a number, or ``at_exit`` not a bool.
+        ValueError: ``interval_minutes`` is negative.
+    """
+
+    interval_minutes: float | None
+    at_exit: bool = False
+
+    def __init__(self, interval_minutes: float | None = None, at_exit: bool = False) -> None:
+        minutes = interval_minutes
+        if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, (int, float))):
+            raise TypeError(f"AutoCommitConfig.interval_minutes: expected a number or None, got {minutes!r}")
+        if minutes is not None and not minutes >= 0:
+            raise ValueError(f"AutoCommitConfig.interval_minutes: expected a number >= 0, got {minutes!r}")
+        if not isinstance(at_exit, bool):
+            raise TypeError(f"AutoCommitConfig.at_exit: expected a bool, got {at_exit!r}")
+        self.interval_minutes = interval_minutes
+        self.at_exit = at_exit
+
+    def __repr__(self) -> str:
+        return f"AutoCommitConfig(interval_minutes={self.interval_minutes!r}, at_exit={self.at_exit!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, AutoCommitConfig):
+            return NotImplemented
+        return (self.interval_minutes, self.at_exit) == (other.interval_minutes, other.at_exit)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like a dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import posixpath
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from dataclasses import replace as _dc_replace
 from datetime import datetime, timezone
@@ -20,6 +20,7 @@ from .sync_types import (
     MAX_SYMLINK_DEPTH,
     MSC_PROTOCOL,
     MSC_PROTOCOL_NAME,
+    AutoCommitConfig,
     BatchTransferCallback,
     BatchTransferError,
     BatchTransferFailure,
@@ -27,6 +28,7 @@ from .sync_types import (
     ExecutionMode,
     PatternList,
     PatternType,
+    Replica,
     ResolvedPath,
     ResolvedPathState,
     SignerType,
@@ -282,11 +284,13 @@ class StorageProviderConfig:
 
 
 class StorageProvider(ABC):
-    """The contract every storage backend implements.
+    """The contract every storage backend implements (MSC 1.3.1's names, parameters and defaults).
 
     Paths are relative to the provider's ``base_path``; the provider joins them.
     A missing object raises :class:`FileNotFoundError` (manystore's providers raise
-    :class:`manystore.errors.ObjectNotFoundError`, a subclass).
+    :class:`manystore.errors.ObjectNotFoundError`, a subclass). The batch, recursive-listing,
+    symlink and presigning methods have generic defaults built on the single-object ones,
+    so a provider written for the older seed contract keeps working.
     """
 
     @abstractmethod
@@ -294,11 +298,14 @@ class StorageProvider(ABC):
         self,
         path: str,
         body: bytes,
-        metadata: dict[str, str] | None = None,
         if_match: str | None = None,
         if_none_match: str | None = None,
+        attributes: dict[str, Any] | None = None,
     ) -> None:
-        """Store ``body`` at ``path`` atomically. Conditional forms raise :class:`PreconditionFailedError`."""
+        """Store ``body`` at ``path`` atomically, with user metadata ``attributes``.
+
+        Conditional forms raise :class:`PreconditionFailedError` when the condition fails.
+        """
 
     @abstractmethod
     def get_object(self, path: str, byte_range: Range | None = None) -> bytes:
@@ -312,6 +319,28 @@ class StorageProvider(ABC):
     def delete_object(self, path: str, if_match: str | None = None) -> None:
         """Delete one object; with ``if_match`` only if its ETag matches."""
 
+    def delete_objects(self, paths: Sequence[str]) -> None:
+        """Delete several objects; a path that does not exist is no error.
+
+        The default deletes them one by one with :meth:`delete_object`.
+        """
+        for path in paths:
+            try:
+                self.delete_object(path)
+            except FileNotFoundError:
+                pass
+
+    def make_symlink(self, path: str, target: str) -> None:
+        """Create a symlink at ``path`` to the key ``target`` (stored relative to the link).
+
+        The default writes 1.3.1's object-store form: an empty object whose user metadata
+        ``msc-symlink-target`` holds the target.
+        """
+        from ._contract import SYMLINK_ATTRIBUTE
+
+        relative = ObjectMetadata.encode_symlink_target(path, target)
+        self.put_object(path, b"", attributes={SYMLINK_ATTRIBUTE: relative})
+
     @abstractmethod
     def get_object_metadata(self, path: str, strict: bool = True) -> ObjectMetadata:
         """Metadata of the object at ``path``; with ``strict=False`` a directory also answers."""
@@ -319,28 +348,138 @@ class StorageProvider(ABC):
     @abstractmethod
     def list_objects(
         self,
-        prefix: str,
+        path: str,
         start_after: str | None = None,
         end_at: str | None = None,
         include_directories: bool = False,
+        attribute_filter_expression: str | None = None,
+        show_attributes: bool = False,
+        symlink_handling: SymlinkHandling = SymlinkHandling.FOLLOW,
     ) -> Iterator[ObjectMetadata]:
-        """Objects whose keys start with ``prefix``, in lexicographic key order."""
+        """Objects under ``path`` in lexicographic key order.
+
+        Args:
+            path: Where to list (manystore's client passes a key prefix, e.g. ``"data/"``).
+            start_after: Exclusive lower bound on keys.
+            end_at: Inclusive upper bound on keys.
+            include_directories: List one level; sub-directories come as ``type="directory"``.
+            attribute_filter_expression: Keep only objects whose user metadata satisfies it.
+            show_attributes: Fill in each object's user metadata.
+            symlink_handling: What to do with symlinks.
+        """
+
+    def list_objects_recursive(
+        self,
+        path: str = "",
+        start_after: str | None = None,
+        end_at: str | None = None,
+        max_workers: int = 32,
+        look_ahead: int = 2,
+        symlink_handling: SymlinkHandling = SymlinkHandling.FOLLOW,
+    ) -> Iterator[ObjectMetadata]:
+        """Every file under the directory ``path``, in key order.
+
+        The default lists the first level, then each sub-directory on a pool of
+        ``max_workers`` threads, at most ``max_workers * look_ahead`` of them ahead.
+
+        Raises:
+            ValueError: ``max_workers`` or ``look_ahead`` is not an int >= 1.
+        """
+        from ._contract import parallel_listing
+
+        prefix = path.strip("/") + "/" if path.strip("/") else ""
+
+        def level(where: str, after: str | None, end: str | None, dirs: bool) -> Iterator[ObjectMetadata]:
+            return self.list_objects(
+                where,
+                start_after=after,
+                end_at=end,
+                include_directories=dirs,
+                symlink_handling=symlink_handling,
+            )
+
+        return parallel_listing(level, prefix, start_after, end_at, max_workers, look_ahead)
 
     @abstractmethod
-    def upload_file(self, remote_path: str, f: str | IO, attributes: dict[str, str] | None = None) -> None:
+    def upload_file(self, remote_path: str, f: str | IO, attributes: dict[str, Any] | None = None) -> None:
         """Upload a local file (path or binary file object) to ``remote_path``."""
 
     @abstractmethod
     def download_file(self, remote_path: str, f: str | IO, metadata: ObjectMetadata | None = None) -> None:
         """Download ``remote_path`` into a local path (atomically) or a binary file object."""
 
+    def download_files(
+        self,
+        remote_paths: Sequence[str],
+        local_paths: Sequence[str],
+        metadata: Sequence[ObjectMetadata | None] | None = None,
+        max_workers: int = 16,
+        transfer_callback: BatchTransferCallback | None = None,
+    ) -> None:
+        """Download several files with :meth:`download_file` on up to ``max_workers`` threads.
+
+        Raises:
+            ValueError: The sequences differ in length, or ``max_workers`` < 1.
+            BatchTransferError: Some downloads failed (the others completed).
+        """
+        from ._contract import check_lengths, run_batch
+
+        check_lengths("download_files", remote_paths, local_paths, "local_paths")
+        check_lengths("download_files", remote_paths, metadata, "metadata")
+
+        def work(i: int) -> None:
+            self.download_file(remote_paths[i], local_paths[i], metadata[i] if metadata else None)
+
+        pairs = list(zip(remote_paths, local_paths, strict=True))
+        run_batch("download_files", pairs, work, max_workers, transfer_callback)
+
+    def upload_files(
+        self,
+        local_paths: Sequence[str],
+        remote_paths: Sequence[str],
+        attributes: Sequence[dict[str, Any] | None] | None = None,
+        max_workers: int = 16,
+        transfer_callback: BatchTransferCallback | None = None,
+    ) -> None:
+        """Upload several files with :meth:`upload_file` on up to ``max_workers`` threads.
+
+        Raises:
+            ValueError: The sequences differ in length, or ``max_workers`` < 1.
+            BatchTransferError: Some uploads failed (the others completed).
+        """
+        from ._contract import check_lengths, run_batch
+
+        check_lengths("upload_files", remote_paths, local_paths, "local_paths")
+        check_lengths("upload_files", remote_paths, attributes, "attributes")
+
+        def work(i: int) -> None:
+            self.upload_file(remote_paths[i], local_paths[i], attributes[i] if attributes else None)
+
+        pairs = list(zip(local_paths, remote_paths, strict=True))
+        run_batch("upload_files", pairs, work, max_workers, transfer_callback)
+
     @abstractmethod
-    def glob(self, pattern: str) -> list[str]:
-        """Keys matching a glob pattern (``*``, ``?``, ``[...]``, ``**``)."""
+    def glob(self, pattern: str, attribute_filter_expression: str | None = None) -> list[str]:
+        """Keys matching a glob pattern (``*``, ``?``, ``[...]``, ``**``), optionally filtered by attributes."""
 
     @abstractmethod
     def is_file(self, path: str) -> bool:
         """True if ``path`` names an object (not a directory/prefix)."""
+
+    def generate_presigned_url(
+        self,
+        path: str,
+        *,
+        method: str = "GET",
+        signer_type: SignerType | None = None,
+        signer_options: dict[str, Any] | None = None,
+    ) -> str:
+        """A URL granting ``method`` on ``path`` for a limited time.
+
+        Raises:
+            NotImplementedError: This provider cannot sign URLs (the default).
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot generate presigned URLs for {path!r}")
 
 
 class CredentialsProvider(ABC):
@@ -355,29 +494,44 @@ class CredentialsProvider(ABC):
 
 
 class MetadataProvider(ABC):
-    """An index of object metadata consulted instead of listing the store (e.g. a manifest)."""
+    """An index of object metadata consulted instead of listing the store (e.g. a manifest).
+
+    ``allow_overwrites``, ``should_use_soft_delete`` and ``generate_physical_path`` have
+    defaults (overwrites allowed, hard deletes, the physical path of :meth:`realpath`).
+    """
 
     @abstractmethod
     def list_objects(
         self,
-        prefix: str,
+        path: str,
         start_after: str | None = None,
         end_at: str | None = None,
         include_directories: bool = False,
+        attribute_filter_expression: str | None = None,
+        show_attributes: bool = False,
     ) -> Iterator[ObjectMetadata]:
-        """Objects under ``prefix`` in lexicographic key order."""
+        """Objects under ``path`` in lexicographic key order (arguments as :meth:`StorageProvider.list_objects`)."""
 
     @abstractmethod
     def get_object_metadata(self, path: str, include_pending: bool = False) -> ObjectMetadata:
         """Metadata of ``path``; raises :class:`FileNotFoundError` if absent."""
 
     @abstractmethod
-    def glob(self, pattern: str) -> list[str]:
-        """Keys matching a glob pattern."""
+    def glob(self, pattern: str, attribute_filter_expression: str | None = None) -> list[str]:
+        """Keys matching a glob pattern, optionally filtered by attributes."""
 
     @abstractmethod
-    def realpath(self, path: str) -> tuple[str, bool]:
-        """The physical path for a virtual one, and whether it exists."""
+    def realpath(self, logical_path: str) -> ResolvedPath:
+        """The physical path behind a logical one, and whether it exists, was deleted or is unknown."""
+
+    def generate_physical_path(self, logical_path: str, for_overwrite: bool = False) -> ResolvedPath:
+        """Where a write of ``logical_path`` goes (``for_overwrite``: it replaces an existing object).
+
+        The default writes in place: the physical path :meth:`realpath` answers.
+        """
+        from ._contract import as_resolved
+
+        return as_resolved(self.realpath(logical_path), logical_path, self)
 
     @abstractmethod
     def add_file(self, path: str, metadata: ObjectMetadata) -> None:
@@ -395,68 +549,13 @@ class MetadataProvider(ABC):
     def is_writable(self) -> bool:
         """True if :meth:`add_file`/:meth:`remove_file` are allowed."""
 
+    def allow_overwrites(self) -> bool:
+        """True if a tracked path may be written again (the default)."""
+        return True
 
-@dataclass
-class Replica:
-    """A profile serving reads of another profile's objects (and, unless read-only, filled by them).
-
-    Attributes:
-        replica_profile: Name of the replica's profile (defined in the same config).
-        read_priority: Replicas are tried in ascending order of this number.
-        read_only: If True, objects read from elsewhere are not copied into this replica.
-    """
-
-    replica_profile: str
-    read_priority: int
-    read_only: bool = False
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.replica_profile, str) or not self.replica_profile:
-            raise TypeError(f"Replica.replica_profile: expected a profile name, got {self.replica_profile!r}")
-        if isinstance(self.read_priority, bool) or not isinstance(self.read_priority, int):
-            raise TypeError(f"Replica.read_priority: expected an int, got {self.read_priority!r}")
-        if not isinstance(self.read_only, bool):
-            raise TypeError(f"Replica.read_only: expected a bool, got {self.read_only!r}")
-
-
-class AutoCommitConfig:
-    """When a profile's metadata provider (manifest) commits pending updates on its own.
-
-    Without it, updates become visible on :meth:`manystore.StorageClient.commit_metadata`.
-
-    Args:
-        interval_minutes: Commit every this many minutes on a background thread (``None`` or
-            ``0``: no periodic commit).
-        at_exit: Commit once more when the interpreter exits.
-
-    Raises:
-        TypeError: ``interval_minutes`` is not a number, or ``at_exit`` not a bool.
-        ValueError: ``interval_minutes`` is negative.
-    """
-
-    interval_minutes: float | None
-    at_exit: bool = False
-
-    def __init__(self, interval_minutes: float | None = None, at_exit: bool = False) -> None:
-        minutes = interval_minutes
-        if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, (int, float))):
-            raise TypeError(f"AutoCommitConfig.interval_minutes: expected a number or None, got {minutes!r}")
-        if minutes is not None and not minutes >= 0:
-            raise ValueError(f"AutoCommitConfig.interval_minutes: expected a number >= 0, got {minutes!r}")
-        if not isinstance(at_exit, bool):
-            raise TypeError(f"AutoCommitConfig.at_exit: expected a bool, got {at_exit!r}")
-        self.interval_minutes = interval_minutes
-        self.at_exit = at_exit
-
-    def __repr__(self) -> str:
-        return f"AutoCommitConfig(interval_minutes={self.interval_minutes!r}, at_exit={self.at_exit!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AutoCommitConfig):
-            return NotImplemented
-        return (self.interval_minutes, self.at_exit) == (other.interval_minutes, other.at_exit)
-
-    __hash__ = None  # type: ignore[assignment]  # mutable, like a dataclass
+    def should_use_soft_delete(self) -> bool:
+        """True if a delete only removes the entry and keeps the stored object (default: False)."""
+        return False
 
 
 class ProviderBundle(ABC):

@@ -423,7 +423,7 @@ class AIStoreStorageProvider(SdkClientSlot, BucketStorageProvider):
         except Exception as err:
             raise translate_error(err, self._url(prefix))
 
-    def list_objects(
+    def _list_objects(
         self,
         prefix: str,
         start_after: str | None = None,
@@ -484,9 +484,9 @@ class AIStoreStorageProvider(SdkClientSlot, BucketStorageProvider):
         self,
         path: str,
         body: bytes,
-        metadata: dict[str, str] | None = None,
         if_match: str | None = None,
         if_none_match: str | None = None,
+        attributes: dict[str, Any] | None = None,
     ) -> None:
         """Store ``body`` at ``path``; conditions are checked by a HEAD first (not atomic).
 
@@ -505,7 +505,7 @@ class AIStoreStorageProvider(SdkClientSlot, BucketStorageProvider):
                 pass
             else:
                 raise PreconditionFailedError(f"{self._url(key)}: object exists (if_none_match='*')")
-        self._write(key, lambda writer: writer.put_content(bytes(body)), metadata)
+        self._write(key, lambda writer: writer.put_content(bytes(body)), attributes)
 
     def _write(self, key: str, send: Any, metadata: dict[str, str] | None) -> None:
         try:

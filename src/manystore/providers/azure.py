@@ -291,6 +291,7 @@ class AzureBlobStorageProvider(S3StorageProvider):
     presign_signer: ClassVar[SignerType] = SignerType.AZURE
     supports_conditional_writes: ClassVar[bool] = True
     url_scheme: ClassVar[str] = "az"
+    symlink_attribute: ClassVar[str] = "msc_symlink_target"  # Azure metadata names cannot hold "-"
 
     def __init__(
         self,

@@ -12,10 +12,12 @@ import contextlib
 import os
 import threading
 from abc import abstractmethod
+from collections.abc import Iterator
 from typing import IO, Any, ClassVar, Protocol
 
+from .._contract import SYMLINK_ATTRIBUTE, apply_list_options, resolve_inside, symlink_target_of
 from ..errors import ConfigError
-from ..types import ObjectMetadata, Range, RetryConfig, SignerType, StorageProvider
+from ..types import ObjectMetadata, Range, RetryConfig, SignerType, StorageProvider, SymlinkHandling
 from ..utils import filter_glob, glob_literal_prefix, join_key, normalize_key
 from ._tempfile import temp_file_beside
 
@@ -71,6 +73,8 @@ class BaseStorageProvider(StorageProvider):
     supports_conditional_writes: ClassVar[bool] = True
     supports_server_side_copy: ClassVar[bool] = True
     lexicographic_listing: ClassVar[bool] = True
+    #: User-metadata key of a symlink marker object (1.3.1's spelling for this store).
+    symlink_attribute: ClassVar[str] = SYMLINK_ATTRIBUTE
     #: Keyword options this class's ``**kwargs`` accepts (see
     #: :func:`manystore.providers.accepted_options`); a subclass that validates its own
     #: ``**kwargs`` declares its full set here.
@@ -110,10 +114,68 @@ class BaseStorageProvider(StorageProvider):
         return f"{type(self).__name__}(base_path={self._base_path!r})"
 
     # --------------------------------------------------- derived operations
-    def glob(self, pattern: str) -> list[str]:
-        """Keys matching ``pattern``; lists only under the pattern's literal prefix."""
+    def list_objects(
+        self,
+        path: str,
+        start_after: str | None = None,
+        end_at: str | None = None,
+        include_directories: bool = False,
+        attribute_filter_expression: str | None = None,
+        show_attributes: bool = False,
+        symlink_handling: SymlinkHandling = SymlinkHandling.FOLLOW,
+    ) -> Iterator[ObjectMetadata]:
+        """Objects whose keys start with ``path`` (a raw key prefix), in key order.
+
+        Args:
+            path: Key prefix (``"data/"`` lists a directory; ``"data/x"`` also matches ``data/x1``).
+            start_after: Exclusive lower bound on keys (need not exist).
+            end_at: Inclusive upper bound on keys (need not exist).
+            include_directories: List one level; sub-directories come as ``type="directory"``.
+            attribute_filter_expression: Keep only files whose user metadata satisfies it
+                (see :mod:`manystore.attribute_filter`); directories are then left out.
+            show_attributes: Fill in each file's user metadata (a metadata request per file
+                whose listing entry lacks it).
+            symlink_handling: ``FOLLOW`` lists links as the store has them; ``SKIP`` leaves
+                them out; ``PRESERVE`` sets ``symlink_target``; ``*_STRICT`` raise
+                :class:`~manystore.errors.InvalidPathError` on a link leaving ``base_path``
+                (others are left out). All but ``FOLLOW`` inspect each file (``lstat`` on
+                POSIX, a HEAD per empty object elsewhere).
+
+        Raises:
+            ValueError: Invalid filter expression or unknown ``symlink_handling``.
+        """
+        entries = self._list_objects(path, start_after, end_at, include_directories)
+        return apply_list_options(
+            entries,
+            attribute_filter_expression,
+            show_attributes,
+            symlink_handling,
+            lambda key: self.get_object_metadata(key),
+            self._listed_link_target,
+        )
+
+    def _listed_link_target(self, meta: ObjectMetadata) -> str | None:
+        """The stored target if the listed ``meta`` is a symlink (object stores: an empty object
+        whose user metadata names it; one HEAD when the listing lacks the metadata)."""
+        if meta.symlink_target or meta.content_length != 0:
+            return meta.symlink_target
+        if meta.metadata is None:
+            try:
+                meta.metadata = self.get_object_metadata(meta.key).metadata
+            except FileNotFoundError:
+                return None
+        return symlink_target_of(meta)
+
+    def glob(self, pattern: str, attribute_filter_expression: str | None = None) -> list[str]:
+        """Keys matching ``pattern``; lists only under the pattern's literal prefix.
+
+        Args:
+            pattern: Glob over keys (``*``, ``?``, ``[...]``, ``**``).
+            attribute_filter_expression: Keep only objects whose user metadata satisfies it.
+        """
         prefix = glob_literal_prefix(pattern)
-        return list(filter_glob(pattern, self.list_objects(prefix)))
+        listing = self.list_objects(prefix, attribute_filter_expression=attribute_filter_expression)
+        return list(filter_glob(pattern, listing))
 
     def is_file(self, path: str) -> bool:
         """True if an object exists at ``path``."""
@@ -122,7 +184,30 @@ class BaseStorageProvider(StorageProvider):
         except FileNotFoundError:
             return False
 
+    def make_symlink(self, path: str, target: str) -> None:
+        """Create a symlink at ``path`` to the key ``target``, stored relative to the link: an
+        empty object whose user metadata :attr:`symlink_attribute` holds the target (the POSIX
+        provider makes an OS symlink). An existing object at ``path`` is replaced.
+
+        Raises:
+            InvalidPathError: ``path`` or ``target`` lies outside ``base_path``.
+        """
+        link, dest = normalize_key(path), normalize_key(target)
+        relative = ObjectMetadata.encode_symlink_target(link, dest)
+        resolve_inside(link, relative)
+        self.put_object(link, b"", attributes={self.symlink_attribute: relative})
+
     # ------------------------------------------------ primitive operations
+    @abstractmethod
+    def _list_objects(
+        self,
+        prefix: str,
+        start_after: str | None = None,
+        end_at: str | None = None,
+        include_directories: bool = False,
+    ) -> Iterator[ObjectMetadata]:
+        """The plain listing behind :meth:`list_objects` (``prefix`` a raw key prefix)."""
+
     @abstractmethod
     def get_object(self, path: str, byte_range: Range | None = None, *, if_match: str | None = None) -> bytes:
         """Return the object's bytes (or a slice).
@@ -197,7 +282,7 @@ class BaseStorageProvider(StorageProvider):
             The number of objects deleted.
         """
         count = 0
-        for meta in list(self.list_objects(prefix)):
+        for meta in list(self._list_objects(prefix)):
             try:
                 self.delete_object(meta.key)
                 count += 1

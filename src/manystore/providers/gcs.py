@@ -360,7 +360,7 @@ class GoogleStorageProvider(SdkClientSlot, BucketStorageProvider):
         except Exception as err:
             raise _translate(err, self._url(prefix))
 
-    def list_objects(
+    def _list_objects(
         self,
         prefix: str,
         start_after: str | None = None,
@@ -422,14 +422,14 @@ class GoogleStorageProvider(SdkClientSlot, BucketStorageProvider):
         self,
         path: str,
         body: bytes,
-        metadata: dict[str, str] | None = None,
         if_match: str | None = None,
         if_none_match: str | None = None,
+        attributes: dict[str, Any] | None = None,
     ) -> None:
         """Store ``body`` at ``path`` (resumable upload above ``multipart_threshold``).
 
         Args:
-            metadata: User metadata (GCS custom metadata).
+            attributes: User metadata (GCS custom metadata).
             if_match: Write only if the current generation (manystore's ETag) equals this.
             if_none_match: Only ``"*"``: write only if no object exists (``ifGenerationMatch=0``).
 
@@ -443,7 +443,7 @@ class GoogleStorageProvider(SdkClientSlot, BucketStorageProvider):
         if if_none_match is not None:
             generation = 0
         blob = self._blob(key)
-        blob.metadata = dict(metadata) if metadata else None
+        blob.metadata = dict(attributes) if attributes else None
         if len(body) > self._threshold:
             blob.chunk_size = self._chunksize
         try:
@@ -506,7 +506,7 @@ class GoogleStorageProvider(SdkClientSlot, BucketStorageProvider):
         Returns:
             The number of objects deleted (objects that vanished meanwhile are not counted).
         """
-        keys = [meta.key for meta in self.list_objects(prefix)]
+        keys = [meta.key for meta in self._list_objects(prefix)]
 
         def delete(key: str) -> int:
             try:

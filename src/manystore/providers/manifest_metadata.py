@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from ..attribute_filter import compile_attribute_filter, matches
 from ..errors import ObjectNotFoundError, ReadOnlyError
-from ..types import MetadataProvider, ObjectMetadata, StorageProvider
+from ..types import MetadataProvider, ObjectMetadata, ResolvedPath, ResolvedPathState, StorageProvider
 from ..utils import filter_glob, glob_literal_prefix, normalize_key, within_bounds
 from .manifest_formats import ManifestFormat, decode_part, encode_part, format_of, part_suffix
 
@@ -327,24 +328,47 @@ class ManifestMetadataProvider(MetadataProvider):
 
     def list_objects(
         self,
-        prefix: str,
+        path: str,
         start_after: str | None = None,
         end_at: str | None = None,
         include_directories: bool = False,
+        attribute_filter_expression: str | None = None,
+        show_attributes: bool = False,
         *,
         include_pending: bool = False,
     ) -> Iterator[ObjectMetadata]:
-        """Committed entries whose keys start with ``prefix``, in lexicographic order.
+        """Committed entries whose keys start with ``path``, in lexicographic order.
 
         Args:
-            prefix: Raw key prefix.
+            path: Raw key prefix.
             start_after: Exclusive lower bound (need not exist).
             end_at: Inclusive upper bound (need not exist).
             include_directories: List one level below the prefix's parent directory and yield
                 sub-directories as ``type="directory"`` entries (key without trailing ``/``).
+            attribute_filter_expression: Keep only entries whose recorded user metadata
+                satisfies it (directories are then left out).
+            show_attributes: Entries always carry the user metadata the manifest records, so
+                this costs nothing here (1.3.1's parameter, kept for its callers).
             include_pending: Also list uncommitted :meth:`add_file` entries and leave out
                 uncommitted :meth:`remove_file` ones.
+
+        Raises:
+            ValueError: Invalid filter expression.
         """
+        predicate = compile_attribute_filter(attribute_filter_expression)
+        entries = self._list(path, start_after, end_at, include_directories, include_pending)
+        if predicate is None:
+            return entries
+        return (m for m in entries if m.type == "file" and matches(m, predicate))
+
+    def _list(
+        self,
+        prefix: str,
+        start_after: str | None,
+        end_at: str | None,
+        include_directories: bool,
+        include_pending: bool,
+    ) -> Iterator[ObjectMetadata]:
         prefix = normalize_key(prefix) if prefix else ""
         keys, entries = self._keys, self._entries  # a snapshot: commits replace, never mutate
         if include_pending:
@@ -420,23 +444,33 @@ class ManifestMetadataProvider(MetadataProvider):
             raise ObjectNotFoundError(f"{key!r}: not in manifest {self._index_path!r}")
         return entry_to_metadata(key, entry)
 
-    def glob(self, pattern: str) -> list[str]:
-        """Committed keys matching ``pattern``, sorted."""
-        return list(filter_glob(pattern, self.list_objects(glob_literal_prefix(pattern))))
+    def glob(self, pattern: str, attribute_filter_expression: str | None = None) -> list[str]:
+        """Committed keys matching ``pattern`` (and the filter expression, if given), sorted."""
+        prefix = glob_literal_prefix(pattern)
+        return list(
+            filter_glob(
+                pattern, self.list_objects(prefix, attribute_filter_expression=attribute_filter_expression)
+            )
+        )
 
-    def realpath(self, path: str) -> tuple[str, bool]:
-        """``(physical path, exists)``; pending additions exist, pending removals do not."""
-        key = normalize_key(path)
+    def realpath(self, logical_path: str) -> ResolvedPath:
+        """The physical path of ``logical_path`` and its state: pending additions exist, pending
+        removals are ``DELETED``, keys never tracked ``UNTRACKED`` (physical path: the key)."""
+        key = normalize_key(logical_path)
         with self._lock:
             entry = self._pending_adds.get(key)
             removed = key in self._pending_removes
-        if entry is None and not removed:
+        if removed:
+            return ResolvedPath(key, ResolvedPathState.DELETED)
+        if entry is None:
             entry = self._entries.get(key)
         if entry is None:
-            return key, False
+            return ResolvedPath(key, ResolvedPathState.UNTRACKED)
         extra = entry[3]
         physical = extra.get("physical_path") if extra else None
-        return (physical if isinstance(physical, str) and physical else key), True
+        return ResolvedPath(
+            physical if isinstance(physical, str) and physical else key, ResolvedPathState.EXISTS
+        )
 
     # ------------------------------------------------------------------ updates
     def is_writable(self) -> bool:

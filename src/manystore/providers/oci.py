@@ -350,7 +350,7 @@ class OracleStorageProvider(SdkClientSlot, BucketStorageProvider):
         data = self._call("list_objects", prefix, prefix=prefix, limit=1, fields="name").data
         return bool(data.objects or data.prefixes)
 
-    def list_objects(
+    def _list_objects(
         self,
         prefix: str,
         start_after: str | None = None,
@@ -403,9 +403,9 @@ class OracleStorageProvider(SdkClientSlot, BucketStorageProvider):
         self,
         path: str,
         body: bytes,
-        metadata: dict[str, str] | None = None,
         if_match: str | None = None,
         if_none_match: str | None = None,
+        attributes: dict[str, Any] | None = None,
     ) -> None:
         """Store ``body`` at ``path`` (one PutObject; the service enforces the conditions atomically).
 
@@ -418,7 +418,7 @@ class OracleStorageProvider(SdkClientSlot, BucketStorageProvider):
         kwargs: dict[str, Any] = {
             "object_name": key,
             "put_object_body": bytes(body),
-            "opc_meta": metadata or {},
+            "opc_meta": attributes or {},
         }
         if if_match is not None:
             kwargs["if_match"] = if_match

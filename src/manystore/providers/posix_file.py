@@ -269,6 +269,33 @@ class PosixFileStorageProvider(BaseStorageProvider):
         shutil.rmtree(full)
         return count
 
+    def make_symlink(self, path: str, target: str) -> None:
+        """Create an OS symlink at ``path`` to ``target``, stored relative to the link's directory
+        (an existing file at ``path`` is replaced).
+
+        Raises:
+            InvalidPathError: ``path`` or ``target`` lies outside ``base_path``.
+        """
+        link, dest = normalize_key(path), normalize_key(target)
+        local = self._path(link)
+        self._path(dest)  # refuses a target outside base_path
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        if os.path.lexists(local):
+            os.remove(local)
+        os.symlink(ObjectMetadata.encode_symlink_target(link, dest), local)
+
+    def _listed_link_target(self, meta: ObjectMetadata) -> str | None:
+        """The link-relative target if the listed file is an OS symlink (one ``readlink``)."""
+        try:
+            local = self._path(meta.key)
+            raw = os.readlink(local)
+        except (OSError, InvalidPathError):  # not a link, or a link leaving base_path
+            return None
+        if not os.path.isabs(raw):
+            return raw
+        root = local[: len(local) - len(meta.key)].rstrip("/")
+        return ObjectMetadata.encode_symlink_target(meta.key, os.path.relpath(raw, root))
+
     def _missing(self, key: str) -> ObjectNotFoundError:
         return ObjectNotFoundError(f"{os.path.join(self._base_path, normalize_key(key))}: no such file")
 
@@ -277,11 +304,11 @@ class PosixFileStorageProvider(BaseStorageProvider):
         self,
         path: str,
         body: bytes,
-        metadata: dict[str, str] | None = None,
         if_match: str | None = None,
         if_none_match: str | None = None,
+        attributes: dict[str, Any] | None = None,
     ) -> None:
-        """Write ``body`` atomically (temp file + rename); ``metadata`` is not stored on POSIX."""
+        """Write ``body`` atomically (temp file + rename); ``attributes`` are not stored on POSIX."""
         if if_none_match not in (None, "*"):
             raise ValueError(f"if_none_match supports only '*', got {if_none_match!r}")
         dest, parent_exists = self._resolve(path)
@@ -513,7 +540,7 @@ class PosixFileStorageProvider(BaseStorageProvider):
     def is_file(self, path: str) -> bool:
         return os.path.isfile(self._path(path))
 
-    def list_objects(
+    def _list_objects(
         self,
         prefix: str,
         start_after: str | None = None,

@@ -21,7 +21,7 @@ Backend notes (where this provider differs from the Multi-Storage Client's boto3
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ClassVar, cast
@@ -380,7 +380,7 @@ class S3StorageProvider(ObstoreStores, RangedDownloads, BucketStorageProvider):
             **extra,
         )
 
-    def list_objects(
+    def _list_objects(
         self,
         prefix: str,
         start_after: str | None = None,
@@ -448,16 +448,16 @@ class S3StorageProvider(ObstoreStores, RangedDownloads, BucketStorageProvider):
         self,
         path: str,
         body: bytes,
-        metadata: dict[str, str] | None = None,
         if_match: str | None = None,
         if_none_match: str | None = None,
+        attributes: dict[str, Any] | None = None,
     ) -> None:
         """Store ``body`` at ``path`` in one request (multipart above ``multipart_threshold``).
 
         Args:
-            metadata: User metadata (``x-amz-meta-*``).
             if_match: Write only if the current ETag equals this.
             if_none_match: Only ``"*"``: write only if no object exists.
+            attributes: User metadata (``x-amz-meta-*``).
 
         Raises:
             ValueError: ``if_none_match`` other than ``"*"``, or both conditions given.
@@ -471,7 +471,7 @@ class S3StorageProvider(ObstoreStores, RangedDownloads, BucketStorageProvider):
         elif if_match is not None:
             mode = {"e_tag": _quote(if_match)}
         multipart = mode is None and len(body) > self._threshold
-        self._put(key, body, self._attributes(path, metadata), multipart, mode)
+        self._put(key, body, self._attributes(path, attributes), multipart, mode)
 
     def _put(
         self, key: str, source: Any, attributes: Attributes | None, multipart: bool, mode: Any = None
@@ -547,13 +547,22 @@ class S3StorageProvider(ObstoreStores, RangedDownloads, BucketStorageProvider):
         Returns:
             The number of objects deleted.
         """
-        keys = [self._full_key(meta.key) for meta in self.list_objects(prefix)]
+        keys = [self._full_key(meta.key) for meta in self._list_objects(prefix)]
         for start in range(0, len(keys), 1000):
             try:
                 self._obs("delete")(keys[start : start + 1000])
             except Exception as err:
                 raise _translate(err, self._url(keys[start]))
         return len(keys)
+
+    def delete_objects(self, paths: Sequence[str]) -> None:
+        """Delete the objects at ``paths``, 1000 keys per bulk request; a missing key is no error."""
+        keys = [self._full_key(p) for p in paths]
+        for start in range(0, len(keys), 1000):
+            try:
+                self._obs("delete")(keys[start : start + 1000])
+            except Exception as err:
+                raise _translate(err, self._url(keys[start]))
 
     def upload_file(self, remote_path: str, f: str | IO, attributes: dict[str, str] | None = None) -> None:
         """Upload a local file (path or binary file object), streaming it from disk.
