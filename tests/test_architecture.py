@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     "retry": 0,
     "telemetry": 0,
     "masking": 0,
+    "provider_bundles": 0,
     "sync_types": 0,
     "attribute_filter": 0,
     "_contract": 0,
