@@ -16,6 +16,7 @@ __all__ = [
     "glob_literal_prefix",
     "glob_to_regex",
     "human_size",
+    "key_before",
     "join_key",
     "match_glob",
     "normalize_key",
@@ -187,3 +188,16 @@ def human_size(num: float) -> str:
             return f"{num:.1f}{unit}" if num < 10 else f"{num:.0f}{unit}"
         num /= 1024
     return f"{num:.0f}P"  # pragma: no cover
+
+
+def key_before(key: str) -> str | None:
+    """A listing offset just below ``key``: no realistic key lies between it and ``key``.
+
+    ``None`` when no such offset can be formed (the last character is a control character or
+    a surrogate, or the result would start with ``/`` or contain ``//``).
+    """
+    code = ord(key[-1]) - 1
+    if code < 0x20 or code == 0x7F or 0xD800 <= code <= 0xDFFF:
+        return None
+    candidate = key[:-1] + chr(code) + "\U0010ffff"
+    return None if candidate.startswith("/") or "//" in candidate else candidate

@@ -23,6 +23,7 @@ from ._tempfile import temp_file_beside
 
 __all__ = [
     "DEFAULT_PRESIGN_EXPIRES_IN",
+    "positive_option",
     "TELEMETRY_OPTIONS",
     "BaseStorageProvider",
     "BucketStorageProvider",
@@ -40,6 +41,17 @@ TELEMETRY_OPTIONS = frozenset(
     {"metric_counters", "metric_gauges", "metric_attributes_providers", "config_dict", "telemetry_provider"}
 )
 _TELEMETRY_OPTIONS = TELEMETRY_OPTIONS
+
+
+def positive_option(store: str, name: str, value: Any, parse: Any = float) -> Any:
+    """``parse(value)`` if it is a number > 0, else a :class:`ConfigError` naming ``store``'s option ``name``."""
+    try:
+        out = parse(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{store} option {name!r} must be a positive number, got {value!r}") from None
+    if out <= 0:
+        raise ConfigError(f"{store} option {name!r} must be > 0, got {value!r}")
+    return out
 
 
 class ObjectWriter(Protocol):

@@ -55,6 +55,7 @@ from .base import (
     BucketStorageProvider,
     SdkClientSlot,
     check_put_conditions,
+    positive_option,
     presign_request,
 )
 from .gcs_credentials import (
@@ -86,16 +87,6 @@ _OPTIONS = frozenset({
     "connect_timeout", "read_timeout", "max_pool_connections", "skip_signature", "rust_client",
 })  # fmt: skip
 _LOCAL_HOSTS = ("http://127.0.0.1", "http://localhost", "http://[::1]")
-
-
-def _positive(name: str, value: Any, parse: Any = float) -> Any:
-    try:
-        out = parse(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"GCS option {name!r} must be a positive number, got {value!r}")
-    if out <= 0:
-        raise ConfigError(f"GCS option {name!r} must be > 0, got {value!r}")
-    return out
 
 
 # ------------------------------------------------------------------ writer
@@ -203,7 +194,7 @@ class GoogleStorageProvider(SdkClientSlot, BucketStorageProvider):
         self._credentials_provider = credentials_provider
 
         def number(name: str, default: Any, parse: Any = float) -> Any:
-            return _positive(name, options.get(name, default), parse)
+            return positive_option("GCS", name, options.get(name, default), parse)
 
         self._threshold: int = number("multipart_threshold", DEFAULT_MULTIPART_THRESHOLD, parse_size)
         chunk: int = number("multipart_chunksize", DEFAULT_MULTIPART_CHUNKSIZE, parse_size)
@@ -220,7 +211,7 @@ class GoogleStorageProvider(SdkClientSlot, BucketStorageProvider):
             number("read_timeout", timeout[1]),
         )
         pool = options.get("max_pool_connections", self._max_concurrency)
-        self._pool_size: int = _positive("max_pool_connections", pool, int)
+        self._pool_size: int = positive_option("GCS", "max_pool_connections", pool, int)
 
     # ------------------------------------------------------------------ plumbing
     def __repr__(self) -> str:

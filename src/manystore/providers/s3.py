@@ -34,7 +34,7 @@ from ..errors import (
     RetryableError,
 )
 from ..types import CredentialsProvider, ObjectMetadata, Range, RetryConfig, SignerType
-from ..utils import normalize_key, parse_size, within_bounds
+from ..utils import key_before, normalize_key, parse_size, within_bounds
 from ._http_range import ranged_get
 from ._obstore import (
     ObstoreForkError,
@@ -51,7 +51,13 @@ from ._s3_download import quote_etag as _quote
 from ._s3_download import unquote_etag as _unquote
 from ._s3_options import BOTOCORE_OPTIONS, parse_botocore_options
 from ._s3_store import ObstoreStores, split_bucket
-from .base import BaseStorageProvider, BucketStorageProvider, check_put_conditions, presign_request
+from .base import (
+    BaseStorageProvider,
+    BucketStorageProvider,
+    check_put_conditions,
+    positive_option,
+    presign_request,
+)
 from .s3_credentials import StaticS3CredentialsProvider
 
 if TYPE_CHECKING:
@@ -85,25 +91,6 @@ _OPTIONS = _RUST_CLIENT_KEYS | {
     "multipart_threshold", "io_chunksize", "addressing_style", "force_path_style", "allow_http", "verify",
     "request_payer", "profile_name", "rust_client", "verify_checksums",
 } | BOTOCORE_OPTIONS  # fmt: skip
-
-
-def _key_before(key: str) -> str | None:
-    """A listing offset just below ``key``: no realistic key lies between it and ``key``."""
-    code = ord(key[-1]) - 1
-    if code < 0x20 or code == 0x7F or 0xD800 <= code <= 0xDFFF:
-        return None
-    candidate = key[:-1] + chr(code) + "\U0010ffff"
-    return None if candidate.startswith("/") or "//" in candidate else candidate
-
-
-def _positive(name: str, value: Any, parse: Any = float) -> Any:
-    try:
-        out = parse(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"S3 option {name!r} must be a positive number, got {value!r}")
-    if out <= 0:
-        raise ConfigError(f"S3 option {name!r} must be > 0, got {value!r}")
-    return out
 
 
 class S3StorageProvider(ObstoreStores, RangedDownloads, BucketStorageProvider):
@@ -187,7 +174,7 @@ class S3StorageProvider(ObstoreStores, RangedDownloads, BucketStorageProvider):
         self._credentials_provider = credentials_provider
 
         def number(name: str, default: Any, parse: Any = float) -> Any:
-            return _positive(name, options.get(name, default), parse)
+            return positive_option("S3", name, options.get(name, default), parse)
 
         self._threshold: int = number("multipart_threshold", DEFAULT_MULTIPART_THRESHOLD, parse_size)
         self._chunksize: int = number("multipart_chunksize", DEFAULT_MULTIPART_CHUNKSIZE, parse_size)
@@ -220,7 +207,9 @@ class S3StorageProvider(ObstoreStores, RangedDownloads, BucketStorageProvider):
         self._verify_checksums = bool(options.get("verify_checksums", default_verify))
         self._profile_name: str | None = options.get("profile_name")
         pool = options.get("max_pool_connections")
-        self._pool_size: int | None = None if pool is None else _positive("max_pool_connections", pool, int)
+        self._pool_size: int | None = (
+            None if pool is None else positive_option("S3", "max_pool_connections", pool, int)
+        )
         self._ranges_broken = False  # Set once the server answered a ranged GET with 200.
         self._init_stores()
 
@@ -407,7 +396,7 @@ class S3StorageProvider(ObstoreStores, RangedDownloads, BucketStorageProvider):
         if include_directories:
             yield from self._list_one_level(raw, parent, start_after, end_at)
             return
-        offset = _key_before(raw) if raw and not raw.endswith("/") else None
+        offset = key_before(raw) if raw and not raw.endswith("/") else None
         if low is not None and (offset is None or low > offset):
             offset = low
         try:
