@@ -27,7 +27,6 @@ Backend notes (where GCS differs from the S3 provider):
 
 from __future__ import annotations
 
-import contextlib
 import mimetypes
 import os
 from collections import deque
@@ -50,6 +49,7 @@ from ._gcs_errors import generation_of as _generation
 from ._gcs_errors import status_of as _status
 from ._gcs_errors import translate_error as _translate
 from ._gcs_sign import signed_url
+from ._gcs_writer import GCSWriter
 from .base import (
     BaseStorageProvider,
     BucketStorageProvider,
@@ -87,51 +87,6 @@ _OPTIONS = frozenset({
     "connect_timeout", "read_timeout", "max_pool_connections", "skip_signature", "rust_client",
 })  # fmt: skip
 _LOCAL_HOSTS = ("http://127.0.0.1", "http://localhost", "http://[::1]")
-
-
-# ------------------------------------------------------------------ writer
-class _GCSWriter:
-    """A resumable upload: chunks are sent while written; the object appears on ``close``."""
-
-    def __init__(self, provider: GoogleStorageProvider, blob: Any, url: str, retry: Any) -> None:
-        self._provider, self._url = provider, url
-        self._raw = blob.open("wb", chunk_size=provider._chunksize, retry=retry, ignore_flush=True)
-        self._done = False
-
-    def write(self, data: Any) -> int:
-        try:
-            self._raw.write(data)
-        except Exception as err:
-            self.abort()
-            raise _translate(err, self._url)
-        return len(memoryview(data))
-
-    def close(self) -> None:
-        if self._done:
-            return
-        try:
-            self._raw.close()
-        except Exception as err:
-            self.abort()
-            raise _translate(err, self._url)
-        self._done = True
-
-    def abort(self) -> None:
-        """Cancel the resumable session (DELETE on its URL) so no object is ever created."""
-        if self._done:
-            return
-        self._done = True
-        inner = getattr(self._raw, "raw", self._raw)  # BufferedWriter -> BlobWriter
-        started = getattr(inner, "_upload_and_transport", None)
-        if started:
-            upload, transport = started
-            with contextlib.suppress(Exception):
-                transport.request("DELETE", upload.resumable_url, timeout=self._provider._timeout)
-        with contextlib.suppress(Exception):
-            inner._upload_and_transport = None
-            # BlobWriter.close() (also run when it is collected) uploads whatever its buffer
-            # holds while the buffer is open: a closed buffer means nothing is ever created.
-            inner._buffer.close()
 
 
 # ------------------------------------------------------------------ provider
@@ -613,7 +568,7 @@ class GoogleStorageProvider(SdkClientSlot, BucketStorageProvider):
         key = self._full_key(path)
         return signed_url(self._blob(key), verb, expires_in, self._endpoint, f"{self!r} {self._url(key)}")
 
-    def open_writer(self, path: str, retry: RetryConfig | None = None) -> _GCSWriter:
+    def open_writer(self, path: str, retry: RetryConfig | None = None) -> GCSWriter:
         """Stream a new object to ``path`` as a resumable upload in ``multipart_chunksize`` chunks.
 
         Nothing is visible until ``close()``; ``abort()`` cancels the upload session. As the client
@@ -629,6 +584,6 @@ class GoogleStorageProvider(SdkClientSlot, BucketStorageProvider):
                 initial=max(retry.delay, 0.01), multiplier=retry.backoff_multiplier
             ).with_timeout(waits + 2 * sum(self._timeout) * retry.attempts)
         try:
-            return _GCSWriter(self, self._blob(key), self._url(key), policy)
+            return GCSWriter(self, self._blob(key), self._url(key), policy)
         except Exception as err:
             raise _translate(err, self._url(key))
