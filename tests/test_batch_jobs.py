@@ -104,3 +104,11 @@ def test_job_lookup_errors(tmp_path: Path) -> None:
         Job(job_id, "other", cache_location=str(tmp_path)).status()
     with pytest.raises(ValueError, match="num_workers=0"):
         start_job("k", [1], lambda i: 0, num_workers=0, cache_location=str(tmp_path))
+
+
+def test_docs_example_runs(tmp_path: Path) -> None:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "batch.md").read_text()
+    example = text.split("```python\n")[2].split("```")[0]
+    out = run_python(example, HOME=str(tmp_path), TMPDIR=str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "b'one,two'" and "False 10 2" in out.stdout
