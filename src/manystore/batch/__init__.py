@@ -2,9 +2,88 @@
 
 Home of the AIStore SDK's multi-object API on every backend. It builds on the
 core client and the sync engine's executors and imports nothing from the other
-ML layers. See ``docs/architecture.md``.
+ML layers. See ``docs/batch.md`` and ``docs/architecture.md``.
+
+The names are imported lazily: ``import manystore.batch`` loads nothing else until a
+name is used.
 """
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .bucket import Bucket
+    from .client import Client
+    from .group import ObjectGroup
+    from .jobs import Job, JobStatus, WaitResult
+    from .obj import Object
+    from .props import BucketEntry, BucketList, ObjectAttributes, ObjectProps
+    from .reader import (
+        ObjectFileReader,
+        ObjectFileReaderMaxResumeError,
+        ObjectFileReaderStreamError,
+        ObjectReader,
+    )
+    from .templates import ObjectNames, ObjectRange, ObjectTemplate
+    from .writer import ObjectFileWriter, ObjectWriter
+
+_EXPORTS = {
+    "Bucket": "bucket",
+    "BucketEntry": "props",
+    "BucketList": "props",
+    "Client": "client",
+    "Job": "jobs",
+    "JobStatus": "jobs",
+    "Object": "obj",
+    "ObjectAttributes": "props",
+    "ObjectFileReader": "reader",
+    "ObjectFileReaderMaxResumeError": "reader",
+    "ObjectFileReaderStreamError": "reader",
+    "ObjectFileWriter": "writer",
+    "ObjectGroup": "group",
+    "ObjectNames": "templates",
+    "ObjectProps": "props",
+    "ObjectRange": "templates",
+    "ObjectReader": "reader",
+    "ObjectTemplate": "templates",
+    "ObjectWriter": "writer",
+    "WaitResult": "jobs",
+}
+
+__all__ = [
+    "Bucket",
+    "BucketEntry",
+    "BucketList",
+    "Client",
+    "Job",
+    "JobStatus",
+    "Object",
+    "ObjectAttributes",
+    "ObjectFileReader",
+    "ObjectFileReaderMaxResumeError",
+    "ObjectFileReaderStreamError",
+    "ObjectFileWriter",
+    "ObjectGroup",
+    "ObjectNames",
+    "ObjectProps",
+    "ObjectRange",
+    "ObjectReader",
+    "ObjectTemplate",
+    "ObjectWriter",
+    "WaitResult",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'manystore.batch' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

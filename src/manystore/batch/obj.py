@@ -1,0 +1,219 @@
+"""``Object``: one object of a :class:`~manystore.batch.Bucket` (as the AIStore SDK's ``Object``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .props import ObjectProps
+from .reader import DEFAULT_CHUNK_SIZE, ObjectReader
+from .writer import ObjectWriter
+
+if TYPE_CHECKING:
+    from .bucket import Bucket
+
+__all__ = ["Object"]
+
+ARCHIVE_HOOK = "lands with batch/archive.py"
+ETL_HOOK = "lands with batch ETL"
+
+
+class Object:
+    """One object: its name within a bucket, and what can be done to it.
+
+    Made by :meth:`Bucket.object`; no request is made until a method needs one.
+
+    Args:
+        bucket: The bucket (URL prefix) it belongs to.
+        name: Its name within the bucket.
+        props: Properties already known (e.g. from a listing).
+    """
+
+    def __init__(self, bucket: Bucket, name: str, props: ObjectProps | None = None) -> None:
+        if not isinstance(name, str) or not name or name.startswith("/"):
+            raise ValueError(f"object name {name!r}: expected a non-empty name relative to the bucket")
+        self._bucket, self._name, self._props = bucket, name, props
+
+    # ----------------------------------------------------------------- identity
+    @property
+    def bucket(self) -> Bucket:
+        """The object's bucket."""
+        return self._bucket
+
+    @property
+    def bucket_name(self) -> str:
+        """Name (URL) of the object's bucket."""
+        return self._bucket.name
+
+    @property
+    def bucket_provider(self) -> str:
+        """Provider of the object's bucket (``s3``, ``gcs``, ``azure``, ``ais``, ``file``...)."""
+        return self._bucket.provider
+
+    @property
+    def name(self) -> str:
+        """The object's name within its bucket."""
+        return self._name
+
+    @property
+    def key(self) -> str:
+        """The object's key within its profile (bucket prefix + name)."""
+        return self._bucket._key(self._name)
+
+    @property
+    def uname(self) -> str:
+        """The object's full URL (the SDK's unified name)."""
+        return self._bucket._url(self._name)
+
+    @property
+    def query_params(self) -> dict[str, str]:
+        """Empty: manystore sends no AIS query parameters."""
+        return {}
+
+    def __repr__(self) -> str:
+        return f"Object({self.uname!r})"
+
+    # -------------------------------------------------------------- properties
+    def head(self) -> ObjectProps:
+        """Fetch the object's properties (one HEAD) and keep them as :attr:`props_cached`.
+
+        Raises:
+            FileNotFoundError: The object does not exist.
+        """
+        meta = self._bucket._client.info(self.key)
+        self._props = ObjectProps(meta, self.bucket_name, self.bucket_provider, self._name)
+        return self._props
+
+    @property
+    def props(self) -> ObjectProps:
+        """The object's current properties (makes a HEAD request)."""
+        return self.head()
+
+    @property
+    def props_cached(self) -> ObjectProps | None:
+        """The properties from the last :meth:`head` or listing, without a request."""
+        return self._props
+
+    # ------------------------------------------------------------------- reads
+    def get_reader(
+        self,
+        archive_config: Any = None,
+        blob_download_config: Any = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        etl: Any = None,
+        writer: Any = None,
+        latest: bool = False,
+        byte_range: str | None = None,
+        direct: bool = False,
+        num_workers: int | None = None,
+    ) -> ObjectReader:
+        """A reader of the object's content (no request until it is used, unless ``writer`` is given).
+
+        Args:
+            archive_config: Read one member (or the matching members) of an archive object.
+            blob_download_config: Anything with ``chunk_size`` and ``num_workers`` (the SDK's
+                ``BlobDownloadConfig``): parallel ranged GETs of that size.
+            chunk_size: Bytes per ranged GET and per iterated chunk.
+            etl: Apply a registered transform while reading.
+            writer: A binary file: the whole content is written to it now (the caller closes it).
+            latest: Accepted: every read already gets the store's latest version.
+            byte_range: RFC 7233 single range (``"bytes=0-499"``, ``"bytes=500-"``, ``"bytes=-500"``).
+            direct: Accepted: reads always go straight to the store (there is no proxy).
+            num_workers: Ranged GETs in flight at once (default 1; also from ``blob_download_config``).
+
+        Raises:
+            ValueError: ``byte_range`` with ``blob_download_config`` (as the SDK), or a bad
+                ``byte_range``/``chunk_size``/``num_workers``.
+            NotImplementedError: ``archive_config`` or ``etl`` (not in this build yet).
+        """
+        if archive_config is not None:
+            raise NotImplementedError(f"get_reader(archive_config=...) on {self.uname}: {ARCHIVE_HOOK}")
+        if etl is not None:
+            raise NotImplementedError(f"get_reader(etl=...) on {self.uname}: {ETL_HOOK}")
+        workers = num_workers or 1
+        if blob_download_config is not None:
+            if byte_range is not None:
+                raise ValueError(
+                    f"get_reader on {self.uname}: byte_range cannot be used with blob_download_config"
+                )
+            blob_chunk = getattr(blob_download_config, "chunk_size", None)
+            blob_workers = getattr(blob_download_config, "num_workers", None)
+            chunk_size = int(blob_chunk) if blob_chunk else chunk_size
+            workers = num_workers or (int(blob_workers) if blob_workers else 4)
+        client = self._bucket._client
+        reader = ObjectReader(client, self.key, self.uname, byte_range, chunk_size, workers)
+        if writer is not None:
+            for chunk in reader:
+                writer.write(chunk)
+        return reader
+
+    def get(self, **kwargs: Any) -> ObjectReader:
+        """Deprecated SDK name of :meth:`get_reader` (same arguments)."""
+        return self.get_reader(**kwargs)
+
+    def get_url(self, archpath: str = "", etl: Any = None) -> str:
+        """The object's URL.
+
+        Raises:
+            NotImplementedError: ``archpath`` or ``etl`` (not in this build yet).
+        """
+        if archpath:
+            raise NotImplementedError(f"get_url(archpath=...) on {self.uname}: {ARCHIVE_HOOK}")
+        if etl is not None:
+            raise NotImplementedError(f"get_url(etl=...) on {self.uname}: {ETL_HOOK}")
+        return self.uname
+
+    def get_semantic_url(self) -> str:
+        """The object's URL (``s3://bucket/key``, ``msc://profile/key``, a path...)."""
+        return self.uname
+
+    # ------------------------------------------------------------------ writes
+    def get_writer(self) -> ObjectWriter:
+        """A writer of the object's content and properties."""
+        return ObjectWriter(self._bucket._client, self.key, self.uname)
+
+    def put_content(self, content: bytes) -> None:
+        """Deprecated SDK form of ``get_writer().put_content``."""
+        self.get_writer().put_content(content)
+
+    def put_file(self, path: str) -> None:
+        """Deprecated SDK form of ``get_writer().put_file``."""
+        self.get_writer().put_file(path)
+
+    def append_content(self, content: bytes, handle: str = "", flush: bool = False) -> str:
+        """Deprecated SDK form of ``get_writer().append_content``."""
+        return self.get_writer().append_content(content, handle, flush)
+
+    def set_custom_props(self, custom_metadata: dict[str, str], replace_existing: bool = False) -> None:
+        """Deprecated SDK form of ``get_writer().set_custom_props``."""
+        self.get_writer().set_custom_props(custom_metadata, replace_existing)
+
+    def delete(self) -> None:
+        """Delete the object.
+
+        Raises:
+            FileNotFoundError: The object does not exist.
+        """
+        self._bucket._client.delete(self.key)
+
+    def copy(self, to_obj: Object, etl: Any = None, latest: bool = False, sync: bool = False) -> None:
+        """Copy this object to ``to_obj`` (any bucket, any profile; server-side where the store can).
+
+        Args:
+            to_obj: The destination object.
+            etl: Transform while copying.
+            latest: Accepted: the store's latest version is always read.
+            sync: Not supported (it concerns AIS's cached copies of remote buckets).
+
+        Raises:
+            FileNotFoundError: This object does not exist.
+            NotImplementedError: ``etl`` (not in this build yet) or ``sync=True``.
+        """
+        if etl is not None:
+            raise NotImplementedError(f"copy(etl=...) of {self.uname}: {ETL_HOOK}")
+        if sync:
+            raise NotImplementedError(
+                f"copy(sync=True) of {self.uname}: AIS remote-bucket sync has no equivalent"
+            )
+        from .group import copy_one
+
+        copy_one(self._bucket, self._name, to_obj._bucket, to_obj._name)
