@@ -8,3 +8,33 @@ ML layers. See ``docs/architecture.md``.
 from __future__ import annotations
 
 __all__: list[str] = []
+
+# --- archives and Get-Batch (issue 13 part B) -------------------------------------------
+from .archive import (
+    ArchiveConfig,
+    ArchiveMember,
+    ArchiveMemberNotFoundError,
+    ArchiveMode,
+    ArchiveWriter,
+    ObjectSource,
+    extract,
+    iter_members,
+    list_archive,
+    read_member,
+    write_archive,
+)
+
+__all__ += [
+    "ArchiveConfig",
+    "ArchiveMember",
+    "ArchiveMemberNotFoundError",
+    "ArchiveMode",
+    "ArchiveWriter",
+    "ObjectSource",
+    "extract",
+    "iter_members",
+    "list_archive",
+    "read_member",
+    "write_archive",
+]
+# --- end of part B ------------------------------------------------------------------------
