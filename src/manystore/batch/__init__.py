@@ -23,6 +23,7 @@ from .archive import (
     read_member,
     write_archive,
 )
+from .getbatch import BatchItem, BatchItemInfo, BatchStats, BatchStream, GetBatch, get_batch
 
 __all__ += [
     "ArchiveConfig",
@@ -30,8 +31,14 @@ __all__ += [
     "ArchiveMemberNotFoundError",
     "ArchiveMode",
     "ArchiveWriter",
+    "BatchItem",
+    "BatchItemInfo",
+    "BatchStats",
+    "BatchStream",
+    "GetBatch",
     "ObjectSource",
     "extract",
+    "get_batch",
     "iter_members",
     "list_archive",
     "read_member",
