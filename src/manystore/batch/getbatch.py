@@ -294,7 +294,10 @@ class GetBatch:
             _range_of(item, len(data))
             return data[start : None if length is None else start + length]
         if length is not None and (whole or length <= reserved):
-            return item.client.read(item.key, Range(start, length))
+            data = item.client.read(item.key, Range(start, length))
+            if not data and length and start:  # empty: the range may start past the end
+                _range_of(item, item.client.info(item.key).content_length)
+            return data
         if whole:
             if start == 0:
                 return item.client.read(item.key)
