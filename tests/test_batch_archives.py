@@ -314,3 +314,17 @@ def test_written_tar_and_zip_member_cost(moto_server: S3Server, proxy: FaultProx
     # a run of neighbouring members: one GET
     got, run = _count(proxy, lambda: list(iter_members(reader, "w.tar", regex=r"^m1\d$", mode="regexp")))
     assert [m.name for m, _ in got] == [f"m{i}" for i in range(10, 20)] and run == Counter({"GET": 1})
+
+
+def test_missing_source_is_skippable_but_a_short_source_breaks_the_writer(backend: Backend) -> None:
+    c = backend.client
+    with ArchiveWriter(c, "skip.tar") as w:
+        with pytest.raises(FileNotFoundError):
+            w.add("gone", ObjectSource(c, "no/such/object"))
+        w.add("kept", b"k")
+    assert _tarfile_view(c.read("skip.tar")) == {"kept": b"k"}
+    with pytest.raises(OSError, match="ended 5 bytes early"), ArchiveWriter(c, "short.tar") as w:
+        w.add("short", (io.BytesIO(b"12345"), 10))
+    assert not c.is_file("short.tar")
+    with pytest.raises(ValueError, match="is broken"):
+        w.add("more", b"x")

@@ -139,6 +139,7 @@ class ArchiveWriter:
         self._members: list[ArchiveMember] = []
         #: The tar's index once :meth:`close` wrote it (None for zip, tar.gz or ``index=False``).
         self.written_index: ArchiveIndex | None = None
+        self._broken = False
         self._names: set[str] = set()
         old = self._existing() if allow_append else None
         self._file: IO[bytes] = client.open(key, "wb")  # type: ignore[assignment]
@@ -194,12 +195,17 @@ class ArchiveWriter:
     def add(self, name: str, data: MemberData, *, mtime: float | None = None) -> None:
         """Append member ``name`` with content ``data`` (bytes, ``(file, size)`` or :class:`ObjectSource`).
 
+        A source that fails before its first byte (e.g. a missing :class:`ObjectSource`,
+        :class:`FileNotFoundError`) leaves the writer usable, so the caller may skip the
+        member and go on; a failure mid-member breaks the archive: the writer then refuses
+        further use and stores nothing.
+
         Raises:
-            ValueError: Closed writer, an empty ``name``, or a negative size.
+            ValueError: Closed or broken writer, an empty ``name``, or a negative size.
             TypeError: ``data`` of another type.
         """
-        if self._file.closed:
-            raise ValueError(f"ArchiveWriter for {self.key!r} is closed")
+        if self._file.closed or self._broken:
+            raise ValueError(f"ArchiveWriter for {self.key!r} is {'broken' if self._broken else 'closed'}")
         if not name or name.startswith("/"):
             raise ValueError(f"member name {name!r}: expected a non-empty relative path")
         stamp = time.time() if mtime is None else mtime
@@ -221,6 +227,14 @@ class ArchiveWriter:
         )
 
     def _add_stream(self, name: str, src: IO[bytes], size: int, mtime: float) -> None:
+        try:
+            self._write_member(name, src, size, mtime)
+        except BaseException:
+            self._broken = True
+            self.abort()
+            raise
+
+    def _write_member(self, name: str, src: IO[bytes], size: int, mtime: float) -> None:
         import tarfile
         import zipfile
 
