@@ -14,8 +14,22 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .archive import (
+        ArchiveConfig,
+        ArchiveMember,
+        ArchiveMemberNotFoundError,
+        ArchiveMode,
+        ArchiveWriter,
+        ObjectSource,
+        extract,
+        iter_members,
+        list_archive,
+        read_member,
+        write_archive,
+    )
     from .bucket import Bucket
     from .client import Client
+    from .getbatch import BatchItem, BatchItemInfo, BatchStats, BatchStream, GetBatch, get_batch
     from .group import ObjectGroup
     from .jobs import Job, JobStatus, WaitResult
     from .obj import Object
@@ -50,6 +64,23 @@ _EXPORTS = {
     "ObjectTemplate": "templates",
     "ObjectWriter": "writer",
     "WaitResult": "jobs",
+    "ArchiveConfig": "archive",
+    "ArchiveMember": "archive",
+    "ArchiveMemberNotFoundError": "archive",
+    "ArchiveMode": "archive",
+    "ArchiveWriter": "archive",
+    "ObjectSource": "archive",
+    "extract": "archive",
+    "iter_members": "archive",
+    "list_archive": "archive",
+    "read_member": "archive",
+    "write_archive": "archive",
+    "BatchItem": "getbatch",
+    "BatchItemInfo": "getbatch",
+    "BatchStats": "getbatch",
+    "BatchStream": "getbatch",
+    "GetBatch": "getbatch",
+    "get_batch": "getbatch",
 }
 
 __all__ = [
@@ -73,6 +104,23 @@ __all__ = [
     "ObjectTemplate",
     "ObjectWriter",
     "WaitResult",
+    "ArchiveConfig",
+    "ArchiveMember",
+    "ArchiveMemberNotFoundError",
+    "ArchiveMode",
+    "ArchiveWriter",
+    "ObjectSource",
+    "extract",
+    "iter_members",
+    "list_archive",
+    "read_member",
+    "write_archive",
+    "BatchItem",
+    "BatchItemInfo",
+    "BatchStats",
+    "BatchStream",
+    "GetBatch",
+    "get_batch",
 ]
 
 
