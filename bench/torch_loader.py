@@ -480,6 +480,67 @@ def _record(report: Report, cell: tuple, runs: list[dict], counted: dict[str, in
         )
 
 
+def target_main(runs: int = 3) -> None:
+    """The issue's target row at full size, alone: 20,000 x 16 KiB, 2 workers, manystore vs
+    s3torchconnector, both dataset kinds, ``runs`` interleaved runs (median), on one fresh
+    ``rclone serve s3``; prints a markdown table (``python -m bench.torch_loader --target [RUNS]``)."""
+    import shutil
+    import tempfile
+
+    from tests.servers import start_rclone_s3
+
+    count, size, workers, bucket = 20_000, 16 * KiB, 2, "bench"
+    work = Path(tempfile.mkdtemp(prefix="s11-target-"))
+    folder = work / "s3data" / bucket / _folder(count, size)
+    folder.mkdir(parents=True)
+    block = os.urandom(size + count)
+    for i in range(count):
+        (folder / f"obj{i:06d}.bin").write_bytes(block[i : i + size])
+    server = start_rclone_s3(work / "s3data")
+    cells = [(lib, kind) for kind in ("map", "iterable") for lib in ("manystore", "s3torchconnector")]
+    results: dict[tuple[str, str], list[dict]] = {cell: [] for cell in cells}
+    loads = [_load()]
+    try:
+        ep = {"url": server.endpoint_url, "access_key": server.access_key, "secret_key": server.secret_key}
+        ep.update(bucket=bucket, region=server.region)
+        for run in range(runs):
+            shift = run % len(cells)
+            for lib, kind in cells[shift:] + cells[:shift]:
+                spec = {"lib": lib, "kind": kind, "count": count, "size": size, "workers": workers}
+                spec.update(folder=_folder(count, size), endpoint=ep)
+                result = _run_child(spec, work)
+                print(f"run {run} {lib} {kind}: {json.dumps(result)[:200]}", file=sys.stderr, flush=True)
+                results[(lib, kind)].append(result)
+            loads.append(_load())
+    finally:
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    med = statistics.median
+    print(f"Load average (1/5/15 min) per round: {'; '.join(loads)}\n")
+    print("| Op | Unit | manystore | s3torchconnector | ms÷s3tc |\n|---|---|---|---|---|")
+    figures = [
+        ("epoch 1", "samples/s ↑", lambda r: count / r["epoch_seconds"][0]),
+        ("epoch 2", "samples/s ↑", lambda r: count / r["epoch_seconds"][1]),
+        ("first batch", "s ↓", lambda r: r["first_batch"]),
+        ("RSS (sum)", "MiB ↓", lambda r: r["rss_mib"]),
+        ("PSS (sum)", "MiB ↓", lambda r: r["pss_mib"]),
+    ]
+    for kind in ("map", "iterable"):
+        for name, unit, get in figures:
+            values = []
+            for lib in ("manystore", "s3torchconnector"):
+                ok = [get(r) for r in results[(lib, kind)] if "error" not in r]
+                values.append(med(ok) if ok else float("nan"))
+            fmt = "{:,.0f}" if "samples" in unit or "MiB" in unit else "{:.2f}"
+            ratio = values[0] / values[1] if values[1] else float("nan")
+            print(
+                f"| {kind} {name} | {unit} | {fmt.format(values[0])} | {fmt.format(values[1])} | {ratio:.2f} |"
+            )
+
+
 if __name__ == "__main__":
-    child_main(sys.argv[1:])
+    if sys.argv[1:2] == ["--target"]:
+        target_main(int(sys.argv[2]) if len(sys.argv) > 2 else 3)
+    else:
+        child_main(sys.argv[1:])
     os._exit(0)  # no teardown: a peer's native threads must not hang the exit

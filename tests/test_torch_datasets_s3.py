@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ import manystore.torch as mt
 from manystore.generators import ManifestMetadataGenerator
 
 from .conftest import s3_profile
-from .faultproxy import FaultProxy
+from .faultproxy import FaultProxy, wait_until
 from .servers import S3Server
 
 SIZE = 256 << 10
@@ -156,3 +157,37 @@ def test_dataloader_workers_start_clean(proxied: tuple[FaultProxy, dict[str, byt
         )
         assert out.returncode == 0, out.stderr[-2000:]
         assert out.stdout.strip() == "ok False"
+
+
+def test_map_lookahead_wrong_guess_costs_reads_only_and_exits_promptly(
+    proxied: tuple[FaultProxy, dict[str, bytes]],
+) -> None:
+    """Batches [0, 1], [2, 3] from a forked worker: the look-ahead reads [2, 3] early (each object
+    fetched once) and then guesses [4, 5], which never comes; those GETs are held 8 s by the
+    proxy, yet the worker ends at once, and the items are exact."""
+    proxy, objects = proxied
+    names = sorted(objects)
+    ds = mt.MapDataset.from_prefix("msc://p/ds/", transform=lambda r: r.read())
+    for name in names[4:]:
+        proxy.delay_next(1, 8.0, method="GET", path=name.rsplit("/", 1)[-1])
+    before = len(proxy.requests_log)
+    start = time.monotonic()
+    loader = DataLoader(
+        ds, batch_sampler=[[0, 1], [2, 3]], num_workers=1, multiprocessing_context="fork", timeout=60
+    )
+    iterator = iter(loader)
+    batches = list(iterator)
+    elapsed = time.monotonic() - start
+    assert [bytes(b) for batch in batches for b in batch] == [objects[n] for n in names[:4]]
+    gets = [
+        path for method, path in proxy.requests_log[before:] if method == "GET" and "list-type" not in path
+    ]
+    per_object = {n: sum(1 for p in gets if p.split("?")[0].endswith(n)) for n in names}
+    assert [per_object[n] for n in names[:4]] == [1, 1, 1, 1], per_object  # no object read twice
+    assert wait_until(
+        lambda: all(
+            any(p.split("?")[0].endswith(n) for _, p in proxy.requests_log[before:]) for n in names[4:]
+        )
+    )  # the wrong guess was really sent
+    assert elapsed < 6.0, elapsed  # the worker did not wait for the held GETs
+    assert [w.exitcode for w in iterator._workers] == [0]  # exited by itself, not terminated

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch.utils.data
 
+from ._lookahead import BatchFetcher, MapSampler, Plan, Predictor, worker_count
 from ._objects import ObjectList, list_prefix, objects_from_urls, resolve
 from ._order import Prefetcher, Sharding, worker_order
 from ._reader import Reader, SequentialReader
@@ -66,7 +67,7 @@ class _Objects:
             raise ValueError(f"prefetch_bytes={prefetch_bytes!r}: expected an int >= 1")
         self._prefetch, self._prefetch_bytes = prefetch, prefetch_bytes
         #: The prefetcher of the last iteration or batch in this process (its ``peak_held``).
-        self.last_prefetcher: Prefetcher | None = None
+        self.last_prefetcher: Prefetcher | BatchFetcher | None = None
 
     @property
     def region(self) -> str | None:
@@ -120,9 +121,58 @@ class MapDataset(_Objects, torch.utils.data.Dataset):
     """A map-style dataset over objects (the seed's ``S3MapDataset``); build it with a ``from_*`` method.
 
     ``len()`` is known right after the one listing. A DataLoader fetching a batch calls
-    :meth:`__getitems__`, which fetches the batch's objects concurrently (``prefetch``).
-    Shard across ranks with ``torch.utils.data.DistributedSampler``.
+    :meth:`__getitems__`, which fetches the batch's objects concurrently (``prefetch``) and
+    then, on the same threads and within ``prefetch_bytes``, the batch this process is
+    expected to be asked for next (see ``docs/torch.md``): the indices shifted by the stride
+    the batches follow, or the next positions of the order of :meth:`sampler`. Shard across
+    ranks and shuffle with :meth:`sampler` (or ``torch.utils.data.DistributedSampler``).
     """
+
+    def __init__(self, objects: ObjectList, **kwargs: Any) -> None:
+        super().__init__(objects, **kwargs)
+        self._plan: Plan | None = None
+        self._batches: tuple[int, Predictor, BatchFetcher] | None = None  # (pid, ...) of this process
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_batches"] = None  # threads stay in their process
+        state["last_prefetcher"] = None
+        return state
+
+    def sampler(
+        self,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: int | None = None,
+        world_size: int | None = None,
+        uneven: str = "pad",
+    ) -> MapSampler:
+        """A seeded sampler over this dataset whose order the dataset knows, for exact look-ahead.
+
+        Pass it as the DataLoader's ``sampler`` and call its ``set_epoch(n)`` before each
+        epoch. Its order is a pure function of ``(seed, epoch, rank, world_size)``; each
+        rank draws ``ceil(n / world_size)`` indices (``uneven="pad"``: the first of the
+        epoch's order twice) or ``n // world_size`` (``"drop"``). The dataset remembers the
+        last sampler made (and its epoch), so workers fetch each next batch while the current
+        one is collated, shuffled or not.
+
+        Args:
+            shuffle: Permute the indices per epoch (the same permutation on every rank).
+            seed: The permutation's seed.
+            rank: This rank (default: ``torch.distributed``'s when initialised, else 0).
+            world_size: Number of ranks (default: ``torch.distributed``'s, else 1).
+            uneven: ``"pad"`` or ``"drop"`` (equal counts per rank either way).
+
+        Raises:
+            ValueError: A bad rank, world size, or ``uneven``.
+        """
+        dist_rank, dist_world = _distributed()
+        rank = (dist_rank or 0) if rank is None else rank
+        world_size = (dist_world or 1) if world_size is None else world_size
+        plan = Plan(Sharding(rank, world_size, uneven, bool(shuffle), seed))
+        self._plan = plan
+        return MapSampler(len(self._objects), plan)
 
     @classmethod
     def from_objects(
@@ -229,12 +279,37 @@ class MapDataset(_Objects, torch.utils.data.Dataset):
         return self._transform(self._reader(position))
 
     def __getitems__(self, indices: list[int]) -> list[Any]:
-        """The items at ``indices``, their objects fetched concurrently (DataLoader batches)."""
+        """The items at ``indices``, their objects fetched concurrently (DataLoader batches).
+
+        The batch expected next in this process is then fetched ahead within the byte budget.
+        """
         n = len(self._objects)
         for index in indices:
             if not -n <= index < n:
                 raise IndexError(f"index {index!r} out of range for a dataset of {n} objects")
-        return list(self._items(i % n for i in indices))
+        positions = [i % n for i in indices]
+        if self._prefetch <= 1:
+            return [self._transform(self._reader(i)) for i in positions]
+        predictor, fetcher = self._batch_state()
+        bodies = fetcher.fetch_batch(positions, predictor.next(positions, worker_count()))
+        items = []
+        for index, data in zip(positions, bodies, strict=True):
+            reader = self._reader(index)
+            if isinstance(reader, SequentialReader):
+                reader._preload(data)
+            items.append(self._transform(reader))
+        return items
+
+    def _batch_state(self) -> tuple[Predictor, BatchFetcher]:
+        """This process's predictor and fetcher (a forked copy builds its own)."""
+        state = self._batches
+        if state is None or state[0] != os.getpid():
+            sizes = self._objects.sizes
+            fetcher = BatchFetcher(self._fetch, sizes.__getitem__, self._prefetch, self._prefetch_bytes)
+            state = self._batches = (os.getpid(), Predictor(len(self._objects), self._plan), fetcher)
+            self.last_prefetcher = fetcher
+        state[1].plan = self._plan  # a sampler made after the first batch
+        return state[1], state[2]
 
 
 class IterableDataset(_Objects, torch.utils.data.IterableDataset):
