@@ -26,6 +26,17 @@ from ._obstore import client_options, obstore_api
 from ._obstore import summary as _summary
 from .s3_credentials import ObstoreCredentials, boto3_credentials
 
+#: Guards replacing a provider's store lock in a forked child (itself replaced after a fork).
+_relock = threading.Lock()
+
+
+def _new_relock() -> None:
+    global _relock
+    _relock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_relock)
+
 if TYPE_CHECKING:
     from obstore.store import ClientConfig, S3Config
 
@@ -121,8 +132,12 @@ class ObstoreStores:
         self._store_lock, self._lock_pid = threading.Lock(), os.getpid()
 
     def _lock(self) -> threading.Lock:
-        if self._lock_pid != os.getpid():  # Forked: the parent's lock may have been held at fork time.
-            self._store_lock, self._lock_pid = threading.Lock(), os.getpid()
+        pid = os.getpid()
+        if self._lock_pid != pid:  # Forked: the parent's lock may have been held at fork time.
+            with _relock:  # one new lock per process, even when several threads get here at once
+                if self._lock_pid != pid:
+                    self._store_lock = threading.Lock()
+                    self._lock_pid = pid
         return self._store_lock
 
     def _get_store(self) -> Any:
