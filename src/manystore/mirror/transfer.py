@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import pickle
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -170,15 +170,22 @@ class Transfer:
         Local pairs go through the provider's batch copy first; what fails there is
         retried on the per-object route, so errors and retries are those of :meth:`copy`.
         """
-        errors: list[BaseException | None] = [None] * len(jobs)
-        batched = [i for i, job in enumerate(jobs) if job[3] is None] if self._local_pair else []
-        if batched and self._local_pair is not None:  # symlinks to recreate take the per-object route
-            src_sp, dst_sp = self._local_pair
-            done = dst_sp.copy_many_from(src_sp, [(jobs[i][0], jobs[i][1]) for i in batched])
-            for i, error in zip(batched, done, strict=True):
-                errors[i] = error
-        in_batch = set(batched)
+        pair = self._local_pair
+        if pair is not None and all(job[3] is None for job in jobs):  # the common case: plain files
+            errors = pair[1].copy_many_from(pair[0], [(job[0], job[1]) for job in jobs])
+            batched: Sequence[int] = range(len(jobs))
+        else:  # symlinks to recreate take the per-object route
+            errors = [None] * len(jobs)
+            batched = [i for i, job in enumerate(jobs) if job[3] is None] if pair is not None else []
+            if batched and pair is not None:
+                done = pair[1].copy_many_from(pair[0], [(jobs[i][0], jobs[i][1]) for i in batched])
+                for i, error in zip(batched, done, strict=True):
+                    errors[i] = error
         io = self.target._io
+        cached = io.cache() is not None
+        if not cached and len(batched) == len(jobs) and not any(errors):
+            return errors
+        in_batch = set(batched)
         for i, job in enumerate(jobs):
             if i not in in_batch or errors[i] is not None:
                 try:
@@ -186,7 +193,7 @@ class Transfer:
                     errors[i] = None
                 except Exception as exc:
                     errors[i] = exc
-            elif io.cache() is not None:
+            elif cached:
                 io.invalidate(job[1])
         return errors
 
@@ -216,7 +223,12 @@ def transfer_jobs(
     def settle(done: set[Future[list[BaseException | None]]]) -> None:
         for fut in done:
             batch = pending.pop(fut)
-            for job, error in zip(batch, fut.result(), strict=True):
+            errors = fut.result()
+            if on_done is None and not any(errors):  # all copied: count them in one go
+                result.copied += len(batch)
+                result.bytes_copied += sum(job[2] for job in batch)
+                continue
+            for job, error in zip(batch, errors, strict=True):
                 if error is None:
                     result.copied += 1
                     result.bytes_copied += job[2]
