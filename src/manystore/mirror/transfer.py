@@ -303,23 +303,14 @@ def transfer_jobs(
     def settle(done: set[Future[list[BaseException | None]]]) -> None:
         for fut in done:
             batch = pending.pop(fut)
-            errors = fut.result()
-            if on_done is None and not any(errors):  # all copied: count them in one go
-                result.copied += len(batch)
-                result.bytes_copied += sum(job[2] for job in batch)
-                continue
-            for job, error in zip(batch, errors, strict=True):
-                if error is None:
-                    result.copied += 1
-                    result.bytes_copied += job[2]
-                else:
-                    result.failures[job[0]] = error
-                if on_done is not None:
-                    on_done(job, error)
+            _account(result, batch, fut.result(), on_done)
 
+    size = transfer.batch_size
+    if threads == 1 and size > 1:  # one batched copier: it runs here, no lock handoffs to a thread
+        _transfer_inline(transfer, jobs, result, on_start, on_done)
+        return result
     batch: list[Job] = []
     nbytes = 0
-    size = transfer.batch_size
     folder = ""  # target directory of the batch: a batch never spans two (one directory fd each side)
     with ThreadPoolExecutor(threads) as pool:
         for job in jobs:
@@ -343,3 +334,50 @@ def transfer_jobs(
             pending[pool.submit(transfer.copy_batch, batch)] = batch
         settle(wait(pending).done)
     return result
+
+
+def _transfer_inline(
+    transfer: Transfer,
+    jobs: Iterable[Job],
+    result: TransferResult,
+    on_start: Callable[[Job], None] | None,
+    on_done: Callable[[Job, BaseException | None], None] | None,
+) -> None:
+    """:func:`transfer_jobs` on one thread, the calling one: each batch is copied as soon as it is
+    complete, between the planner's steps (listing and copying still interleave)."""
+    batch: list[Job] = []
+    nbytes, size, folder = 0, transfer.batch_size, ""
+
+    for job in jobs:
+        if on_start is not None:
+            on_start(job)
+        where = job[1].rpartition("/")[0]
+        if (where != folder or len(batch) >= size or nbytes >= BATCH_BYTES) and batch:
+            _account(result, batch, transfer.copy_batch(batch), on_done)
+            batch, nbytes = [], 0
+        folder = where
+        batch.append(job)
+        nbytes += job[2]
+    if batch:
+        _account(result, batch, transfer.copy_batch(batch), on_done)
+
+
+def _account(
+    result: TransferResult,
+    batch: list[Job],
+    errors: list[BaseException | None],
+    on_done: Callable[[Job, BaseException | None], None] | None,
+) -> None:
+    """Count a finished batch into ``result`` (and report each job to ``on_done``)."""
+    if on_done is None and not any(errors):  # all copied: count them in one go
+        result.copied += len(batch)
+        result.bytes_copied += sum(job[2] for job in batch)
+        return
+    for job, error in zip(batch, errors, strict=True):
+        if error is None:
+            result.copied += 1
+            result.bytes_copied += job[2]
+        else:
+            result.failures[job[0]] = error
+        if on_done is not None:
+            on_done(job, error)
