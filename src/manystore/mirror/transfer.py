@@ -52,7 +52,7 @@ OBJECT_ATTEMPTS = 2
 #: Local -> local copies go to the threads in batches of up to this many objects (or
 #: :data:`BATCH_BYTES`): one task per batch, not per file, and one directory lookup per
 #: batch. Routes over the network keep one object per task (their parallelism is the point).
-LOCAL_BATCH = 64
+LOCAL_BATCH = 128
 BATCH_BYTES = 8 << 20
 
 
