@@ -9,8 +9,8 @@ figure is the median of ``runs``.
 
 The tools, at their best local settings:
 
-- manystore API: ``target.sync_from(source)`` at its defaults (local -> local: half the
-  CPUs, 1 to 4 threads; see ``manystore.mirror.transfer.local_threads``).
+- manystore API: ``target.sync_from(source)`` at its defaults (local -> local on a local disk:
+  half the CPUs, 1 to 4 threads; see ``manystore.mirror.transfer.local_threads``).
 - manystore CLI: ``python -m manystore sync SRC DST -q``, interpreter start-up included.
 - ``cp -r SRC DST`` (single-threaded; the floor). Its rerun is ``cp -ru SRC/. DST``: GNU
   cp's "copy only when the source is newer", the nearest thing it has to a no-change sync.

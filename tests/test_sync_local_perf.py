@@ -237,13 +237,14 @@ def test_local_pairs_default_to_few_threads_and_explicit_counts_win(
 
     monkeypatch.setattr(mirror, "transfer_jobs", recording)
     monkeypatch.delenv("MANYSTORE_SYNC_THREADS", raising=False)
-    assert 1 <= transfer.local_threads() <= 4
+    default = transfer.local_threads(str(tmp_path / "src"), str(tmp_path / "a"))
+    assert 1 <= default <= 16
     source = _client(tmp_path / "src")
     _client(tmp_path / "a").sync_from(source, progress=False)
     monkeypatch.setenv("MANYSTORE_SYNC_THREADS", "5")
     _client(tmp_path / "b").sync_from(source, progress=False)
     _client(tmp_path / "c").sync_from(source, threads=7, progress=False)
-    assert used == [transfer.local_threads(), 5, 7]
+    assert used == [default, 5, 7]
     assert _files(tmp_path / "c") == _files(tmp_path / "src")
 
 
@@ -281,3 +282,58 @@ def test_posix_plan_decides_as_the_metadata_plan(tmp_path: Path) -> None:
         generic.unmatched,
     )
     assert (fast.skipped, fast.unmatched) == (2, ["only-here.bin"])
+
+
+_MOUNTS = """\
+22 27 0:21 / /proc rw,relatime - proc proc rw
+27 1 254:0 / / rw,relatime - ext4 /dev/vda rw
+25 27 0:23 / /dev/shm rw,relatime - tmpfs tmpfs rw
+30 25 0:27 / /dev/shm rw,relatime - ramfs none rw
+40 27 0:40 / /mnt/team\\040share rw - nfs4 server:/export rw
+41 27 0:41 / /mnt/sshfs rw - fuse.sshfs me@host: rw
+"""
+
+
+def test_mount_fs_type_reads_the_deepest_mount_of_a_path() -> None:
+    assert transfer.mount_fs_type("/home/me/data", _MOUNTS) == "ext4"
+    assert transfer.mount_fs_type("/dev/shm/x", _MOUNTS) == "ramfs"  # mounted over the tmpfs: the last wins
+    assert transfer.mount_fs_type("/dev/shmem", _MOUNTS) == "ext4"  # a name sharing the prefix is not inside
+    assert transfer.mount_fs_type("/mnt/team share/a/b", _MOUNTS) == "nfs4"  # octal-escaped space
+    assert transfer.mount_fs_type("/mnt/sshfs", _MOUNTS) == "fuse.sshfs"
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/mountinfo"), reason="no /proc/self/mountinfo (not Linux)")
+def test_local_threads_follow_what_bounds_the_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    kinds = {"mem": "tmpfs", "disk": "ext4", "net": "nfs4", "fuse": "fuse.sshfs"}
+    monkeypatch.setattr(transfer, "mount_fs_type", lambda path, mountinfo=None: kinds[Path(path).name])
+    per_disk = max(1, min(4, (os.cpu_count() or 2) // 2))
+    assert transfer.local_threads("/x/mem", "/y/mem") == 1  # CPU work: one thread
+    assert transfer.local_threads("/x/mem", "/y/disk") == per_disk
+    assert transfer.local_threads("/x/disk", "/y/net") == 16  # round trips: overlap them
+    assert transfer.local_threads("/x/fuse", "/y/mem") == 16
+    assert transfer.local_threads() == per_disk
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="no /dev/shm (tmpfs) on this machine")
+def test_sync_within_memory_file_system_uses_one_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    import manystore.mirror as mirror
+
+    if transfer.mount_fs_type("/dev/shm") not in transfer.MEMORY_FILE_SYSTEMS:
+        pytest.skip(f"/dev/shm is {transfer.mount_fs_type('/dev/shm')}, not a memory file system")
+    used: list[int] = []
+    real = mirror.transfer_jobs
+    monkeypatch.setattr(
+        mirror,
+        "transfer_jobs",
+        lambda tr, jobs, threads, *a, **k: used.append(threads) or real(tr, jobs, threads, *a, **k),
+    )
+    monkeypatch.delenv("MANYSTORE_SYNC_THREADS", raising=False)
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as shm:
+        tree = _tree(Path(shm) / "src", 50)
+        result = _client(Path(shm) / "dst").sync_from(_client(Path(shm) / "src"), progress=False)
+        assert (result.copied, used) == (50, [1])
+        assert _files(Path(shm) / "dst") == tree

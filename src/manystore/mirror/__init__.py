@@ -6,7 +6,7 @@ How it runs:
   target lacks it or differs in size, or in content MD5 where both sides expose one (S3
   single-part ETags), or when the target is older than the source. Unchanged objects
   are skipped, so rerunning a sync — also one that was killed — copies only the rest.
-* **Transfer.** Threads in this process (``threads``, default 16; local → local 1 to 4), transfers starting while
+* **Transfer.** Threads in this process (``threads``, default 16; local → local by the file systems, 1 to 16), transfers starting while
   the source is still listed. With ``num_worker_processes`` > 1 the tree is split into
   partitions (directories, and key ranges of big ones — see :mod:`manystore.mirror.work`)
   that worker processes list and sync, each on ``threads`` threads; ``execution="ray"``
@@ -46,7 +46,7 @@ from .plan import (
     iter_plan,
     plan_partition,
 )
-from .transfer import Transfer, TransferResult, is_local_pair, local_threads, transfer_jobs
+from .transfer import Transfer, TransferResult, is_local_pair, local_pair_threads, transfer_jobs
 from .work import SPLIT_ABOVE, Outcome, sync_partition
 
 if TYPE_CHECKING:
@@ -277,7 +277,8 @@ def sync_clients(
         description: Label of the progress bar and the log line.
         num_worker_processes: Worker processes (``None`` or 1: threads in this process only).
         threads: Transfer threads per process or Ray task (default ``MANYSTORE_SYNC_THREADS``, else
-            16, or for local -> local half the CPUs, 1 to 4: see :func:`~manystore.mirror.transfer.local_threads`).
+            16, or for local -> local by the file systems: 1 in memory, 16 over a network, else half
+            the CPUs, 1 to 4: see :func:`~manystore.mirror.transfer.local_threads`).
         include: Glob patterns (on keys relative to ``source_path``); only matching objects sync.
         exclude: Glob patterns of objects to leave alone (on both sides, also for deletion).
         dry_run: Plan only: count what would be copied/deleted, change nothing.
@@ -326,7 +327,10 @@ def sync_clients(
     elif "MANYSTORE_SYNC_THREADS" in os.environ:
         workers = int(os.environ["MANYSTORE_SYNC_THREADS"])
     else:
-        workers = local_threads() if is_local_pair(source, target) else DEFAULT_SYNC_THREADS
+        local = is_local_pair(source, target)
+        workers = (
+            local_pair_threads(source, source_path, target, target_path) if local else DEFAULT_SYNC_THREADS
+        )
     if workers < 1:
         raise ConfigError(f"sync threads must be >= 1, got {workers!r}")
     spec = SyncSpec(

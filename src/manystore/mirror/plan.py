@@ -72,6 +72,11 @@ class SyncSpec:
         return not self.exclude or not any(match_glob(p, rel) for p in self.exclude)
 
     @functools.cached_property
+    def plain(self) -> bool:
+        """No key filter at all (no globs, patterns or ``ignore_hidden``): every key is selected and copied."""
+        return not (self.include or self.exclude or self.patterns or self.ignore_hidden)
+
+    @functools.cached_property
     def _matcher(self) -> PatternMatcher | None:
         return PatternMatcher(list(self.patterns)) if self.patterns else None
 
@@ -207,24 +212,40 @@ def _iter_posix_plan(
     (POSIX ETags are never MD5s: equal size and mtime, or a target at least as new as the
     source to the whole second) on ``(key, size, mtime)`` tuples instead of metadata objects."""
     existing: dict[str, tuple[int, int]] = {}
+    plain = spec.plain
     cut = len(spec.dst_prefix)
-    for key, size, mtime in dst_sp.scan_files(spec.dst_prefix + part.rel, *part.bounds(spec.dst_prefix)):
-        rel = key[cut:]
-        if spec.selected(rel):
-            existing[rel] = (size, mtime)
+    for chunk in dst_sp.scan_chunks(spec.dst_prefix + part.rel, *part.bounds(spec.dst_prefix)):
+        for key, size, mtime in chunk:
+            rel = key[cut:]
+            if plain or spec.selected(rel):
+                existing[rel] = (size, mtime)
     cut = len(spec.src_prefix)
     dst_prefix = spec.dst_prefix
-    for key, size, mtime in src_sp.scan_files(spec.src_prefix + part.rel, *part.bounds(spec.src_prefix)):
-        rel = key[cut:]
-        if not spec.selected(rel):
+    same = spec.src_prefix == dst_prefix  # then a target key is its source key
+    for chunk in src_sp.scan_chunks(spec.src_prefix + part.rel, *part.bounds(spec.src_prefix)):
+        if plain and not existing:  # nothing to compare with or filter: copy the lot
+            if same:
+                for key, size, _ in chunk:
+                    yield (key, key, size, None)
+            else:
+                for key, size, _ in chunk:
+                    yield (key, dst_prefix + key[cut:], size, None)
             continue
-        dst = existing.pop(rel, None) if existing else None
-        if not spec.copies(rel):
-            continue  # as in iter_plan
-        if dst is not None and dst[0] == size and (dst[1] == mtime or dst[1] >= mtime - mtime % _SECOND_NS):
-            plan.skipped += 1
-            continue
-        yield (key, dst_prefix + rel, size, None)
+        for key, size, mtime in chunk:
+            rel = key[cut:]
+            if not plain and not spec.selected(rel):
+                continue
+            dst = existing.pop(rel, None) if existing else None
+            if not plain and not spec.copies(rel):
+                continue  # as in iter_plan
+            if (
+                dst is not None
+                and dst[0] == size
+                and (dst[1] == mtime or dst[1] >= mtime - mtime % _SECOND_NS)
+            ):
+                plan.skipped += 1
+                continue
+            yield (key, dst_prefix + rel, size, None)
     if spec.delete_unmatched_files:
         plan.unmatched = sorted(dst_prefix + rel for rel in existing)
 

@@ -10,11 +10,12 @@ import itertools
 import os
 import threading
 
-__all__ = ["TEMP_SUFFIX", "temp_file_beside", "temp_name", "writer_alive"]
+__all__ = ["TEMP_SUFFIX", "temp_counter", "temp_file_beside", "temp_name", "temp_tag", "writer_alive"]
 
 #: Suffix of in-flight temporary files; listings skip them.
 TEMP_SUFFIX = ".manystore-tmp"
-_temp_counter = itertools.count()
+#: Numbers temp names (with :func:`temp_tag`) so that no two of one thread collide.
+temp_counter = itertools.count()
 _pid = os.getpid()
 
 
@@ -26,9 +27,14 @@ def _forked() -> None:
 os.register_at_fork(after_in_child=_forked)
 
 
+def temp_tag() -> str:
+    """``pid-thread``: this writer's part of a temp name (``.NAME.TAG-N`` + :data:`TEMP_SUFFIX`)."""
+    return f"{_pid}-{threading.get_ident()}"
+
+
 def temp_name(name: str) -> str:
     """A new temp file name for the file ``name`` (in the same directory), naming this writer."""
-    return f".{name}.{_pid}-{threading.get_ident()}-{next(_temp_counter)}{TEMP_SUFFIX}"
+    return f".{name}.{_pid}-{threading.get_ident()}-{next(temp_counter)}{TEMP_SUFFIX}"
 
 
 def temp_file_beside(destination: str) -> tuple[int, str]:

@@ -22,32 +22,23 @@ import shutil
 import stat
 import threading
 import urllib.parse
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from typing import IO, Any
 
 from ..errors import InvalidPathError, ObjectNotFoundError, PreconditionFailedError
 from ..types import ObjectMetadata, Range, SignerType
 from ..utils import normalize_key, within_bounds
-from ._tempfile import TEMP_SUFFIX, temp_file_beside, temp_name, writer_alive
+from ._posix_copy import COPY_CHUNK, atomic_write, copy_many
+from ._tempfile import TEMP_SUFFIX, temp_file_beside, writer_alive
 from .base import BaseStorageProvider, presign_request
 
 __all__ = ["TEMP_SUFFIX", "PosixFileStorageProvider", "atomic_write", "temp_file_beside"]
 
-_COPY_CHUNK = 8 << 20
 _VERIFIED_DIRS_LIMIT = 8192
 _READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC
 _MAX_SINGLE_READ = 1 << 30
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-# In-kernel copies, tried in order: (src fd, dst fd, count) -> bytes copied, at both file positions.
-_KERNEL_COPIES: list[Callable[[int, int, int], int]] = [
-    lambda src, dst, n: os.sendfile(dst, src, None, n),
-]
-if hasattr(os, "copy_file_range"):
-    _KERNEL_COPIES.insert(0, lambda src, dst, n: os.copy_file_range(src, dst, n))
-# errnos meaning "not this way here" (cross-device, unsupported file system): try the next route.
-_NO_KERNEL_COPY = {errno.ENOSYS, errno.EXDEV, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EBADF}
 
 
 def _etag(st: os.stat_result) -> str:
@@ -62,88 +53,6 @@ def _metadata(key: str, st: os.stat_result, is_dir: bool = False) -> ObjectMetad
         type="directory" if is_dir else "file",
         etag=None if is_dir else _etag(st),
     )
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _copy_fd(src: int, dst: int, size: int) -> None:
-    """Copy ``size`` bytes from ``src``'s position to ``dst``'s, in the kernel where it can.
-
-    ``copy_file_range`` first (a reflink on file systems that share extents), then
-    ``sendfile``, then ``read``/``write`` — each taking over where the one before stopped.
-    Bytes appended to ``src`` while it is copied are left out (a rerun sees the new size).
-    """
-    done = 0
-    for move in _KERNEL_COPIES:
-        try:
-            while done < size:
-                n = move(src, dst, size - done)
-                if n == 0:  # EOF (the file shrank), or this route copies nothing here
-                    break
-                done += n
-        except OSError as err:
-            if err.errno not in _NO_KERNEL_COPY:
-                raise
-        if done >= size:
-            return
-    while done < size and (chunk := os.read(src, min(_COPY_CHUNK, size - done))):
-        _write_all(dst, chunk)
-        done += len(chunk)
-
-
-def atomic_write(source: str | IO, destination: str) -> None:
-    """Write ``source`` (a path or a binary file object) to ``destination`` atomically.
-
-    The bytes go to a temporary file beside ``destination`` (its directory is created when
-    missing), which is then renamed over it: readers see the old file or the new one,
-    never a mix, and a killed writer leaves only the temp file (see ``reap_temp_files``).
-    """
-    try:
-        fd, tmp = temp_file_beside(destination)
-    except FileNotFoundError:  # the directory is new: create it only now
-        os.makedirs(os.path.dirname(destination) or ".", exist_ok=True)
-        fd, tmp = temp_file_beside(destination)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            if isinstance(source, str):
-                src = os.open(source, _READ_FLAGS)
-                try:
-                    _copy_fd(src, out.fileno(), os.fstat(src).st_size)
-                finally:
-                    os.close(src)
-            else:
-                shutil.copyfileobj(source, out, _COPY_CHUNK)
-        os.replace(tmp, destination)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def _split(key: str) -> tuple[str, str]:
-    """``(directory, file name)`` of a file key."""
-    directory, _, name = normalize_key(key).rpartition("/")
-    if not name:
-        raise InvalidPathError(f"key {key!r} names a directory, not a file")
-    return directory, name
-
-
-def _dir_fd(fds: dict[str, int | BaseException], rel_dir: str, opener: Callable[[str], int]) -> int:
-    """The fd of ``rel_dir`` from ``fds``, opened on first use (a failure is remembered too)."""
-    fd = fds.get(rel_dir)
-    if fd is None:
-        try:
-            fd = fds[rel_dir] = opener(rel_dir)
-        except Exception as exc:
-            fds[rel_dir] = exc
-            raise
-    if isinstance(fd, BaseException):
-        raise fd
-    return fd
 
 
 class PosixFileStorageProvider(BaseStorageProvider):
@@ -378,30 +287,9 @@ class PosixFileStorageProvider(BaseStorageProvider):
         Returns:
             Per pair, ``None`` when copied, else its error (the other pairs still run).
         """
-        errors: list[BaseException | None] = []
-        src_dirs: dict[str, int | BaseException] = {}
-        dst_dirs: dict[str, int | BaseException] = {}
-        try:
-            for src_key, dst_key in pairs:
-                try:
-                    src_dir, src_name = _split(src_key)
-                    dst_dir, dst_name = _split(dst_key)
-                    try:
-                        sfd = _dir_fd(src_dirs, src_dir, lambda d: source._open_dir(d, create=False))
-                    except (FileNotFoundError, NotADirectoryError):
-                        raise source._missing(src_key)
-                    dfd = _dir_fd(dst_dirs, dst_dir, lambda d: self._open_dir(d, create=True))
-                    self._copy_at(source, src_key, sfd, src_name, dfd, dst_name)
-                    errors.append(None)
-                except Exception as exc:
-                    errors.append(exc)
-        finally:
-            for fd in (*src_dirs.values(), *dst_dirs.values()):
-                if isinstance(fd, int):
-                    os.close(fd)
-        return errors
+        return copy_many(self, source, pairs)
 
-    def _open_dir(self, rel_dir: str, create: bool) -> int:
+    def open_dir(self, rel_dir: str, create: bool) -> int:
         """An fd of directory ``rel_dir`` (``""``: the base), refusing any escape; with
         ``create``, a missing directory is made (once, whichever thread asks first)."""
         full = self._base_join + rel_dir if rel_dir else self._base_path
@@ -421,38 +309,7 @@ class PosixFileStorageProvider(BaseStorageProvider):
             except FileNotFoundError:
                 os.makedirs(real, exist_ok=True)
                 self.directories_created += 1
-        return self._open_dir(rel_dir, create=False)
-
-    def _copy_at(
-        self, source: PosixFileStorageProvider, src_key: str, sdir: int, sname: str, ddir: int, dname: str
-    ) -> None:
-        try:
-            try:
-                sfd = os.open(sname, _READ_FLAGS | os.O_NOFOLLOW, dir_fd=sdir)
-            except OSError as err:
-                if err.errno != errno.ELOOP:
-                    raise
-                sfd = os.open(source._path(src_key), _READ_FLAGS)  # a symlink: checked, then followed
-        except (FileNotFoundError, NotADirectoryError):
-            raise source._missing(src_key)
-        try:
-            st = os.fstat(sfd)
-            if not stat.S_ISREG(st.st_mode):
-                raise source._missing(src_key)
-            tmp = temp_name(dname)
-            dfd = os.open(tmp, _TEMP_FLAGS, 0o666, dir_fd=ddir)
-            try:
-                try:
-                    _copy_fd(sfd, dfd, st.st_size)
-                finally:
-                    os.close(dfd)
-                os.replace(tmp, dname, src_dir_fd=ddir, dst_dir_fd=ddir)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp, dir_fd=ddir)
-                raise
-        finally:
-            os.close(sfd)
+        return self.open_dir(rel_dir, create=False)
 
     def reap_temp_files(self, prefix: str) -> int:
         """Remove temp files under ``prefix`` whose writer process (named in the file) is gone."""
@@ -505,7 +362,7 @@ class PosixFileStorageProvider(BaseStorageProvider):
             data = os.read(fd, st.st_size + 1) if st.st_size < _MAX_SINGLE_READ else b""
             if len(data) <= st.st_size:  # short read, a large file, or the file grew: read to EOF
                 parts = [data]
-                while chunk := os.read(fd, _COPY_CHUNK):
+                while chunk := os.read(fd, COPY_CHUNK):
                     parts.append(chunk)
                 data = b"".join(parts)
             return data
@@ -521,7 +378,7 @@ class PosixFileStorageProvider(BaseStorageProvider):
             atomic_write(src, f)
         else:
             with open(src, "rb") as fh:
-                shutil.copyfileobj(fh, f, _COPY_CHUNK)
+                shutil.copyfileobj(fh, f, COPY_CHUNK)
 
     def get_object_metadata(self, path: str, strict: bool = True) -> ObjectMetadata:
         """Metadata of a file; with ``strict=False`` a directory answers as ``type="directory"``."""
@@ -566,11 +423,73 @@ class PosixFileStorageProvider(BaseStorageProvider):
     ) -> Iterator[tuple[str, int, int]]:
         """``(key, size, mtime in ns)`` of the files :meth:`list_objects` lists (recursively), in
         the same order: the sync planner's listing, without building metadata objects."""
+        for chunk in self.scan_chunks(prefix, start_after, end_at):
+            yield from chunk
+
+    def scan_chunks(
+        self, prefix: str, start_after: str | None = None, end_at: str | None = None
+    ) -> Iterator[list[tuple[str, int, int]]]:
+        """:meth:`scan_files` a run of files of one directory at a time (each list non-empty,
+        the lists in key order): the cheapest listing to iterate over many small files."""
         prefix = normalize_key(prefix) if prefix else ""
         head, _, _ = prefix.rpartition("/")
         rel_dir = head + "/" if head else ""
-        for key, st, _ in self._walk(self._path(head), rel_dir, prefix, start_after, end_at, False):
-            yield key, st.st_size, st.st_mtime_ns
+        yield from self._scan(self._path(head), rel_dir, prefix, start_after, end_at)
+
+    def _scan(
+        self, directory: str, rel_dir: str, prefix: str, start_after: str | None, end_at: str | None
+    ) -> Iterator[list[tuple[str, int, int]]]:
+        """The files under ``directory`` as :meth:`scan_chunks` yields them; the same entries and
+        order as :meth:`_walk` (not one level), with the per-file checks a directory needs only."""
+        try:
+            with os.scandir(directory) as it:
+                # Byte order of full keys: a directory sorts as "name/" so "a-b" < "a/" < "a0".
+                entries = sorted([(e.name + "/" if e.is_dir() else e.name, e) for e in it])
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                return
+            raise
+        # Per-file key checks only where this directory can hold keys outside prefix or bounds.
+        check_prefix = not rel_dir.startswith(prefix)
+        bounded = start_after is not None or end_at is not None
+        files: list[tuple[str, int, int]] = []
+        for name, entry in entries:
+            if name[-1] == "/":
+                sub = rel_dir + name
+                if not (sub.startswith(prefix) or prefix.startswith(sub)):
+                    continue
+                if end_at is not None and sub > end_at and not end_at.startswith(sub):
+                    break
+                if start_after is not None and sub <= start_after and not start_after.startswith(sub):
+                    continue
+                if entry.is_symlink() and not self._inside(entry.path):
+                    continue
+                if files:
+                    yield files
+                    files = []
+                yield from self._scan(entry.path, sub, prefix, start_after, end_at)
+                continue
+            if name.endswith(TEMP_SUFFIX):
+                continue
+            key = rel_dir + name
+            if check_prefix and not key.startswith(prefix):
+                continue
+            if bounded:
+                if end_at is not None and key > end_at:
+                    break
+                if start_after is not None and key <= start_after:
+                    continue
+            try:
+                st = entry.stat()
+            except FileNotFoundError:  # removed while listing
+                continue
+            if entry.is_symlink() and not self._inside(entry.path):
+                continue
+            files.append((key, st.st_size, st.st_mtime_ns))
+        if files:
+            yield files
 
     def _walk(
         self,
