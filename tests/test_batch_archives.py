@@ -329,3 +329,34 @@ def test_missing_source_is_skippable_but_a_short_source_breaks_the_writer(backen
     assert not c.is_file("short.tar")
     with pytest.raises(ValueError, match="is broken"):
         w.add("more", b"x")
+
+
+@pytest.mark.parametrize("server_name", ["rclone_server", "moto_server"])
+def test_first_ranged_gets_learn_server_behaviour_once(
+    server_name: str, request: pytest.FixtureRequest
+) -> None:
+    # rclone answers ranged GETs with 200 + Content-Range, which obstore refuses; the provider
+    # sends its first ranged GET alone to learn that, so 16 concurrent first reads cost at most
+    # one refused GET, not one per thread.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from manystore.types import Range
+
+    server: S3Server = request.getfixturevalue(server_name)
+    proxy = FaultProxy(server.endpoint_url)
+    try:
+        base = f"manystore-test/{uuid.uuid4().hex}"
+        writer = _proxied(server, proxy, base)
+        body = os.urandom(64 * 1024)
+        writer.write("r.bin", body)
+        reader = _proxied(server, proxy, base)
+        spans = [(i * 1000, 500) for i in range(16)]
+        with ThreadPoolExecutor(16) as pool:
+            got, counts = _count(
+                proxy, lambda: list(pool.map(lambda s: reader.read("r.bin", Range(s[0], s[1])), spans))
+            )
+        assert got == [body[lo : lo + n] for lo, n in spans]
+        refused = 1 if server_name == "rclone_server" else 0
+        assert counts["GET"] == len(spans) + refused, counts
+    finally:
+        proxy.close()

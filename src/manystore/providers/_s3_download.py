@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ChecksumMismatchError, RetryableError
+from ._http_range import ranged_get
 from ._obstore import S3ProviderError
 from ._obstore import translate_error as _translate
 
@@ -57,6 +61,20 @@ def unquote_etag(etag: str | None) -> str | None:
     return etag.strip('"') if etag else etag
 
 
+class _RangeProbe:
+    """The lock first ranged GETs are sent under (one per process: replaced in a forked child)."""
+
+    lock = threading.Lock()
+
+    @classmethod
+    def renew(cls) -> None:
+        cls.lock = threading.Lock()
+
+
+_RANGE_PROBE = _RangeProbe
+os.register_at_fork(after_in_child=_RangeProbe.renew)
+
+
 class RangedDownloads:
     """Mixin of :class:`~manystore.providers.s3.S3StorageProvider`: streams a GET result to a
     file object, resuming a cut stream and fetching the rest in parallel ranges."""
@@ -69,7 +87,38 @@ class RangedDownloads:
 
         def _url(self, key: str) -> str: ...
 
-        def _read_range(self, key: str, lo: int, hi: int, options: dict[str, Any]) -> Any: ...
+        def _obs(self, name: str) -> Any: ...
+
+        _ranges_broken: bool | None
+        _read_timeout: float
+        _verify: bool | str
+
+    def _read_range(self, key: str, lo: int, hi: int, options: dict[str, Any]) -> Any:
+        """Bytes ``[lo, hi)`` (clipped) as a buffer. Servers that answer ranged GETs with
+        200 + Content-Range (``rclone serve s3`` up to gofakes3's fix) make obstore fail; for them
+        the GET is presigned and sent by :func:`._http_range.ranged_get`, which accepts that answer."""
+        if self._ranges_broken is None:
+            with _RANGE_PROBE.lock:  # the other threads wait for the answer instead of guessing
+                if self._ranges_broken is None:
+                    return self._probe_range(key, lo, hi, options)
+        if not self._ranges_broken:
+            return self._obs("get")(key, options={**options, "range": (lo, hi)}).bytes()
+        url = self._obs("sign")("GET", key, timedelta(minutes=30))
+        return ranged_get(
+            url, lo, hi, options.get("if_match"), self._url(key), self._read_timeout, self._verify
+        )
+
+    def _probe_range(self, key: str, lo: int, hi: int, options: dict[str, Any]) -> Any:
+        """The first ranged GET of this provider in this process: learns how the server answers."""
+        try:
+            data = self._obs("get")(key, options={**options, "range": (lo, hi)}).bytes()
+        except Exception as err:
+            if "non-partial response" not in str(err):
+                raise  # not an answer about ranges: the next ranged GET probes again
+            self._ranges_broken = True
+            return self._read_range(key, lo, hi, options)
+        self._ranges_broken = False
+        return data
 
     def _receive(self, key: str, result: Any, fh: Any, part: int | None, verify: bool) -> None:
         """Write the object of GET ``result`` to ``fh`` in order.

@@ -35,7 +35,6 @@ from ..errors import (
 )
 from ..types import CredentialsProvider, ObjectMetadata, Range, RetryConfig, SignerType
 from ..utils import key_before, normalize_key, parse_size, within_bounds
-from ._http_range import ranged_get
 from ._obstore import (
     ObstoreForkError,
     ObstoreWriter,
@@ -210,7 +209,9 @@ class S3StorageProvider(ObstoreStores, RangedDownloads, BucketStorageProvider):
         self._pool_size: int | None = (
             None if pool is None else positive_option("S3", "max_pool_connections", pool, int)
         )
-        self._ranges_broken = False  # Set once the server answered a ranged GET with 200.
+        # None until the first ranged GET shows whether the server answers ranges with 206
+        # (False) or with 200 + Content-Range (True); the first one is sent alone.
+        self._ranges_broken: bool | None = None
         self._init_stores()
 
     # ------------------------------------------------------------------ plumbing
@@ -307,22 +308,6 @@ class S3StorageProvider(ObstoreStores, RangedDownloads, BucketStorageProvider):
         parts: list[Any] = []
         self._receive(key, result, collect_into(parts), self._io_chunksize, verify=False)
         return b"".join(parts)
-
-    def _read_range(self, key: str, lo: int, hi: int, options: dict[str, Any]) -> Any:
-        """Bytes ``[lo, hi)`` (clipped) as a buffer. Servers that answer ranged GETs with
-        200 + Content-Range (``rclone serve s3`` up to gofakes3's fix) make obstore fail; for them
-        the GET is presigned and sent by :func:`._http_range.ranged_get`, which accepts that answer."""
-        if not self._ranges_broken:
-            try:
-                return self._obs("get")(key, options={**options, "range": (lo, hi)}).bytes()
-            except Exception as err:
-                if "non-partial response" not in str(err):
-                    raise
-                self._ranges_broken = True
-        url = self._obs("sign")("GET", key, timedelta(minutes=30))
-        return ranged_get(
-            url, lo, hi, options.get("if_match"), self._url(key), self._read_timeout, self._verify
-        )
 
     def get_object_metadata(self, path: str, strict: bool = True) -> ObjectMetadata:
         """HEAD the object. With ``strict=False`` a prefix with children answers as a directory.
