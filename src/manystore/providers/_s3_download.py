@@ -103,6 +103,9 @@ class RangedDownloads:
                     return self._probe_range(key, lo, hi, options)
         if not self._ranges_broken:
             return self._obs("get")(key, options={**options, "range": (lo, hi)}).bytes()
+        return self._presigned_range(key, lo, hi, options)
+
+    def _presigned_range(self, key: str, lo: int, hi: int, options: dict[str, Any]) -> bytes:
         url = self._obs("sign")("GET", key, timedelta(minutes=30))
         return ranged_get(
             url, lo, hi, options.get("if_match"), self._url(key), self._read_timeout, self._verify
@@ -116,7 +119,7 @@ class RangedDownloads:
             if "non-partial response" not in str(err):
                 raise  # not an answer about ranges: the next ranged GET probes again
             self._ranges_broken = True
-            return self._read_range(key, lo, hi, options)
+            return self._presigned_range(key, lo, hi, options)
         self._ranges_broken = False
         return data
 
