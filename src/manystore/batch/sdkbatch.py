@@ -45,6 +45,14 @@ class _LabelledBatch(GetBatch):
     def __init__(self, labels: dict[int, tuple[Bucket, str]], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._labels = labels
+        #: Infos of the items that failed so far (reported in place), in request order.
+        self.failed: list[BatchItemInfo] = []
+
+    def _outcome(self, slot: Any, stats: Any) -> tuple[BatchItemInfo, bytes]:
+        info, data = super()._outcome(slot, stats)
+        if info.err_msg:
+            self.failed.append(info)
+        return info, data
 
     def _info(self, item: BatchItem) -> BatchItemInfo:
         bucket, name = self._labels[id(item)]
@@ -114,6 +122,8 @@ class Batch:
         }
         GetBatch(**self._options)  # validates the options now
         self._items: list[tuple[BatchItem, Bucket, str]] = []
+        #: The request of the last :meth:`get` (its ``stats``, and ``failed``: infos of failed items).
+        self.last_request: _LabelledBatch | None = None
         if objects is not None:
             for obj in objects if isinstance(objects, list) else [objects]:
                 if not isinstance(obj, (Object, str)):
