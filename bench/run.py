@@ -16,6 +16,9 @@ S11 a PyTorch DataLoader (0 and 2 workers, 2 epochs) over raw 16 KiB and 256 KiB
 manystore's datasets, s3torchconnector's, litdata's ``StreamingRawDataset`` and an MSC map
 dataset, each in a fresh process (peers in their own venvs; see ``bench/torch_loader.py``);
 S11 always runs those four, whatever ``--libs`` says.
+S13 ``manystore.batch``: Get-Batch of 10,000 x 16 KiB objects vs a GET loop (manystore, MSC)
+vs the 16-thread obstore ceiling, and one 64 KiB member out of a 1 GiB tar, cold and warm, vs
+downloading it (see ``bench/batch_bench.py``); S13 always runs its own columns.
 Every figure is the median of ``--runs`` (>= 3) runs. The markdown table is printed and
 written to ``bench/results/latest.md``.
 """
@@ -36,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import layers, local_sync, sync_bench, telemetry_bench, torch_loader
+from bench import batch_bench, layers, local_sync, sync_bench, telemetry_bench, torch_loader
 from bench.libs import POSIX_LIBS, S3_LIBS, Endpoint, make_posix, make_s3
 from bench.report import Report
 
@@ -47,7 +50,7 @@ CHUNK = 8 * MiB
 SMALL = 4096
 S1_THREADS = (1, 16)
 RANGE_THREADS = 8
-SCENARIOS = ("S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11")
+SCENARIOS = ("S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11", "S13")
 #: Scenarios that need no S3 server.
 LOCAL_ONLY = {"S10"}
 
@@ -287,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             "S9": lambda: telemetry_bench.s9(report, ep, str(work / "s9posix"), sizes, args.runs, _small_ops),
             "S10": lambda: local_sync.s10(report, work, sizes, args.runs),
             "S11": lambda: torch_loader.s11(report, ep, work, args.quick, args.runs, args.libs),
+            "S13": lambda: batch_bench.s13(report, ep, work, args.quick, args.runs),
         }
         for scen in SCENARIOS:
             if scen in args.only:

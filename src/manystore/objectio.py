@@ -257,6 +257,23 @@ class ObjectIO:
         except RetryableError as exc:
             return call_with_retry(attempt, self._retry_config, f"read {path}", first_error=exc)
 
+    def get_if_smaller(self, path: str, limit: int) -> bytes | int:
+        """The object's bytes if it has at most ``limit`` bytes, else its size (retried).
+
+        Providers without the operation (seed-style ones) get a ranged GET of ``limit``
+        bytes and, when it comes back full, a HEAD.
+        """
+        physical = self.physical(path) if self._metadata_provider is not None else path
+        sp = self._storage_provider
+
+        def attempt() -> bytes | int:
+            if isinstance(sp, BaseStorageProvider):
+                return sp.get_object_if_smaller(physical, limit)
+            data = sp.get_object(physical, Range(0, limit))
+            return data if len(data) < limit else sp.get_object_metadata(physical).content_length
+
+        return self.retry(attempt, f"read {path}")
+
     def download_into(self, path: str, fileobj: IO[bytes]) -> None:
         """Write the whole object into ``fileobj`` (truncated and rewritten on each retry)."""
         physical = self.physical(path)

@@ -27,23 +27,28 @@ if TYPE_CHECKING:
         read_member,
         write_archive,
     )
+    from .archreader import ArchiveReader
     from .bucket import Bucket
     from .client import Client
     from .getbatch import BatchItem, BatchItemInfo, BatchStats, BatchStream, GetBatch, get_batch
     from .group import ObjectGroup
     from .jobs import Job, JobStatus, WaitResult
     from .obj import Object
-    from .props import BucketEntry, BucketList, ObjectAttributes, ObjectProps
+    from .props import BucketEntry, BucketList, ListObjectFlag, ObjectAttributes, ObjectProps
     from .reader import (
         ObjectFileReader,
         ObjectFileReaderMaxResumeError,
         ObjectFileReaderStreamError,
         ObjectReader,
     )
+    from .sdkbatch import Batch
     from .templates import ObjectNames, ObjectRange, ObjectTemplate
     from .writer import ObjectFileWriter, ObjectWriter
 
 _EXPORTS = {
+    "ArchiveReader": "archreader",
+    "Batch": "sdkbatch",
+    "ListObjectFlag": "props",
     "Bucket": "bucket",
     "BucketEntry": "props",
     "BucketList": "props",
@@ -84,6 +89,9 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "ArchiveReader",
+    "Batch",
+    "ListObjectFlag",
     "Bucket",
     "BucketEntry",
     "BucketList",

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from ..mirror.transfer import Transfer
 from .group import ObjectGroup, copy_one, require_cache, worker_count
 from .jobs import start_job
-from .obj import ARCHIVE_HOOK, ETL_HOOK, Object
-from .props import BucketEntry, BucketList, ObjectProps, parse_props
+from .obj import ETL_HOOK, Object
+from .props import BucketEntry, BucketList, ListObjectFlag, ObjectProps, list_flags, parse_props
 from .templates import ObjectRange, ObjectTemplate
 from .writer import APPEND_DIR
 
@@ -33,6 +33,28 @@ logger = logging.getLogger(__name__)
 
 #: Entries per page of :meth:`Bucket.list_objects` when ``page_size`` is 0 (S3's maximum).
 DEFAULT_PAGE_SIZE = 1000
+#: Names listed as archives with ``ListObjectFlag.ARCH_DIR`` (and by ``list_archive``).
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip")
+#: Separates the archive from the member in an ``ARCH_DIR`` continuation token.
+_TOKEN_SEP = "\x00"
+
+
+def is_sidecar(name: str, seen_tars: set[str]) -> bool:
+    """True if ``name`` is the ``<tar>.idx`` index manystore wrote beside a listed tar."""
+    return name.endswith(".idx") and name[:-4] in seen_tars
+
+
+def archive_entries(bucket: Bucket, name: str, after: str = "", factory: Any = None) -> Iterator[BucketEntry]:
+    """Entries ``<name>/<member>`` of the archive object ``name`` (members after ``after``)."""
+    from .archive import list_archive
+
+    members = list_archive(bucket._client, bucket._key(name))
+    skipping = bool(after)
+    for member in members:
+        if skipping:
+            skipping = member.name != after
+            continue
+        yield BucketEntry(name=f"{name}/{member.name}", size=member.size, _factory=factory)
 
 
 def _apply_ext(name: str, ext: dict[str, str] | None) -> str:
@@ -95,6 +117,16 @@ class Bucket:
     def _url(self, name: str) -> str:
         return self._client.url_prefix + self._prefix + name
 
+    @property
+    def path_name(self) -> str:
+        """The bucket's URL without its scheme (``s3://b/p`` -> ``b/p``; ``/data/x`` -> ``data/x``).
+
+        Names the bucket inside archives: ``ObjectGroup.archive(include_source_name=True)``
+        members and Get-Batch archive members.
+        """
+        name = self.name
+        return (name.split("://", 1)[1] if "://" in name else name).strip("/")
+
     def get_path(self) -> str:
         """The bucket's URL."""
         return self.name
@@ -117,7 +149,18 @@ class Bucket:
         return ObjectGroup(self, obj_names=obj_names, obj_range=obj_range, obj_template=obj_template)
 
     # ---------------------------------------------------------------- listing
-    def _entries(self, prefix: str, start_after: str | None, wanted: set[str]) -> Iterator[BucketEntry]:
+    def _entries(
+        self, prefix: str, start_after: str | None, wanted: set[str], arch_dir: bool = False
+    ) -> Iterator[BucketEntry]:
+        """Listed objects in name order: the append staging area and tar sidecars hidden;
+        with ``arch_dir`` each archive followed by its members."""
+        seen_tars: set[str] = set()
+        if start_after and _TOKEN_SEP in start_after:  # resume inside an archive's members
+            archive, _, member = start_after.partition(_TOKEN_SEP)
+            yield from archive_entries(self, archive, member)
+            start_after = archive
+        if start_after and start_after.endswith(".tar"):
+            seen_tars.add(start_after)
         start = self._key(start_after) if start_after else None
         for meta in self._client.list(
             self._key(prefix), start_after=start, show_attributes="custom" in wanted
@@ -126,7 +169,22 @@ class Bucket:
                 continue
             if meta.key.startswith(APPEND_DIR) or not meta.key.startswith(self._prefix):
                 continue
-            yield BucketEntry.build(meta.key[len(self._prefix) :], meta, wanted, self.object)
+            name = meta.key[len(self._prefix) :]
+            if is_sidecar(name, seen_tars):
+                continue
+            if name.endswith(".tar"):
+                seen_tars.add(name)
+            yield BucketEntry.build(name, meta, wanted, self.object)
+            if arch_dir and name.lower().endswith(ARCHIVE_SUFFIXES):
+                try:
+                    yield from archive_entries(self, name)
+                except (ValueError, OSError) as exc:
+                    logger.warning(
+                        "listing %s: %s is not a readable archive (%s); listed as an object",
+                        self.name,
+                        name,
+                        exc,
+                    )
 
     def list_objects(
         self,
@@ -146,14 +204,17 @@ class Bucket:
             page_size: Entries per page (0: 1000).
             uuid: Must be empty (the pages of a listing are chained by the token alone).
             continuation_token: The token of the previous page (empty: the first page).
-            flags: Not supported (AIS list flags); must be empty.
+            flags: :class:`ListObjectFlag` s: ``ARCH_DIR`` lists each archive (``.tar``,
+                ``.tar.gz``, ``.tgz``, ``.zip``) followed by its members, named
+                ``<archive>/<member>``; ``NAME_ONLY`` and ``NAME_SIZE`` list as usual.
             target: Not supported (AIS target node); must be empty.
 
         Raises:
-            ValueError: An unsupported property, a non-empty ``uuid`` or ``target``, a negative page size.
-            NotImplementedError: ``flags`` given.
+            ValueError: An unsupported property, a non-empty ``uuid`` or ``target``, a negative
+                page size, a value that is not a flag.
+            NotImplementedError: A flag about AIS's in-cluster state (``CACHED``...).
         """
-        self._check_listing(flags, target, page_size)
+        arch_dir = ListObjectFlag.ARCH_DIR in self._check_listing(flags, target, page_size)
         if uuid:
             raise ValueError(
                 f"list_objects uuid={uuid!r}: expected '' (pages are chained by continuation_token)"
@@ -162,24 +223,31 @@ class Bucket:
         size = page_size or DEFAULT_PAGE_SIZE
         entries: list[BucketEntry] = []
         more = False
-        for entry in self._entries(prefix, continuation_token or None, wanted):
+        for entry in self._entries(prefix, continuation_token or None, wanted, arch_dir):
             if len(entries) == size:
                 more = True
                 break
             entries.append(entry)
-        return BucketList(entries, entries[-1].name if more else "")
+        return BucketList(entries, self._token(entries[-1].name) if more else "")
 
-    def _check_listing(self, flags: list[Any] | None, target: str, page_size: int) -> None:
-        if flags:
-            raise NotImplementedError(
-                f"list objects of {self.name} with flags={flags!r}: AIS list flags are not supported"
-            )
+    def _token(self, name: str) -> str:
+        """The continuation token after entry ``name`` (an archive member's says which archive)."""
+        for suffix in ARCHIVE_SUFFIXES:
+            at = name.find(suffix + "/")
+            if at > 0:
+                archive = name[: at + len(suffix)]
+                return f"{archive}{_TOKEN_SEP}{name[len(archive) + 1 :]}"
+        return name
+
+    def _check_listing(self, flags: list[Any] | None, target: str, page_size: int) -> set[ListObjectFlag]:
+        chosen = list_flags(flags, self.name)
         if target:
             raise ValueError(
                 f"list objects of {self.name}: target={target!r}; expected '' (no AIS target nodes)"
             )
         if page_size < 0:
             raise ValueError(f"page_size={page_size!r}: expected >= 0")
+        return chosen
 
     def list_objects_iter(
         self,
@@ -190,8 +258,8 @@ class Bucket:
         target: str = "",
     ) -> Iterator[BucketEntry]:
         """Every object whose name starts with ``prefix``, lazily (see :meth:`list_objects`)."""
-        self._check_listing(flags, target, page_size)
-        return self._entries(prefix, None, parse_props(props))
+        arch_dir = ListObjectFlag.ARCH_DIR in self._check_listing(flags, target, page_size)
+        return self._entries(prefix, None, parse_props(props), arch_dir)
 
     def list_all_objects(
         self,
@@ -207,6 +275,7 @@ class Bucket:
     def list_all_objects_iter(self, prefix: str = "", props: str = "name,size") -> Iterator[Object]:
         """Every object whose name starts with ``prefix``, as :class:`Object` s with cached properties."""
         parse_props(props)
+        seen_tars: set[str] = set()
         for meta in self._client.list(self._key(prefix)):
             if (
                 meta.type == "file"
@@ -214,6 +283,10 @@ class Bucket:
                 and not meta.key.startswith(APPEND_DIR)
             ):
                 name = meta.key[len(self._prefix) :]
+                if is_sidecar(name, seen_tars):
+                    continue
+                if name.endswith(".tar"):
+                    seen_tars.add(name)
                 yield Object(self, name, ObjectProps(meta, self.name, self._provider, name))
 
     def list_urls(self, prefix: str = "", etl: Any = None) -> Iterator[str]:
@@ -227,13 +300,36 @@ class Bucket:
         for entry in self.list_objects_iter(prefix):
             yield self._url(entry.name)
 
-    def list_archive(self, archive_obj_name: str, **kwargs: Any) -> list[BucketEntry]:
-        """Members of an archive object.
+    def list_archive(
+        self, archive_obj_name: str, include_archive_obj: bool = False, props: str = "", page_size: int = 0
+    ) -> list[BucketEntry]:
+        """The files inside an archive object (``.tar``, ``.tar.gz``/``.tgz``, ``.zip``), as the SDK lists them.
+
+        Entries are named ``<archive_obj_name>/<member path>`` (as an AIS listing with
+        ``ARCH_DIR``), in archive order, with their (uncompressed) sizes. A tar or zip is
+        listed from its index (see ``docs/batch-archives.md``); a tar.gz is streamed once.
+
+        Args:
+            archive_obj_name: The archive's name in this bucket.
+            include_archive_obj: Put the archive's own entry first.
+            props: Properties of the archive's own entry (see :meth:`list_objects`);
+                members carry name and size.
+            page_size: Accepted for the SDK's signature: the members come from one index,
+                not from pages (must be >= 0).
 
         Raises:
-            NotImplementedError: Always, for now: archives are not in this build yet.
+            FileNotFoundError: No object ``archive_obj_name``.
+            ValueError: Its name has no archive suffix, it is not a valid archive, or a bad
+                ``props``/``page_size``.
         """
-        raise NotImplementedError(f"list_archive({archive_obj_name!r}) of {self.name}: {ARCHIVE_HOOK}")
+        wanted = parse_props(props)
+        self._check_listing(None, "", page_size)
+        entries: list[BucketEntry] = []
+        if include_archive_obj:
+            meta = self._client.info(self._key(archive_obj_name))
+            entries.append(BucketEntry.build(archive_obj_name, meta, wanted, self.object))
+        entries.extend(archive_entries(self, archive_obj_name))
+        return entries
 
     # ------------------------------------------------------------ many objects
     def put_files(

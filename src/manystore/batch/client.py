@@ -28,6 +28,7 @@ from .obj import ETL_HOOK, Object
 
 if TYPE_CHECKING:
     from ..client import StorageClient
+    from .sdkbatch import Batch
 
 __all__ = ["PROVIDER_SCHEMES", "Client"]
 
@@ -191,13 +192,55 @@ class Client:
         """The job with id ``job_id`` (started by a group or bucket operation on this machine)."""
         return Job(job_id, job_kind, self._jobs_location)
 
-    def batch(self, objects: Any = None, bucket: Any = None, **kwargs: Any) -> Any:
-        """Get-Batch: many objects fetched concurrently, delivered in order.
+    def batch(
+        self,
+        objects: Object | str | list[Any] | None = None,
+        bucket: Bucket | None = None,
+        output_format: str = ".tar",
+        cont_on_err: bool = True,
+        only_obj_name: bool = False,
+        streaming_get: bool = True,
+        colocation: int = 0,
+        *,
+        workers: int | None = None,
+        byte_budget: int | None = None,
+    ) -> Batch:
+        """Get-Batch: many objects and archive members, fetched concurrently, delivered in request order.
+
+        Returns a :class:`~manystore.batch.sdkbatch.Batch` (as the SDK's): ``add(...)`` more
+        items (archive members, byte ranges, other buckets), then iterate ``get()`` for
+        ``(info, bytes)`` pairs or read ``get(raw=True)`` as one archive stream.
+
+        Args:
+            objects: An :class:`Object`, a name, or a list of them (names need ``bucket``).
+            bucket: Default bucket of names.
+            output_format: Archive format of ``get(raw=True)``: ``.tar``, ``.tgz``/``.tar.gz``, ``.zip``.
+            cont_on_err: Report a failed item in place; False raises the first failure.
+            only_obj_name: Name archive members by the object name alone.
+            streaming_get: False checks every item before delivering the first.
+            colocation: The SDK's hint about AIS targets; only 0.
+            workers: Fetching threads (default 16).
+            byte_budget: Bound on bytes fetched and not yet delivered (default 64 MiB).
 
         Raises:
-            NotImplementedError: Always, for now: Get-Batch is not in this build yet.
+            ValueError: Bad options, or names without ``bucket``.
+            NotImplementedError: A non-zero ``colocation``.
         """
-        raise NotImplementedError("Client.batch (Get-Batch) lands with batch/getbatch.py")
+        from .getbatch import DEFAULT_BYTE_BUDGET, DEFAULT_WORKERS
+        from .sdkbatch import Batch
+
+        return Batch(
+            self,
+            objects,
+            bucket,
+            output_format,
+            cont_on_err,
+            only_obj_name,
+            streaming_get,
+            colocation,
+            workers=workers or DEFAULT_WORKERS,
+            byte_budget=byte_budget or DEFAULT_BYTE_BUDGET,
+        )
 
     def etl(self, etl_name: str) -> Any:
         """A registered transform by name.

@@ -304,6 +304,12 @@ class GetBatch:
             total = item.client.info(item.key).content_length
             _range_of(item, total)
             return item.client.read(item.key, Range(start, total - start))
+        client = item.client
+        if start == 0 and length is None and client._io.cache() is None and not client._reads_replicas():
+            got = client._io.get_if_smaller(item.key, reserved)  # one GET for a small object
+            if isinstance(got, int):
+                return _Large(got)
+            return got or client.read(item.key)  # an empty object may be a symlink marker
         data = item.client.read(item.key, Range(start, reserved))
         if len(data) < reserved:
             return data

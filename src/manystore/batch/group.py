@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..mirror.transfer import Transfer
 from ..types import SourceVersionCheckMode
 from .jobs import start_job
-from .obj import ARCHIVE_HOOK, ETL_HOOK, Object
+from .obj import ETL_HOOK, Object
 from .props import ObjectProps, parse_props
 from .templates import ObjectCollection, ObjectNames, ObjectRange, ObjectTemplate
 
@@ -320,12 +320,79 @@ class ObjectGroup:
             f"ObjectGroup.transform(etl_name={etl_name!r}) of {self._bck.name}: {ETL_HOOK}"
         )
 
-    def archive(self, archive_name: str, **kwargs: Any) -> list[str]:
-        """Create or append to an archive of the group's objects.
+    def archive(
+        self,
+        archive_name: str,
+        mime: str = "",
+        to_bck: Bucket | None = None,
+        include_source_name: bool = False,
+        allow_append: bool = False,
+        continue_on_err: bool = False,
+    ) -> list[str]:
+        """Create (or append to) an archive of the group's objects; returns ``[job id]``.
+
+        The job streams each object into the archive, in the group's order, through
+        :class:`~manystore.batch.ArchiveWriter` (``client.open(key, "wb")``: multipart, never
+        staged whole on disk or in memory). Nothing is visible until the archive is complete;
+        a job that fails (without ``continue_on_err``) stores nothing.
+
+        Args:
+            archive_name: Name of the archive in ``to_bck``; its suffix (``.tar``,
+                ``.tar.gz``/``.tgz``, ``.zip``) gives the format unless ``mime`` does.
+            mime: Archive format (``"tar"``, ``".tgz"``, ``"zip"``...); default from the name.
+            to_bck: Bucket of the archive (default: this group's bucket; any profile).
+            include_source_name: Name members ``<bucket path>/<object name>`` (the bucket's
+                URL without its scheme) instead of ``<object name>``.
+            allow_append: Add to an existing archive (its members are kept) instead of
+                replacing it.
+            continue_on_err: Skip a missing object (recorded as that object's failure) and
+                archive the rest; without it the first failure aborts the archive.
 
         Raises:
-            NotImplementedError: Always, for now: archives are not in this build yet.
+            ValueError: No supported format in ``mime`` or the name.
         """
-        raise NotImplementedError(
-            f"ObjectGroup.archive({archive_name!r}) of {self._bck.name}: {ARCHIVE_HOOK}"
-        )
+        from .archive import ArchiveWriter, ObjectSource, archive_format
+
+        src = self._bck
+        dst = to_bck or src
+        dst_key = dst._key(archive_name)
+        fmt = archive_format(dst_key, mime or None)
+        client = src._client
+        state: dict[str, ArchiveWriter] = {}
+
+        def member(name: str) -> str:
+            return f"{src.path_name}/{name}" if include_source_name and src.path_name else name
+
+        def work(name: str) -> int:
+            writer = state.get("w")
+            if writer is None:
+                writer = state["w"] = ArchiveWriter(dst._client, dst_key, fmt, allow_append=allow_append)
+            before = writer._out.pos
+            writer.add(member(name), ObjectSource(client, src._key(name)))
+            return writer._out.pos - before
+
+        def finalize(stopped: bool) -> None:
+            writer = state.get("w")
+            if stopped:
+                if writer is not None:
+                    writer.abort()
+                return
+            if writer is None:  # nothing archived (empty group, or every object failed)
+                writer = ArchiveWriter(dst._client, dst_key, fmt, allow_append=allow_append)
+            if writer._broken:
+                raise OSError(
+                    f"archive {dst._url(archive_name)}: a member failed mid-stream; nothing was stored"
+                )
+            writer.close()
+
+        return [
+            start_job(
+                "archive",
+                self.list_names(),
+                work,
+                continue_on_error=continue_on_err,
+                num_workers=1,
+                cache_location=src._jobs_location,
+                finalize=finalize,
+            )
+        ]

@@ -176,6 +176,7 @@ def start_job(
     dry_run: bool = False,
     plan_of: Callable[[_T], str] | None = None,
     cache_location: str | None = None,
+    finalize: Callable[[bool], None] | None = None,
 ) -> str:
     """Start ``work(item)`` for every item on background threads; return the job id at once.
 
@@ -190,6 +191,9 @@ def start_job(
         dry_run: Call ``plan_of(item)`` instead of ``work`` and record it as planned.
         plan_of: Describes what ``work`` would do (required with ``dry_run``).
         cache_location: The cache directory holding the state files (default: manystore's).
+        finalize: Called once after the last item with True if the job stopped early (a
+            failure without ``continue_on_error``); an exception it raises fails the job
+            (recorded under ``"<job>"``). Not called for a dry run.
 
     Raises:
         ValueError: ``num_workers < 1``, or ``dry_run`` without ``plan_of``.
@@ -245,6 +249,13 @@ def start_job(
                         recorder.record(name, None, exc, None)
                         if not continue_on_error:
                             stopped = True
+        if finalize is not None and not dry_run:
+            try:
+                finalize(stopped)
+            except Exception as exc:
+                with recorder.lock:
+                    recorder.status.errors["<job>"] = f"{type(exc).__name__}: {exc}"
+                stopped = True
         recorder.finish(stopped)
 
     def guarded() -> None:

@@ -11,10 +11,19 @@ from .writer import ObjectWriter
 if TYPE_CHECKING:
     from .bucket import Bucket
 
-__all__ = ["Object"]
+__all__ = ["ARCHPATH_QUERY", "Object", "split_archpath"]
 
-ARCHIVE_HOOK = "lands with batch/archive.py"
+#: Query that marks an archive member in a URL (``Object.get_url(archpath=...)``), as AIStore's.
+ARCHPATH_QUERY = "?archpath="
 ETL_HOOK = "lands with batch ETL"
+
+
+def split_archpath(url: str) -> tuple[str, str]:
+    """``(object URL, member)`` of a URL made by :meth:`Object.get_url` (member ``""`` if none)."""
+    from urllib.parse import unquote
+
+    base, sep, member = url.partition(ARCHPATH_QUERY)
+    return (base, unquote(member)) if sep else (url, "")
 
 
 class Object:
@@ -109,7 +118,9 @@ class Object:
         """A reader of the object's content (no request until it is used, unless ``writer`` is given).
 
         Args:
-            archive_config: Read one member (or the matching members) of an archive object.
+            archive_config: Read one member (``archpath``), or a tar of the members ``regex``
+                and ``mode`` select, of an archive object (tar, tar.gz, zip); see
+                :class:`~manystore.batch.archreader.ArchiveReader`.
             blob_download_config: Anything with ``chunk_size`` and ``num_workers`` (the SDK's
                 ``BlobDownloadConfig``): parallel ranged GETs of that size.
             chunk_size: Bytes per ranged GET and per iterated chunk.
@@ -121,12 +132,16 @@ class Object:
             num_workers: Ranged GETs in flight at once (default 1; also from ``blob_download_config``).
 
         Raises:
-            ValueError: ``byte_range`` with ``blob_download_config`` (as the SDK), or a bad
-                ``byte_range``/``chunk_size``/``num_workers``.
-            NotImplementedError: ``archive_config`` or ``etl`` (not in this build yet).
+            ValueError: ``byte_range`` with ``blob_download_config`` (as the SDK), ``archive_config``
+                with ``blob_download_config`` or ``num_workers > 1``, or a bad
+                ``byte_range``/``chunk_size``/``num_workers``/``archive_config``.
+            TypeError: ``archive_config`` is not an archive configuration.
+            NotImplementedError: ``etl`` (not in this build yet).
         """
-        if archive_config is not None:
-            raise NotImplementedError(f"get_reader(archive_config=...) on {self.uname}: {ARCHIVE_HOOK}")
+        if archive_config is not None and etl is None:
+            return self._archive_reader(
+                archive_config, blob_download_config, chunk_size, writer, byte_range, num_workers
+            )
         if etl is not None:
             raise NotImplementedError(f"get_reader(etl=...) on {self.uname}: {ETL_HOOK}")
         workers = num_workers or 1
@@ -146,18 +161,47 @@ class Object:
                 writer.write(chunk)
         return reader
 
+    def _archive_reader(
+        self,
+        archive_config: Any,
+        blob_download_config: Any,
+        chunk_size: int,
+        writer: Any,
+        byte_range: str | None,
+        num_workers: int | None,
+    ) -> ObjectReader:
+        from .archreader import ArchiveReader, as_archive_config
+
+        if blob_download_config is not None or (num_workers or 1) > 1:
+            raise ValueError(
+                f"get_reader on {self.uname}: archive_config cannot be used with blob_download_config "
+                f"or num_workers={num_workers!r} (a member is one ranged GET)"
+            )
+        config = as_archive_config(archive_config)
+        reader = ArchiveReader(self._bucket._client, self.key, self.uname, config, byte_range, chunk_size)
+        if writer is not None:
+            for chunk in reader:
+                writer.write(chunk)
+        return reader
+
     def get(self, **kwargs: Any) -> ObjectReader:
         """Deprecated SDK name of :meth:`get_reader` (same arguments)."""
         return self.get_reader(**kwargs)
 
     def get_url(self, archpath: str = "", etl: Any = None) -> str:
-        """The object's URL.
+        """The object's URL; with ``archpath``, the URL of that member: ``<url>?archpath=<member>``.
+
+        AIStore puts the member in the same query parameter. Here such a URL is understood
+        by ``Client.batch`` / ``Batch.add`` and by ``manystore archive get``; the member
+        name is percent-encoded.
 
         Raises:
-            NotImplementedError: ``archpath`` or ``etl`` (not in this build yet).
+            NotImplementedError: ``etl`` (not in this build yet).
         """
-        if archpath:
-            raise NotImplementedError(f"get_url(archpath=...) on {self.uname}: {ARCHIVE_HOOK}")
+        if archpath and etl is None:
+            from urllib.parse import quote
+
+            return f"{self.uname}{ARCHPATH_QUERY}{quote(archpath, safe='/')}"
         if etl is not None:
             raise NotImplementedError(f"get_url(etl=...) on {self.uname}: {ETL_HOOK}")
         return self.uname

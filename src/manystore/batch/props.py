@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from ..types import ObjectMetadata
@@ -17,10 +18,69 @@ from ..types import ObjectMetadata
 if TYPE_CHECKING:
     from .obj import Object
 
-__all__ = ["BucketEntry", "BucketList", "ObjectAttributes", "ObjectProps", "PROPS", "parse_props"]
+__all__ = [
+    "PROPS",
+    "BucketEntry",
+    "BucketList",
+    "ListObjectFlag",
+    "ObjectAttributes",
+    "ObjectProps",
+    "list_flags",
+    "parse_props",
+]
 
 #: Listing properties this package can fill (the SDK's names); others raise.
 PROPS = ("name", "size", "atime", "version", "checksum", "custom", "cached", "present")
+
+
+class ListObjectFlag(Enum):
+    """Listing flags, with the AIStore SDK's names and bit positions.
+
+    Supported here: ``ARCH_DIR`` (list each archive's members after it, named
+    ``<archive>/<member>``), ``NAME_ONLY`` and ``NAME_SIZE`` (listings always carry names
+    and sizes, so both list as usual). The others concern AIS's in-cluster copies or
+    targets and raise :class:`NotImplementedError` when given.
+    """
+
+    CACHED = 0
+    MISSING = 1
+    DELETED = 2
+    ARCH_DIR = 3
+    NAME_ONLY = 4
+    NAME_SIZE = 5
+    BCK_PRESENT = 6
+    DONT_HEAD_REMOTE = 7
+    DONT_ADD_REMOTE = 8
+    NOT_CACHED = 9
+    ONLY_REMOTE_PROPS = 10
+
+
+_SUPPORTED_FLAGS = {ListObjectFlag.ARCH_DIR, ListObjectFlag.NAME_ONLY, ListObjectFlag.NAME_SIZE}
+
+
+def list_flags(flags: list[Any] | None, where: str) -> set[ListObjectFlag]:
+    """The flags given as :class:`ListObjectFlag` members (or the SDK's enum, or names).
+
+    Raises:
+        ValueError: A value that names no flag.
+        NotImplementedError: A flag about AIS's in-cluster state (``CACHED``, ``MISSING``...).
+    """
+    out: set[ListObjectFlag] = set()
+    for flag in flags or ():
+        name = getattr(flag, "name", flag)
+        try:
+            member = ListObjectFlag[str(name).upper()]
+        except KeyError:
+            raise ValueError(
+                f"list objects of {where}: flag {flag!r}; expected a ListObjectFlag ({[f.name for f in ListObjectFlag]})"
+            ) from None
+        if member not in _SUPPORTED_FLAGS:
+            raise NotImplementedError(
+                f"list objects of {where} with flag {member.name}: AIS in-cluster listing flags are not supported; "
+                f"supported: {sorted(f.name for f in _SUPPORTED_FLAGS)}"
+            )
+        out.add(member)
+    return out
 
 
 def parse_props(props: str | None) -> set[str]:

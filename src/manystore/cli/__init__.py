@@ -42,6 +42,10 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
+#: Modules of higher layers that add commands, loaded by name when the parser is built
+#: (each has ``register(subparsers, common)``); they import nothing heavy at load time.
+PLUGIN_COMMANDS = ("manystore.batch.cli",)
+
 
 # ----------------------------------------------------------------- commands
 def _format_entry(meta: ObjectMetadata, name: str, long: bool, human: bool) -> str:
@@ -266,6 +270,10 @@ def _build_parser() -> argparse.ArgumentParser:
     from .sync import register as _register_sync
 
     _register_sync(sub, common)
+    import importlib
+
+    for module in PLUGIN_COMMANDS:
+        importlib.import_module(module).register(sub, common)
     return parser
 
 

@@ -232,6 +232,22 @@ class BaseStorageProvider(StorageProvider):
         """
 
     # ------------------------------------------------- optional operations
+    def get_object_if_smaller(self, path: str, limit: int) -> bytes | int:
+        """The object's bytes if it has at most ``limit`` bytes, else its size (bytes not kept).
+
+        For callers that must bound memory without knowing sizes (Get-Batch). This default
+        reads ``limit`` bytes with a ranged GET and, when they fill it, asks the size with a
+        HEAD; providers whose whole GET tells the size before the body override it with one
+        GET.
+
+        Raises:
+            ObjectNotFoundError: No such object.
+        """
+        data = self.get_object(path, Range(0, limit))
+        if len(data) < limit:
+            return data
+        return self.get_object_metadata(path).content_length
+
     def local_path(self, path: str) -> str | None:
         """The local file path of ``path`` if this provider stores plain files, else ``None``."""
         return None

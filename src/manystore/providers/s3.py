@@ -297,6 +297,21 @@ class S3StorageProvider(ObstoreStores, RangedDownloads, BucketStorageProvider):
                 return b""  # The range starts at or past the end of the object.
             raise _translate(err, self._url(key))
 
+    def get_object_if_smaller(self, path: str, limit: int) -> bytes | int:
+        """One whole GET: its bytes when the object has at most ``limit`` of them, else its size
+        (from the response headers; the body is not read). No ranged GET, so servers whose ranged
+        answers need the slow path (``rclone serve s3``) are not on it."""
+        key = self._full_key(path)
+        try:
+            result = self._obs("get")(key)
+            size = result.range[1]
+            if size > limit:
+                del result  # drops the connection without reading the body
+                return int(size)
+            return bytes(result.bytes())
+        except Exception as err:
+            raise _translate(err, self._url(key))
+
     def _get_whole(self, key: str, options: dict[str, Any]) -> bytes:
         """One GET. Objects up to 1 MiB are taken in one piece (a cut is retried whole); larger
         ones go through :meth:`_receive` (resume from the cut, parallel ranges above
