@@ -394,6 +394,7 @@ def _wrap_writer(base: Callable[..., Any]) -> Any:
 
 _PLAIN: dict[str, tuple[str, _Size | None]] = {
     "get_object": ("get", _result_size),
+    "get_object_if_smaller": ("get", _result_size),  # bytes when small enough, else the size (an int)
     "put_object": ("put", _body_size),
     "get_object_metadata": ("head", None),
     "delete_object": ("delete", None),
