@@ -135,6 +135,10 @@ def _run_msc(root: Path, fmt: str, action: str) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MSC_CONFIG")}
     env["PYTHONPATH"] = _pyarrow_only_path(root)
     script = textwrap.dedent(_MSC_PRELUDE) + textwrap.dedent(_MSC_WRITE if action == "write" else _MSC_READ)
+    # Leave without interpreter teardown: pyarrow's C++ thread pool, borrowed from this venv,
+    # sometimes aborts at exit there ("terminate called without an active exception") after
+    # the work is done and printed.
+    script += "\nimport os\nsys.stdout.flush()\nos._exit(0)\n"
     done = subprocess.run(
         [str(MSC_PYTHON), "-c", script, str(root), fmt, action],
         capture_output=True,
