@@ -9,11 +9,15 @@ from the same archive.
 from __future__ import annotations
 
 import io
+import json
+import os
 import tarfile
 import zipfile
+from pathlib import Path
 
 import pytest
 
+from manystore import StorageClient, StorageClientConfig
 from manystore.batch import ArchiveConfig, ArchiveMode, Bucket, Client, ListObjectFlag, ObjectRange
 
 from .conftest import Backend
@@ -193,3 +197,26 @@ def test_listing_hides_sidecars_and_expands_archives(backend: Backend) -> None:
         bucket.list_objects(flags=["BOGUS"])
     with pytest.raises(ValueError, match="cannot tell the archive format"):
         bucket.list_archive("000.jpg")
+
+
+def test_demo_step_archives_reads_a_member_and_batches(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from manystore import demo
+    from manystore.batch import demo as batch_demo
+
+    demo_dir = tmp_path / "demo"
+    config = demo.demo_config(str(demo_dir))
+    config_path = tmp_path / "msc_config.json"
+    config_path.write_text(json.dumps(config))
+    source = StorageClient(StorageClientConfig.from_dict(config, "source"))
+    for i in range(20):
+        source.write(f"train/shard-{i:05d}.bin", os.urandom(100 + i))
+    archives = tmp_path / "archives"
+    assert batch_demo.main([str(config_path), "msc://source/train/", str(archives)]) == 0
+    out = capsys.readouterr().out
+    assert out.count(": ok") == 3, out
+    with tarfile.open(archives / "train-000.tar") as tar:
+        names = tar.getnames()
+    assert names == [f"shard-{i:05d}.bin" for i in range(16)]
+    assert batch_demo.main(["too", "few"]) == 2

@@ -8,7 +8,11 @@ directories from an embedded configuration, then
 5. reads every object back from both profiles and compares SHA-256 digests,
 6. does a ranged read,
 7. with PyTorch installed (``manystore[torch]``), reads ``train/`` in one DataLoader epoch
-   (``manystore.torch.demo``, run as a child process; skipped with a note otherwise),
+   and saves and loads a DCP checkpoint (``manystore.torch.demo``, run as a child process;
+   skipped with a note otherwise),
+8. archives 16 objects into a tar shard as an AIStore-SDK-style object group, reads one
+   member back through the shard's index and fetches the 16 objects as one Get-Batch
+   (``manystore.batch.demo``, a child process),
 
 and prints what each step did and how long it took. It exits with status 1 if the
 copies differ. Its two data directories are recreated on each run.
@@ -129,7 +133,7 @@ def _print_table(steps: list[_Step]) -> None:
 
 def run(directory: str, objects: int = 200, seed: int = 0) -> int:
     """Run the demo under ``directory``; return 0 if the replica matches the source, else 1."""
-    for name in PROFILES:
+    for name in (*PROFILES, "archives"):
         shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
     config = demo_config(directory)
     source = StorageClient(StorageClientConfig.from_dict(config, "source"))
@@ -186,6 +190,11 @@ def run(directory: str, objects: int = 200, seed: int = 0) -> int:
         return 1
     if _torch_step(config_path, os.path.join(os.path.dirname(config_path), "checkpoints", "step-1")) != 0:
         print("\nFAILED: the DataLoader epoch or the checkpoint", file=sys.stderr)
+        return 1
+    archives = os.path.join(os.path.dirname(config_path), "archives")
+    batch = [sys.executable, "-m", "manystore.batch.demo", config_path, "msc://replica/train/", archives]
+    if subprocess.run(batch, check=False).returncode != 0:
+        print("\nFAILED: the archive, member read or Get-Batch step", file=sys.stderr)
         return 1
     print("\nOK: replica matches source")
     return 0

@@ -2,7 +2,7 @@
 
 An :class:`ArchiveIndex` is built once per archive version and kept:
 
-* in the profile's read cache (``cache:`` in the config, :mod:`manystore.caching`) as an
+* in the profile's read cache (``cache:`` in the config, :mod:`manystore.caching.cache_manager`) as an
   entry of its own, so other processes on the machine reuse it; and
 * in an in-process LRU of :data:`MEMO_ENTRIES` indexes (the only place when the profile
   has no read cache, e.g. a local directory or a profile without ``cache:``).

@@ -533,6 +533,7 @@ class BatchStream(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
+        """Read up to ``len(buffer)`` bytes of the stream into ``buffer``; returns how many (0 at the end)."""
         while not self._buf:
             chunk = next(self._chunks, None)
             if chunk is None:

@@ -64,6 +64,7 @@ def copy_one(src: Bucket, name: str, dst: Bucket, dst_name: str, transfer: Trans
 
 
 def require_cache(client: StorageClient, call: str, url: str) -> None:
+    """Raise ``ValueError`` naming ``call`` and ``url`` when ``client``'s profile has no read cache."""
     if client._io.cache() is None:
         raise ValueError(
             f"{call} on {url}: profile {client.profile!r} has no read cache; expected a profile with a "
@@ -332,7 +333,7 @@ class ObjectGroup:
         """Create (or append to) an archive of the group's objects; returns ``[job id]``.
 
         The job streams each object into the archive, in the group's order, through
-        :class:`~manystore.batch.ArchiveWriter` (``client.open(key, "wb")``: multipart, never
+        :class:`~manystore.batch.archive.ArchiveWriter` (``client.open(key, "wb")``: multipart, never
         staged whole on disk or in memory). Nothing is visible until the archive is complete;
         a job that fails (without ``continue_on_err``) stores nothing.
 

@@ -311,6 +311,7 @@ class ObjectFileReader(io.BufferedIOBase):
         return self.read(size)
 
     def readinto(self, b: Any) -> int:
+        """Read up to ``len(b)`` bytes into ``b``; returns how many (0 at the end)."""
         data = self.read(len(b))
         b[: len(data)] = data
         return len(data)

@@ -17,7 +17,7 @@ named ``<bucket path>/<obj_name>`` (the bucket's URL without its scheme, e.g.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from .getbatch import (
     DEFAULT_BYTE_BUDGET,
@@ -201,6 +201,26 @@ class Batch:
         """Remove every item (the batch can be reused); returns the batch."""
         self._items = []
         return self
+
+    @overload
+    def get(
+        self,
+        raw: Literal[False] = False,
+        decode_as_stream: bool = False,
+        clear_batch: bool = True,
+        *,
+        tar_buffer_size: int | None = None,
+    ) -> Iterator[tuple[BatchItemInfo, bytes]]: ...
+
+    @overload
+    def get(
+        self,
+        raw: Literal[True],
+        decode_as_stream: bool = False,
+        clear_batch: bool = True,
+        *,
+        tar_buffer_size: int | None = None,
+    ) -> BatchStream: ...
 
     def get(
         self,
