@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .bucket import Bucket
     from .client import Client
+    from .etl import Etl, ETLDetails, ETLInfo, ETLServer, FastAPIServer, FlaskServer, HTTPMultiThreadedServer
+    from .etl_apply import ETLConfig, EtlObjectReader
     from .group import ObjectGroup
     from .jobs import Job, JobStatus, WaitResult
     from .obj import Object
@@ -34,6 +36,15 @@ _EXPORTS = {
     "BucketEntry": "props",
     "BucketList": "props",
     "Client": "client",
+    "ETLConfig": "etl_apply",
+    "ETLDetails": "etl",
+    "ETLInfo": "etl",
+    "ETLServer": "etl",
+    "Etl": "etl",
+    "EtlObjectReader": "etl_apply",
+    "FastAPIServer": "etl",
+    "FlaskServer": "etl",
+    "HTTPMultiThreadedServer": "etl",
     "Job": "jobs",
     "JobStatus": "jobs",
     "Object": "obj",
@@ -57,6 +68,15 @@ __all__ = [
     "BucketEntry",
     "BucketList",
     "Client",
+    "ETLConfig",
+    "ETLDetails",
+    "ETLInfo",
+    "ETLServer",
+    "Etl",
+    "EtlObjectReader",
+    "FastAPIServer",
+    "FlaskServer",
+    "HTTPMultiThreadedServer",
     "Job",
     "JobStatus",
     "Object",
