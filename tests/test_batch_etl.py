@@ -258,3 +258,32 @@ def test_registration_pickles_by_reference() -> None:
     reg = lookup("upper-etl")
     assert pickle.loads(pickle.dumps(reg)).target is tx.upper
     assert b"tests.etl_transforms" in pickle.dumps(reg)
+
+
+def test_docs_etl_example_runs(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "docs" / "batch.md").read_text()
+    example = text.split("## ETL\n")[1].split("```python\n")[1].split("```")[0]
+    out = subprocess.run(
+        [sys.executable, "-c", example],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            "PYTHONPATH": str(root / "src"),
+            "HOME": str(tmp_path),
+            "TMPDIR": str(tmp_path),
+            "PATH": "/usr/bin:/bin",
+        },
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "True",
+        "['img-0.txt.gz', 'img-1.txt.gz', 'img-2.txt.gz', 'img-3.txt.gz']",
+        "b'PIXELS 2'",
+        "True 0",
+        "b'NOT AN IMAGE!'",
+    ]

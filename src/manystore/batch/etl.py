@@ -310,8 +310,10 @@ def _function_arity(fn: Callable[..., Any], name: str) -> int:
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     required = [p for p in positional if p.default is p.empty]
     varargs = any(p.kind == p.VAR_POSITIONAL for p in params)
-    if len(required) <= 3 and (varargs or len(positional) >= 1):
-        return 3 if varargs else min(len(positional), 3)
+    if 1 <= len(required) <= 3:
+        return len(required)  # parameters with defaults are left to their defaults
+    if not required and (varargs or positional):
+        return 3 if varargs else 1
     raise TypeError(
         f"ETL {name!r}: {getattr(fn, '__qualname__', fn)!r} takes {len(required)} required arguments; "
         "expected (data), (data, etl_args) or (data, path, etl_args)"
