@@ -89,6 +89,13 @@ class Task:
     dst_exists: bool = True
 
 
+class _OnePassSource(_Source):
+    """A source read once, past the read cache (a bulk transform would only churn it)."""
+
+    def fetch(self, offset: int, length: int) -> bytes:
+        return self.client._io.fetch_block(self.key, offset, length, self.meta.etag, cached=False)
+
+
 def record_of(stages: list[Registration], args: str, meta: ObjectMetadata) -> str:
     """The record an output of ``meta``'s version through ``stages`` with ``args`` carries (ASCII)."""
     names = ">".join(reg.name for reg in stages)
@@ -130,7 +137,7 @@ def transform_one(
     record = record_of(stages, args, meta)
     if not force and task.dst_exists and current_record(dst, task.dst_key) == record:
         return 0
-    source = _Source(src, task.src_key, meta, 0, meta.content_length, READ_CHUNK, 1)
+    source = _OnePassSource(src, task.src_key, meta, 0, meta.content_length, READ_CHUNK, 1)
     data = source_input(src, source, stages[0], max_resume=5)
     written = 0
     local_dst = local_path_of(dst, task.dst_key)
