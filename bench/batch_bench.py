@@ -15,7 +15,7 @@ request-counting proxy: latency, requests and bytes moved of downloading the who
 vs reading the member cold (index unknown: a foreign tar's header walk, or a manystore
 tar's sidecar) and warm (index known: one ranged GET).
 
-(batchC adds the ETL row, ``S13-etl``, to this module.)
+(The ETL row, ``S13-etl``, is in ``bench/etl_bench.py``.)
 """
 
 from __future__ import annotations

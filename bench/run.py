@@ -19,6 +19,8 @@ S11 always runs those four, whatever ``--libs`` says.
 S13 ``manystore.batch``: Get-Batch of 10,000 x 16 KiB objects vs a GET loop (manystore, MSC)
 vs the 16-thread obstore ceiling, and one 64 KiB member out of a 1 GiB tar, cold and warm, vs
 downloading it (see ``bench/batch_bench.py``); S13 always runs its own columns.
+S13-etl ``manystore.batch`` ETL of many 256 KiB objects (identity transform) on threads,
+worker processes and Ray (see ``bench/etl_bench.py``).
 Every figure is the median of ``--runs`` (>= 3) runs. The markdown table is printed and
 written to ``bench/results/latest.md``.
 """
@@ -39,7 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import batch_bench, layers, local_sync, sync_bench, telemetry_bench, torch_loader
+from bench import batch_bench, etl_bench, layers, local_sync, sync_bench, telemetry_bench, torch_loader
 from bench.libs import POSIX_LIBS, S3_LIBS, Endpoint, make_posix, make_s3
 from bench.report import Report
 
@@ -50,7 +52,7 @@ CHUNK = 8 * MiB
 SMALL = 4096
 S1_THREADS = (1, 16)
 RANGE_THREADS = 8
-SCENARIOS = ("S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11", "S13")
+SCENARIOS = ("S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11", "S13", "S13-etl")
 #: Scenarios that need no S3 server.
 LOCAL_ONLY = {"S10"}
 
@@ -82,7 +84,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--runs", type=int, default=3, help="runs per figure (median; at least 3)")
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "latest.md"))
     args = p.parse_args(argv)
-    args.only = [s.strip().upper() for s in args.only.split(",") if s.strip()] or list(SCENARIOS)
+    canonical = {s.upper(): s for s in SCENARIOS}
+    args.only = [
+        canonical.get(s.strip().upper(), s.strip().upper()) for s in args.only.split(",") if s.strip()
+    ] or list(SCENARIOS)
     unknown = set(args.only) - set(SCENARIOS)
     if unknown:
         p.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
@@ -291,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
             "S10": lambda: local_sync.s10(report, work, sizes, args.runs),
             "S11": lambda: torch_loader.s11(report, ep, work, args.quick, args.runs, args.libs),
             "S13": lambda: batch_bench.s13(report, ep, work, args.quick, args.runs),
+            "S13-etl": lambda: etl_bench.s13_etl(report, ep, work, args.quick, args.runs),
         }
         for scen in SCENARIOS:
             if scen in args.only:

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from .archreader import ArchiveReader
     from .bucket import Bucket
     from .client import Client
+    from .etl import Etl, ETLDetails, ETLInfo, ETLServer, FastAPIServer, FlaskServer, HTTPMultiThreadedServer
+    from .etl_apply import ETLConfig, EtlObjectReader
     from .getbatch import BatchItem, BatchItemInfo, BatchStats, BatchStream, GetBatch, get_batch
     from .group import ObjectGroup
     from .jobs import Job, JobStatus, WaitResult
@@ -53,6 +55,15 @@ _EXPORTS = {
     "BucketEntry": "props",
     "BucketList": "props",
     "Client": "client",
+    "ETLConfig": "etl_apply",
+    "ETLDetails": "etl",
+    "ETLInfo": "etl",
+    "ETLServer": "etl",
+    "Etl": "etl",
+    "EtlObjectReader": "etl_apply",
+    "FastAPIServer": "etl",
+    "FlaskServer": "etl",
+    "HTTPMultiThreadedServer": "etl",
     "Job": "jobs",
     "JobStatus": "jobs",
     "Object": "obj",
@@ -96,6 +107,15 @@ __all__ = [
     "BucketEntry",
     "BucketList",
     "Client",
+    "ETLConfig",
+    "ETLDetails",
+    "ETLInfo",
+    "ETLServer",
+    "Etl",
+    "EtlObjectReader",
+    "FastAPIServer",
+    "FlaskServer",
+    "HTTPMultiThreadedServer",
     "Job",
     "JobStatus",
     "Object",

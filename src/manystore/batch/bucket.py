@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..mirror.transfer import Transfer
 from .group import ObjectGroup, copy_one, require_cache, worker_count
 from .jobs import start_job
-from .obj import ETL_HOOK, Object
+from .obj import Object, etl_query
 from .props import BucketEntry, BucketList, ListObjectFlag, ObjectProps, list_flags, parse_props
 from .templates import ObjectRange, ObjectTemplate
 from .writer import APPEND_DIR
@@ -57,7 +57,8 @@ def archive_entries(bucket: Bucket, name: str, after: str = "", factory: Any = N
         yield BucketEntry(name=f"{name}/{member.name}", size=member.size, _factory=factory)
 
 
-def _apply_ext(name: str, ext: dict[str, str] | None) -> str:
+def apply_ext(name: str, ext: dict[str, str] | None) -> str:
+    """``name`` with its extension renamed by ``ext`` (e.g. ``{"jpg": "png"}``), else unchanged."""
     if not ext:
         return name
     stem, dot, suffix = name.rpartition(".")
@@ -292,13 +293,13 @@ class Bucket:
     def list_urls(self, prefix: str = "", etl: Any = None) -> Iterator[str]:
         """Full URLs of the objects whose names start with ``prefix``.
 
-        Raises:
-            NotImplementedError: ``etl`` (not in this build yet).
+        With ``etl`` (an ``ETLConfig``) each URL carries it as a query
+        (``?etl_name=...&etl_args=...``, as the SDK's); :meth:`Client.get_object_from_url`
+        turns such a URL back into an object read through that ETL.
         """
-        if etl is not None:
-            raise NotImplementedError(f"list_urls(etl=...) of {self.name}: {ETL_HOOK}")
+        suffix = etl_query(etl) if etl is not None else ""
         for entry in self.list_objects_iter(prefix):
-            yield self._url(entry.name)
+            yield self._url(entry.name) + suffix
 
     def list_archive(
         self, archive_obj_name: str, include_archive_obj: bool = False, props: str = "", page_size: int = 0
@@ -417,10 +418,10 @@ class Bucket:
         transfer = None if dry_run else Transfer(self._client, to_bck._client)
 
         def work(name: str) -> int:
-            return copy_one(self, name, to_bck, prepend + _apply_ext(name, ext), transfer)
+            return copy_one(self, name, to_bck, prepend + apply_ext(name, ext), transfer)
 
         def plan(name: str) -> str:
-            return f"copy {self._url(name)} -> {to_bck._url(prepend + _apply_ext(name, ext))}"
+            return f"copy {self._url(name)} -> {to_bck._url(prepend + apply_ext(name, ext))}"
 
         return start_job(
             "copy-bucket",
@@ -432,13 +433,86 @@ class Bucket:
             cache_location=self._jobs_location,
         )
 
-    def transform(self, etl_name: str, to_bck: Bucket, **kwargs: Any) -> str:
-        """Apply a registered transform to every object into ``to_bck``.
+    def transform(
+        self,
+        etl_name: str,
+        to_bck: Bucket,
+        timeout: str | float | None = None,
+        prefix_filter: str = "",
+        prepend: str = "",
+        ext: dict[str, str] | None = None,
+        force: bool = False,
+        dry_run: bool = False,
+        latest: bool = False,
+        sync: bool = False,
+        num_workers: int | None = 0,
+        cont_on_err: bool = False,
+        etl_pipeline: list[str] | None = None,
+        *,
+        continue_on_error: bool = False,
+        execution: str = "local",
+        num_worker_processes: int | None = None,
+        ray_address: str | None = None,
+    ) -> str:
+        """Apply a registered ETL to every object whose name starts with ``prefix_filter``; returns a job id.
+
+        Each output ``to_bck/<prepend><name with ext renamed>`` is written atomically and
+        records its source's version; a rerun (of a finished, failed or killed job) skips
+        outputs that are current. See ``docs/batch.md`` (*ETL*).
+
+        Args:
+            etl_name: A registered ETL (``Client().etl(name).init(...)``/``.init_class()``).
+            to_bck: Destination bucket (any profile or store).
+            timeout: Job time limit (``"30m"``, seconds): objects not started by then fail.
+                None (the default here, unlike the SDK's ``"5m"``): no limit.
+            prefix_filter: Only objects whose names start with this.
+            prepend: Text put before each output's name.
+            ext: Extension renames of the outputs, e.g. ``{"jpg": "png"}``.
+            force: Redo every output, even those recorded as current.
+            dry_run: Record what would be done (``transform``/``skip``) in the job's ``planned``.
+            latest: Accepted: the store's latest version is always read.
+            sync: Not supported; must be False.
+            num_workers: Threads (per worker process) (``None``/``0``: 16, ``-1``: 1).
+            cont_on_err: Transform every object, recording failures (else stop at the first).
+            etl_pipeline: ETL names applied after ``etl_name``, in order.
+            continue_on_error: Same as ``cont_on_err`` (the name ``ObjectGroup`` uses).
+            execution: ``"local"`` (threads, or processes) or ``"ray"`` (tasks on a Ray cluster).
+            num_worker_processes: Worker processes (``None``/1: threads of this process).
+            ray_address: Ray cluster with ``execution="ray"`` (None: start or join a local one).
 
         Raises:
-            NotImplementedError: Always, for now: ETL is not in this build yet.
+            LookupError: An ETL is not registered.
+            TypeError: The transform cannot be sent to worker processes (e.g. a lambda).
+            NotImplementedError: ``sync=True``.
         """
-        raise NotImplementedError(f"Bucket.transform(etl_name={etl_name!r}) of {self.name}: {ETL_HOOK}")
+        from .etl_job import transform_objects
+
+        items = [
+            (meta.key[len(self._prefix) :], meta)
+            for meta in self._client.list(self._key(prefix_filter))
+            if meta.type == "file"
+            and meta.key.startswith(self._prefix)
+            and not meta.key.startswith(APPEND_DIR)
+        ]
+        return transform_objects(
+            self,
+            to_bck,
+            items,
+            etl_name,
+            kind="etl-bucket",
+            etl_pipeline=etl_pipeline,
+            timeout=timeout,
+            prepend=prepend,
+            ext=ext,
+            continue_on_error=cont_on_err or continue_on_error,
+            dry_run=dry_run,
+            force=force,
+            sync=sync,
+            num_workers=num_workers,
+            execution=execution,
+            num_worker_processes=num_worker_processes,
+            ray_address=ray_address,
+        )
 
     # ------------------------------------------------------------- bucket admin
     def head(self) -> dict[str, str]:

@@ -17,20 +17,26 @@ where they have an effect here: ``endpoint``, ``skip_verify``, ``ca_cert``, ``ti
 from __future__ import annotations
 
 import os
+import re
 import threading
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 from ..config import StorageClientConfig
 from ..urls import parse_url
 from .bucket import Bucket
 from .jobs import Job
-from .obj import ETL_HOOK, Object
+from .obj import Object
 
 if TYPE_CHECKING:
     from ..client import StorageClient
+    from .etl import Etl, ETLInfo
     from .sdkbatch import Batch
 
 __all__ = ["PROVIDER_SCHEMES", "Client"]
+
+#: The SDK's ETL query at the end of an object URL (``?etl_name=...``).
+_ETL_QUERY = re.compile(r"\?(etl_name=[^?/]*)$")
 
 #: SDK provider names (and manystore's) -> URL scheme of a bare bucket name.
 PROVIDER_SCHEMES = {
@@ -179,10 +185,26 @@ class Client:
         return self._make_bucket(f"{PROVIDER_SCHEMES[key]}://{bck_name}")
 
     def get_object_from_url(self, url: str) -> Object:
-        """The object at ``url`` (its bucket is the profile's root; no request is made)."""
+        """The object at ``url`` (its bucket is the profile's root; no request is made).
+
+        A URL ending in the SDK's ETL query (``?etl_name=...[&etl_pipeline=...][&etl_args=...]``,
+        as :meth:`Bucket.list_urls` makes) gives an object whose readers apply that ETL.
+        """
+        etl = None
+        match = _ETL_QUERY.search(url)
+        if match is not None:
+            from .etl import Etl
+            from .etl_apply import ETLConfig
+
+            query = {k: v[-1] for k, v in parse_qs(match.group(1)).items()}
+            chosen = Etl(self, query["etl_name"])
+            chosen._pipeline = [p for p in query.get("etl_pipeline", "").split(",") if p]
+            etl = ETLConfig(chosen, query.get("etl_args") or None)
+            url = url[: match.start()]
         client, key = self._resolve(url)
         provider = getattr(client._storage_provider, "provider_name", type(client._storage_provider).__name__)
-        return Bucket(client, "", str(provider), self._jobs_location).object(key)
+        bucket = Bucket(client, "", str(provider), self._jobs_location)
+        return Object(bucket, key, etl=etl)
 
     def fetch_object_by_url(self, url: str) -> Object:
         """Deprecated SDK name of :meth:`get_object_from_url`."""
@@ -242,13 +264,21 @@ class Client:
             byte_budget=byte_budget or DEFAULT_BYTE_BUDGET,
         )
 
-    def etl(self, etl_name: str) -> Any:
-        """A registered transform by name.
+    def etl(self, etl_name: str) -> Etl:
+        """The ETL ``etl_name`` (no request; register it with ``.init(fn)`` or ``.init_class()``).
 
         Raises:
-            NotImplementedError: Always, for now: ETL is not in this build yet.
+            ValueError: An invalid name (6-32 characters of ``[a-z0-9-]``, as AIS).
         """
-        raise NotImplementedError(f"Client.etl({etl_name!r}): {ETL_HOOK}")
+        from .etl import Etl
+
+        return Etl(self, etl_name)
+
+    def list_etls(self, stages: list[str] | None = None) -> list[ETLInfo]:
+        """ETLs registered in this process or on this machine whose stage is in ``stages`` (default ``["Running"]``)."""
+        from .etl import list_etls
+
+        return list_etls(self._jobs_location, stages)
 
     def cluster(self) -> Any:
         """Not supported: there is no AIStore cluster behind these buckets.

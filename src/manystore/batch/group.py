@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..mirror.transfer import Transfer
 from ..types import SourceVersionCheckMode
 from .jobs import start_job
-from .obj import ETL_HOOK, Object
+from .obj import Object, etl_query
 from .props import ObjectProps, parse_props
 from .templates import ObjectCollection, ObjectNames, ObjectRange, ObjectTemplate
 
@@ -134,14 +134,13 @@ class ObjectGroup:
     def list_urls(self, prefix: str = "", etl: Any = None) -> Iterator[str]:
         """Full URLs of the group's objects whose names start with ``prefix``.
 
-        Raises:
-            NotImplementedError: ``etl`` (not in this build yet).
+        With ``etl`` (an ``ETLConfig``) each URL carries the SDK's ETL query (see
+        :meth:`Bucket.list_urls`).
         """
-        if etl is not None:
-            raise NotImplementedError(f"list_urls(etl=...) of a group of {self._bck.name}: {ETL_HOOK}")
+        suffix = etl_query(etl) if etl is not None else ""
         for name in self.list_names():
             if name.startswith(prefix):
-                yield self._bck._url(name)
+                yield self._bck._url(name) + suffix
 
     def list_all_objects_iter(self, prefix: str = "", props: str | None = "name,size") -> Iterator[Object]:
         """The group's objects whose names start with ``prefix``.
@@ -311,14 +310,73 @@ class ObjectGroup:
             self._start("copy-objects", work, plan, continue_on_error, dry_run, worker_count(num_workers))
         ]
 
-    def transform(self, to_bck: Bucket, etl_name: str, **kwargs: Any) -> str:
-        """Apply a registered transform to each object into ``to_bck``.
+    def transform(
+        self,
+        to_bck: Bucket,
+        etl_name: str,
+        timeout: str | float | None = None,
+        prepend: str = "",
+        ext: dict[str, str] | None = None,
+        continue_on_error: bool = False,
+        dry_run: bool = False,
+        force: bool = False,
+        latest: bool = False,
+        sync: bool = False,
+        num_workers: int | None = None,
+        etl_pipeline: list[str] | None = None,
+        *,
+        execution: str = "local",
+        num_worker_processes: int | None = None,
+        ray_address: str | None = None,
+    ) -> str:
+        """Apply a registered ETL to each of the group's objects into ``to_bck``; returns a job id.
+
+        As :meth:`Bucket.transform` (outputs are atomic, record their source's version and
+        are skipped on a rerun when current); a missing object is a failure of that object.
+
+        Args:
+            to_bck: Destination bucket (any profile or store).
+            etl_name: A registered ETL.
+            timeout: Job time limit (``"30m"``, seconds); None: no limit.
+            prepend: Text put before each output's name.
+            ext: Extension renames of the outputs, e.g. ``{"jpg": "png"}``.
+            continue_on_error: Transform every object, recording failures.
+            dry_run: Record what would be done in the job's ``planned``.
+            force: Redo every output, even those recorded as current.
+            latest: Accepted: the store's latest version is always read.
+            sync: Not supported; must be False.
+            num_workers: Threads (per worker process) (``None``/``0``: 16, ``-1``: 1).
+            etl_pipeline: ETL names applied after ``etl_name``, in order.
+            execution: ``"local"`` (threads, or processes) or ``"ray"``.
+            num_worker_processes: Worker processes (``None``/1: threads of this process).
+            ray_address: Ray cluster with ``execution="ray"`` (None: start or join a local one).
 
         Raises:
-            NotImplementedError: Always, for now: ETL is not in this build yet.
+            LookupError: An ETL is not registered.
+            TypeError: The transform cannot be sent to worker processes (e.g. a lambda).
+            NotImplementedError: ``sync=True``.
         """
-        raise NotImplementedError(
-            f"ObjectGroup.transform(etl_name={etl_name!r}) of {self._bck.name}: {ETL_HOOK}"
+        from .etl_job import transform_objects
+
+        items: list[tuple[str, Any]] = [(name, None) for name in self.list_names()]
+        return transform_objects(
+            self._bck,
+            to_bck,
+            items,
+            etl_name,
+            kind="etl-objects",
+            etl_pipeline=etl_pipeline,
+            timeout=timeout,
+            prepend=prepend,
+            ext=ext,
+            continue_on_error=continue_on_error,
+            dry_run=dry_run,
+            force=force,
+            sync=sync,
+            num_workers=num_workers,
+            execution=execution,
+            num_worker_processes=num_worker_processes,
+            ray_address=ray_address,
         )
 
     def archive(

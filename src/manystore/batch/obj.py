@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from .props import ObjectProps
 from .reader import DEFAULT_CHUNK_SIZE, ObjectReader
@@ -11,11 +12,35 @@ from .writer import ObjectWriter
 if TYPE_CHECKING:
     from .bucket import Bucket
 
-__all__ = ["ARCHPATH_QUERY", "Object", "split_archpath"]
+__all__ = ["ARCHPATH_QUERY", "Object", "etl_query", "split_archpath"]
 
 #: Query that marks an archive member in a URL (``Object.get_url(archpath=...)``), as AIStore's.
 ARCHPATH_QUERY = "?archpath="
-ETL_HOOK = "lands with batch ETL"
+
+
+def etl_query(etl: Any) -> str:
+    """The SDK's ETL query (``?etl_name=...&etl_pipeline=...&etl_args=...``) for an ``ETLConfig``/``Etl``/name.
+
+    Raises:
+        TypeError: ``etl`` is none of these.
+    """
+    from .etl_apply import etl_args_text
+
+    target, args = etl, None
+    if not isinstance(etl, str) and hasattr(etl, "name") and not hasattr(etl, "pipeline"):
+        target, args = etl.name, getattr(etl, "args", None)
+    params: dict[str, str] = {}
+    if isinstance(target, str):
+        params["etl_name"] = target
+    elif hasattr(target, "name") and hasattr(target, "pipeline"):
+        params["etl_name"] = target.name
+        if target.pipeline:
+            params["etl_pipeline"] = ",".join(target.pipeline)
+    else:
+        raise TypeError(f"etl={etl!r}: expected an ETLConfig, an Etl or an ETL name")
+    if args:
+        params["etl_args"] = etl_args_text(args)
+    return "?" + urlencode(params)
 
 
 def split_archpath(url: str) -> tuple[str, str]:
@@ -35,12 +60,17 @@ class Object:
         bucket: The bucket (URL prefix) it belongs to.
         name: Its name within the bucket.
         props: Properties already known (e.g. from a listing).
+        etl: An ``ETLConfig`` applied by :meth:`get_reader` when it is given none (set
+            by :meth:`Client.get_object_from_url` for a URL with an ETL query).
     """
 
-    def __init__(self, bucket: Bucket, name: str, props: ObjectProps | None = None) -> None:
+    def __init__(
+        self, bucket: Bucket, name: str, props: ObjectProps | None = None, *, etl: Any = None
+    ) -> None:
         if not isinstance(name, str) or not name or name.startswith("/"):
             raise ValueError(f"object name {name!r}: expected a non-empty name relative to the bucket")
         self._bucket, self._name, self._props = bucket, name, props
+        self._etl = etl
 
     # ----------------------------------------------------------------- identity
     @property
@@ -124,7 +154,8 @@ class Object:
             blob_download_config: Anything with ``chunk_size`` and ``num_workers`` (the SDK's
                 ``BlobDownloadConfig``): parallel ranged GETs of that size.
             chunk_size: Bytes per ranged GET and per iterated chunk.
-            etl: Apply a registered transform while reading.
+            etl: An ``ETLConfig`` (or ``Etl``, or name): the reader delivers the object
+                transformed by that registered ETL (and its pipeline).
             writer: A binary file: the whole content is written to it now (the caller closes it).
             latest: Accepted: every read already gets the store's latest version.
             byte_range: RFC 7233 single range (``"bytes=0-499"``, ``"bytes=500-"``, ``"bytes=-500"``).
@@ -133,17 +164,24 @@ class Object:
 
         Raises:
             ValueError: ``byte_range`` with ``blob_download_config`` (as the SDK), ``archive_config``
-                with ``blob_download_config`` or ``num_workers > 1``, or a bad
+                with ``blob_download_config``, ``num_workers > 1`` or ``etl``, ``etl`` with
+                ``byte_range``/``num_workers``/``blob_download_config``, or a bad
                 ``byte_range``/``chunk_size``/``num_workers``/``archive_config``.
             TypeError: ``archive_config`` is not an archive configuration.
-            NotImplementedError: ``etl`` (not in this build yet).
+            LookupError: ``etl`` names an ETL that is not registered.
         """
-        if archive_config is not None and etl is None:
+        etl = etl if etl is not None else self._etl
+        if archive_config is not None:
+            if etl is not None:
+                raise ValueError(
+                    f"get_reader on {self.uname}: archive_config cannot be used with etl "
+                    "(read the member, then transform it)"
+                )
             return self._archive_reader(
                 archive_config, blob_download_config, chunk_size, writer, byte_range, num_workers
             )
         if etl is not None:
-            raise NotImplementedError(f"get_reader(etl=...) on {self.uname}: {ETL_HOOK}")
+            return self._etl_reader(etl, chunk_size, writer, byte_range, num_workers, blob_download_config)
         workers = num_workers or 1
         if blob_download_config is not None:
             if byte_range is not None:
@@ -184,27 +222,47 @@ class Object:
                 writer.write(chunk)
         return reader
 
+    def _etl_reader(
+        self, etl: Any, chunk_size: int, writer: Any, byte_range: str | None, workers: int | None, blob: Any
+    ) -> ObjectReader:
+        from .etl_apply import EtlObjectReader, resolve_stages
+
+        for what, value in (
+            ("byte_range", byte_range),
+            ("num_workers", workers if workers and workers > 1 else None),
+            ("blob_download_config", blob),
+        ):
+            if value is not None:
+                raise ValueError(
+                    f"get_reader on {self.uname}: {what}={value!r} cannot be used with etl "
+                    "(the transform reads the whole object)"
+                )
+        stages, args = resolve_stages(etl, self._bucket._jobs_location)
+        reader = EtlObjectReader(self._bucket._client, self.key, self.uname, chunk_size, stages, args)
+        if writer is not None:
+            for chunk in reader:
+                writer.write(chunk)
+        return reader
+
     def get(self, **kwargs: Any) -> ObjectReader:
         """Deprecated SDK name of :meth:`get_reader` (same arguments)."""
         return self.get_reader(**kwargs)
 
     def get_url(self, archpath: str = "", etl: Any = None) -> str:
-        """The object's URL; with ``archpath``, the URL of that member: ``<url>?archpath=<member>``.
-
-        AIStore puts the member in the same query parameter. Here such a URL is understood
-        by ``Client.batch`` / ``Batch.add`` and by ``manystore archive get``; the member
-        name is percent-encoded.
-
-        Raises:
-            NotImplementedError: ``etl`` (not in this build yet).
+        """The object's URL; with ``archpath`` the URL of that member (``<url>?archpath=<member>``,
+        as AIStore names it; understood by ``Client.batch`` / ``Batch.add`` and ``manystore archive
+        get``; the member name is percent-encoded); with ``etl`` it carries the SDK's ETL query
+        (see :meth:`Bucket.list_urls`).
         """
-        if archpath and etl is None:
+        url = self.uname
+        if archpath:
             from urllib.parse import quote
 
-            return f"{self.uname}{ARCHPATH_QUERY}{quote(archpath, safe='/')}"
+            url += f"{ARCHPATH_QUERY}{quote(archpath, safe='/')}"
         if etl is not None:
-            raise NotImplementedError(f"get_url(etl=...) on {self.uname}: {ETL_HOOK}")
-        return self.uname
+            query = etl_query(etl)
+            url += "&" + query[1:] if archpath else query
+        return url
 
     def get_semantic_url(self) -> str:
         """The object's URL (``s3://bucket/key``, ``msc://profile/key``, a path...)."""
@@ -244,20 +302,28 @@ class Object:
 
         Args:
             to_obj: The destination object.
-            etl: Transform while copying.
+            etl: An ``ETLConfig``/``Etl``/name: write the object transformed (always
+                redone; the output records its source's version as bulk transforms do).
             latest: Accepted: the store's latest version is always read.
             sync: Not supported (it concerns AIS's cached copies of remote buckets).
 
         Raises:
             FileNotFoundError: This object does not exist.
-            NotImplementedError: ``etl`` (not in this build yet) or ``sync=True``.
+            LookupError: ``etl`` names an ETL that is not registered.
+            NotImplementedError: ``sync=True``.
         """
-        if etl is not None:
-            raise NotImplementedError(f"copy(etl=...) of {self.uname}: {ETL_HOOK}")
         if sync:
             raise NotImplementedError(
                 f"copy(sync=True) of {self.uname}: AIS remote-bucket sync has no equivalent"
             )
+        if etl is not None:
+            from .etl_apply import resolve_stages
+            from .etl_job import Task, transform_one
+
+            stages, args = resolve_stages(etl, self._bucket._jobs_location)
+            task = Task(self._name, self.key, self.uname, to_obj.key, None)
+            transform_one(self._bucket._client, to_obj._bucket._client, stages, args, task, force=True)
+            return
         from .group import copy_one
 
         copy_one(self._bucket, self._name, to_obj._bucket, to_obj._name)
