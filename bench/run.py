@@ -16,6 +16,10 @@ S11 a PyTorch DataLoader (0 and 2 workers, 2 epochs) over raw 16 KiB and 256 KiB
 manystore's datasets, s3torchconnector's, litdata's ``StreamingRawDataset`` and an MSC map
 dataset, each in a fresh process (peers in their own venvs; see ``bench/torch_loader.py``);
 S11 always runs those four, whatever ``--libs`` says.
+S12 PyTorch checkpoints: DCP save, full load and model-only (half) load of a 512 MiB state dict,
+and ``torch.save``/``torch.load`` of 256 MiB, with manystore, s3torchconnector and MSC (each in
+a fresh process; bytes moved and requests counted through the fault proxy; see
+``bench/torch_ckpt.py``); S12 always runs those three, whatever ``--libs`` says.
 Every figure is the median of ``--runs`` (>= 3) runs. The markdown table is printed and
 written to ``bench/results/latest.md``.
 """
@@ -36,7 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import layers, local_sync, sync_bench, telemetry_bench, torch_loader
+from bench import layers, local_sync, sync_bench, telemetry_bench, torch_ckpt, torch_loader
 from bench.libs import POSIX_LIBS, S3_LIBS, Endpoint, make_posix, make_s3
 from bench.report import Report
 
@@ -47,7 +51,7 @@ CHUNK = 8 * MiB
 SMALL = 4096
 S1_THREADS = (1, 16)
 RANGE_THREADS = 8
-SCENARIOS = ("S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11")
+SCENARIOS = ("S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11", "S12")
 #: Scenarios that need no S3 server.
 LOCAL_ONLY = {"S10"}
 
@@ -285,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             "S9": lambda: telemetry_bench.s9(report, ep, str(work / "s9posix"), sizes, args.runs, _small_ops),
             "S10": lambda: local_sync.s10(report, work, sizes, args.runs),
             "S11": lambda: torch_loader.s11(report, ep, work, args.quick, args.runs, args.libs),
+            "S12": lambda: torch_ckpt.s12(report, ep, work, args.quick, args.runs),
         }
         for scen in SCENARIOS:
             if scen in args.only:
