@@ -22,7 +22,10 @@ Libraries, each at its documented best settings:
   over an ``S3Client(region, endpoint=...)`` with ``S3ClientConfig(force_path_style=True)``
   (default part size and throughput target), and ``S3Checkpoint`` writer/reader around
   ``torch.save``/``torch.load``. Its writer cannot write to ``rclone serve s3`` (see the
-  results file): its loads then read manystore's checkpoint (the same torch layout).
+  results file): its loads then read a copy of manystore's checkpoint (the same torch layout),
+  PUT through the server after each round's saves, so that it too reads files
+  rclone has not served yet (the first read of fresh files is slower on rclone; the full
+  load, first after the saves, pays it for every library; the half load reads warm files).
 - ``msc`` 1.3.1 (``.tools/msc-torch-venv``): ``MultiStorageFileSystemWriter(url, thread_count=8)``
   / ``MultiStorageFileSystemReader(url, thread_count=MSC_READ_THREADS)`` and
   ``msc.torch.save``/``load`` on the same profile.
@@ -408,7 +411,9 @@ def s12(report: Report, ep: Endpoint, work: Path, quick: bool, runs: int) -> Non
                         before = len(proxy.requests_log)
                         got_before = proxy.body_bytes_by_method["GET"]
                     spec = {"lib": lib, "op": op, "quick": quick, "endpoint": endpoint}
-                    spec["url"] = _url(lib, ep.bucket, f"{source}/{kind}")
+                    if source != lib and op in ("load_full", "tload"):
+                        _copy_via_server(ep, bucket_dir / PREFIX, source, lib, kind)
+                    spec["url"] = _url(lib, ep.bucket, f"{lib}/{kind}")
                     print(f"  S12 run {run} {lib} {op} ({spec['url']})", flush=True)
                     result = _run_child(spec, work)
                     if "error" not in result:
@@ -419,7 +424,7 @@ def s12(report: Report, ep: Endpoint, work: Path, quick: bool, runs: int) -> Non
                     if run == 0:
                         counts: dict[str, Any] = _requests(proxy.requests_log[before:])
                         counts["got"] = proxy.body_bytes_by_method["GET"] - got_before
-                        counts["needed"] = _needed(result, op, bucket_dir / PREFIX / source / kind)
+                        counts["needed"] = _needed(result, op, bucket_dir / PREFIX / lib / kind)
                         counted[(lib, op)] = counts
                     else:
                         results[(lib, op)].append(result)
@@ -430,6 +435,30 @@ def s12(report: Report, ep: Endpoint, work: Path, quick: bool, runs: int) -> Non
         for op in OPS:
             _record(report, lib, op, results[(lib, op)], counted.get((lib, op)), failed.get((lib, op)))
     report.describe("S12", title + f". Load average (1/5/15 min) per round: {'; '.join(loads)}", "MB/s")
+
+
+def _copy_via_server(ep: Endpoint, top: Path, source: str, lib: str, kind: str) -> None:
+    """PUT ``source``'s checkpoint files (or object) again under ``lib``'s prefix, through the server.
+
+    A library whose save failed loads its own fresh copy of another's checkpoint: the first
+    read of freshly written files is slower on rclone, and a checkpoint shared by two libraries
+    would charge that to whichever reads it first. (Written through S3, not into rclone's
+    backing directory: its directory cache would hide files added behind its back.)
+    """
+    import boto3
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=ep.url,
+        region_name=ep.region,
+        aws_access_key_id=ep.access_key,
+        aws_secret_access_key=ep.secret_key,
+    )
+    src = top / source / kind
+    files = sorted(p for p in src.rglob("*") if p.is_file()) if src.is_dir() else [src]
+    for path in files:
+        rel = path.relative_to(top / source).as_posix()
+        s3.put_object(Bucket=ep.bucket, Key=f"{PREFIX}/{lib}/{rel}", Body=path.read_bytes())
 
 
 def _check(
