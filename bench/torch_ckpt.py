@@ -23,9 +23,8 @@ Libraries, each at its documented best settings:
   (default part size and throughput target), and ``S3Checkpoint`` writer/reader around
   ``torch.save``/``torch.load``. Its writer cannot write to ``rclone serve s3`` (see the
   results file): its loads then read a copy of manystore's checkpoint (the same torch layout),
-  PUT through the server after each round's saves, so that it too reads files
-  rclone has not served yet (the first read of fresh files is slower on rclone; the full
-  load, first after the saves, pays it for every library; the half load reads warm files).
+  PUT through the server after each round's saves. Before each round's loads every file is
+  HEADed once, untimed (see ``_settle``: rclone computes a fresh object's ETag on first read).
 - ``msc`` 1.3.1 (``.tools/msc-torch-venv``): ``MultiStorageFileSystemWriter(url, thread_count=8)``
   / ``MultiStorageFileSystemReader(url, thread_count=MSC_READ_THREADS)`` and
   ``msc.torch.save``/``load`` on the same profile.
@@ -398,6 +397,13 @@ def s12(report: Report, ep: Endpoint, work: Path, quick: bool, runs: int) -> Non
     try:
         for run in range(runs + 1):
             for op in OPS:
+                if op in ("load_full", "tload"):  # the round's files are all written: prepare them
+                    kind = "dcp" if op == "load_full" else "obj.pt"
+                    saver = "save" if kind == "dcp" else "tsave"
+                    for lib in libs:
+                        if (lib, saver) in failed and (lib, op) not in failed:
+                            _copy_via_server(ep, bucket_dir / PREFIX, "manystore", lib, kind)
+                    _settle(ep, bucket_dir / PREFIX, kind)
                 shift = run % len(libs)
                 for lib in libs[shift:] + libs[:shift]:
                     if (lib, op) in failed:
@@ -411,8 +417,6 @@ def s12(report: Report, ep: Endpoint, work: Path, quick: bool, runs: int) -> Non
                         before = len(proxy.requests_log)
                         got_before = proxy.body_bytes_by_method["GET"]
                     spec = {"lib": lib, "op": op, "quick": quick, "endpoint": endpoint}
-                    if source != lib and op in ("load_full", "tload"):
-                        _copy_via_server(ep, bucket_dir / PREFIX, source, lib, kind)
                     spec["url"] = _url(lib, ep.bucket, f"{lib}/{kind}")
                     print(f"  S12 run {run} {lib} {op} ({spec['url']})", flush=True)
                     result = _run_child(spec, work)
@@ -437,23 +441,41 @@ def s12(report: Report, ep: Endpoint, work: Path, quick: bool, runs: int) -> Non
     report.describe("S12", title + f". Load average (1/5/15 min) per round: {'; '.join(loads)}", "MB/s")
 
 
-def _copy_via_server(ep: Endpoint, top: Path, source: str, lib: str, kind: str) -> None:
-    """PUT ``source``'s checkpoint files (or object) again under ``lib``'s prefix, through the server.
-
-    A library whose save failed loads its own fresh copy of another's checkpoint: the first
-    read of freshly written files is slower on rclone, and a checkpoint shared by two libraries
-    would charge that to whichever reads it first. (Written through S3, not into rclone's
-    backing directory: its directory cache would hide files added behind its back.)
-    """
+def _s3(ep: Endpoint) -> Any:
     import boto3
 
-    s3 = boto3.client(
+    return boto3.client(
         "s3",
         endpoint_url=ep.url,
         region_name=ep.region,
         aws_access_key_id=ep.access_key,
         aws_secret_access_key=ep.secret_key,
     )
+
+
+def _settle(ep: Endpoint, top: Path, kind: str) -> None:
+    """HEAD every file of every library's checkpoint (or object) once, untimed.
+
+    ``rclone serve s3`` computes an object's MD5 ETag on its first HEAD/GET after a write, and
+    every concurrent first request computes it again (8 parallel ranged GETs of a fresh 64 MiB
+    file: 0.7 s, then 0.06 s). S3 knows the ETag at write time; without this, a load right
+    after a save would be charged by how many requests it sends at once.
+    """
+    s3 = _s3(ep)
+    for path in sorted(top.rglob("*")):
+        rel = path.relative_to(top).parts
+        if path.is_file() and len(rel) > 1 and (rel[1] == kind):
+            s3.head_object(Bucket=ep.bucket, Key=f"{PREFIX}/{path.relative_to(top).as_posix()}")
+
+
+def _copy_via_server(ep: Endpoint, top: Path, source: str, lib: str, kind: str) -> None:
+    """PUT ``source``'s checkpoint files (or object) again under ``lib``'s prefix, through the server.
+
+    A library whose save failed loads its own copy of another's checkpoint, so no two libraries
+    share files (and rclone's caches of them). Written through S3, not into rclone's backing
+    directory: its directory cache would hide files added behind its back.
+    """
+    s3 = _s3(ep)
     src = top / source / kind
     files = sorted(p for p in src.rglob("*") if p.is_file()) if src.is_dir() else [src]
     for path in files:
