@@ -533,7 +533,7 @@ def _record(
         if counts["needed"]:
             moved = f"{label} bytes moved ÷ needed"
             report.unit("S12", moved, threads, "ratio ↓")
-            report.value("S12", moved, threads, lib, counts["got"] / counts["needed"])
+            report.value("S12", moved, threads, lib, f"{counts['got'] / counts['needed']:.3f}")
     elif error or counts is None:
         report.error("S12", row, threads, lib, error or "not run")
 
