@@ -16,6 +16,10 @@ S11 a PyTorch DataLoader (0 and 2 workers, 2 epochs) over raw 16 KiB and 256 KiB
 manystore's datasets, s3torchconnector's, litdata's ``StreamingRawDataset`` and an MSC map
 dataset, each in a fresh process (peers in their own venvs; see ``bench/torch_loader.py``);
 S11 always runs those four, whatever ``--libs`` says.
+S12 PyTorch checkpoints: DCP save, full load and model-only (half) load of a 512 MiB state dict,
+and ``torch.save``/``torch.load`` of 256 MiB, with manystore, s3torchconnector and MSC (each in
+a fresh process; bytes moved and requests counted through the fault proxy; see
+``bench/torch_ckpt.py``); S12 always runs those three, whatever ``--libs`` says.
 S13 ``manystore.batch``: Get-Batch of 10,000 x 16 KiB objects vs a GET loop (manystore, MSC)
 vs the 16-thread obstore ceiling, and one 64 KiB member out of a 1 GiB tar, cold and warm, vs
 downloading it (see ``bench/batch_bench.py``); S13 always runs its own columns.
@@ -41,7 +45,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import batch_bench, etl_bench, layers, local_sync, sync_bench, telemetry_bench, torch_loader
+from bench import (
+    batch_bench,
+    etl_bench,
+    layers,
+    local_sync,
+    sync_bench,
+    telemetry_bench,
+    torch_ckpt,
+    torch_loader,
+)
 from bench.libs import POSIX_LIBS, S3_LIBS, Endpoint, make_posix, make_s3
 from bench.report import Report
 
@@ -52,7 +65,7 @@ CHUNK = 8 * MiB
 SMALL = 4096
 S1_THREADS = (1, 16)
 RANGE_THREADS = 8
-SCENARIOS = ("S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11", "S13", "S13-etl")
+SCENARIOS = ("S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11", "S12", "S13", "S13-etl")
 #: Scenarios that need no S3 server.
 LOCAL_ONLY = {"S10"}
 
@@ -295,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
             "S9": lambda: telemetry_bench.s9(report, ep, str(work / "s9posix"), sizes, args.runs, _small_ops),
             "S10": lambda: local_sync.s10(report, work, sizes, args.runs),
             "S11": lambda: torch_loader.s11(report, ep, work, args.quick, args.runs, args.libs),
+            "S12": lambda: torch_ckpt.s12(report, ep, work, args.quick, args.runs),
             "S13": lambda: batch_bench.s13(report, ep, work, args.quick, args.runs),
             "S13-etl": lambda: etl_bench.s13_etl(report, ep, work, args.quick, args.runs),
         }

@@ -65,6 +65,9 @@ _HOP_BY_HOP = frozenset(
     }
 )
 
+#: Response bodies are sent (and counted) in slices of this many bytes.
+_SLICE = 256 * 1024
+
 _S3_CODES = {
     400: "BadRequest",
     408: "RequestTimeout",
@@ -155,7 +158,8 @@ class FaultProxy:
         requests_by_method: Requests received, by HTTP method.
         requests_log: ``(method, path-with-query)`` of every request received, in order.
         injected: Faults injected so far, by :attr:`Fault.label`.
-        body_bytes_by_method: Response body bytes forwarded to the client, by HTTP method.
+        body_bytes_by_method: Response body bytes forwarded to the client, by HTTP method (bytes
+            sent before a client dropped the connection included).
     """
 
     def __init__(self, upstream: str) -> None:
@@ -278,9 +282,13 @@ class FaultProxy:
                 if self.command == "HEAD":
                     return
                 if cut is None:
-                    self.wfile.write(data)
-                    with proxy._lock:
-                        proxy.body_bytes_by_method[self.command] += len(data)
+                    # In slices, each counted once sent: a client that drops the connection
+                    # mid-body (an abandoned GET) is charged the bytes it was sent.
+                    view = memoryview(data)
+                    for start in range(0, len(view), _SLICE):
+                        self.wfile.write(view[start : start + _SLICE])
+                        with proxy._lock:
+                            proxy.body_bytes_by_method[self.command] += min(_SLICE, len(view) - start)
                     return
                 self.wfile.write(data[: int(len(data) * cut.keep)])
                 self._cut(cut)

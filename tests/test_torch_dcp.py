@@ -68,6 +68,65 @@ def test_save_and_load_model_and_optimizer(
     assert torch.equal(state2["optim"]["state"][0]["exp_avg"], exp_avg)
 
 
+def test_load_of_layouts_the_direct_copy_refuses(
+    backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A transposed (non-contiguous) tensor, a float16 one loaded into float32, an int64 one, a
+    # scalar and an empty one: each comes back as torch.load + copy_ would give it.
+    base = use_config(backend, tmp_path, monkeypatch)
+    torch.manual_seed(7)
+    saved = {
+        "t": torch.randn(6, 4).t(),
+        "half": torch.randn(5, 3).half(),
+        "ints": torch.arange(10, dtype=torch.int64),
+        "scalar": torch.tensor(2.5),
+        "empty": torch.zeros(0, 3),
+        "plain": torch.randn(32, 32),
+    }
+    dcp.save(saved, storage_writer=StorageWriter(f"{base}/layouts"))
+    loaded = {
+        "t": torch.zeros(4, 6),
+        "half": torch.zeros(5, 3),
+        "ints": torch.zeros(10, dtype=torch.int64),
+        "scalar": torch.tensor(0.0),
+        "empty": torch.zeros(0, 3),
+        "plain": torch.zeros(32, 32),
+    }
+    dcp.load(loaded, storage_reader=StorageReader(f"{base}/layouts"))
+    assert torch.equal(loaded["t"], saved["t"])
+    assert torch.equal(loaded["half"], saved["half"].float())
+    for key in ("ints", "scalar", "empty", "plain"):
+        assert torch.equal(loaded[key], saved[key]), key
+
+
+def test_direct_copy_only_for_matching_layouts() -> None:
+    import io
+
+    from manystore.torch._dcp_direct import copy_into
+
+    def archive(t: torch.Tensor) -> SegmentReader:
+        buf = io.BytesIO()
+        torch.save(t, buf)
+        return SegmentReader("b", "k", [(0, buf.getvalue())])
+
+    src = torch.randn(16, 8)
+    target = torch.zeros(16, 8)
+    assert copy_into(archive(src), target)
+    assert torch.equal(target, src)
+    refused = [
+        (src.t().contiguous().t(), torch.zeros(16, 8)),  # stored transposed
+        (src, torch.zeros(16, 8, dtype=torch.float64)),  # another dtype
+        (src, torch.zeros(8, 16)),  # another shape
+        (src[2:], torch.zeros(14, 8)),  # a view of a larger storage
+        (src, torch.zeros(8, 32)[:, :16].t().t()),  # a non-contiguous target (8x16)
+    ]
+    for saved, dest in refused:
+        before = dest.clone()
+        assert not copy_into(archive(saved), dest)
+        assert torch.equal(dest, before)  # nothing written when refused
+    assert not copy_into(SegmentReader("b", "k", [(0, b"not a zip archive")]), torch.zeros(2))
+
+
 @pytest.mark.parametrize("kind", ["sequential", "range_based"])
 def test_load_with_the_seed_reader_constructors(
     backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str

@@ -11,7 +11,6 @@ See ``docs/architecture.md``.
 from __future__ import annotations
 
 import importlib
-import io
 import os
 from typing import IO, Any
 
@@ -89,9 +88,10 @@ def load(f: str | os.PathLike[str] | IO[bytes], *args: Any, **kwargs: Any) -> An
     """
     torch = _torch()
     if isinstance(f, (str, os.PathLike)):
-        from ..shortcuts import read
+        from ._dcp_reader import ObjectReader
 
-        f = io.BytesIO(read(os.fspath(f)))
+        # Parallel ranged parts, served without a join copy.
+        return torch.load(ObjectReader(os.fspath(f)), *args, **kwargs)
     return torch.load(f, *args, **kwargs)
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "SegmentReader",
     "coalesce",
     "dcp_optimized",
+    "fetch_object",
 ]
 
 #: Gap between two needed ranges up to which they share one request (as s3torchconnector).
@@ -237,9 +238,11 @@ class ObjectReader(SegmentReader):
 
     def _load(self) -> None:
         if not self._loaded:
-            data = self._client.read(self._path)
-            self._offsets, self._views = [0], [memoryview(data)]
-            self._end, self._loaded = len(data), True
+            segments = fetch_object(self._client, self._path)
+            self._offsets = [off for off, _ in segments]
+            self._views = [memoryview(buf) for _, buf in segments]
+            self._end = segments[-1][0] + len(segments[-1][1]) if segments else 0
+            self._loaded = True
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         """As :meth:`SegmentReader.seek` (``SEEK_END`` fetches the object first)."""
@@ -256,6 +259,35 @@ class ObjectReader(SegmentReader):
         """The next ``size`` bytes (fetching the object on first use)."""
         self._load()
         return super().read(size)
+
+
+def fetch_object(
+    client: StorageClient,
+    path: str,
+    part_size: int = DEFAULT_PART_SIZE,
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+) -> list[tuple[int, bytes]]:
+    """A whole object as ``(offset, bytes)`` segments: one GET up to ``part_size``, else parallel
+    ranged GETs of ``part_size`` bytes (sized by one HEAD), kept as fetched (no join copy).
+
+    Raises:
+        FileNotFoundError: No object at ``path``.
+        OSError: The object changed size while it was fetched.
+    """
+    size = client.info(path).content_length
+    if size <= part_size:
+        data = client.read(path)
+        return [(0, data)] if data else []
+    parts = split_parts([(0, size)], part_size)
+    with ThreadPoolExecutor(min(max_concurrency, len(parts)), thread_name_prefix="manystore-obj") as pool:
+        futures = [pool.submit(client.read, path, Range(offset=s, size=e - s)) for s, e in parts]
+        segments = [(s, f.result()) for (s, _), f in zip(parts, futures, strict=True)]
+    got = sum(len(b) for _, b in segments)
+    if got != size:
+        raise OSError(
+            f"{client.url_prefix}{path}: fetched {got} bytes, expected {size} (changed while read?)"
+        )
+    return segments
 
 
 class _Fetch:
@@ -370,14 +402,16 @@ class DCPOptimizedConstructor:
         At most ``prefetch_bytes`` beyond the file being consumed are requested ahead (the
         file being consumed is always fetched whole). A reader's buffers are released
         when the caller drops it. A file whose needed span is all of it (its size known
-        from ``sizes``) is read with a plain GET: many servers answer a range covering the
-        whole object with ``200``, which would cost a second request.
+        from ``sizes``) and fits in one part is read with a plain GET: many servers answer
+        a range covering the whole object with ``200``, which would cost a second request.
+        Larger files are fetched as parallel ranged parts like any other span (faster than
+        one whole-object read, which streams a first chunk and joins the rest).
         """
         sizes = sizes or {}
         fetches = []
         for path, r in files:
             groups = coalesce(r, self.max_gap_size, self.max_gap_fraction)
-            whole = groups == [(0, sizes.get(path, -1))]
+            whole = groups == [(0, sizes.get(path, -1))] and groups[0][1] <= self.part_size
             fetches.append(_Fetch(path, groups if whole else split_parts(groups, self.part_size), whole))
         url_of = url_of or (lambda p: client.url_prefix + p)
         with ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="manystore-dcp") as pool:

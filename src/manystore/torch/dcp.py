@@ -47,6 +47,7 @@ from ..client import StorageClient
 from ..errors import InvalidURLError
 from ..urls import parse_url, url_to_str
 from ._ckpt_client import client_options, resolve
+from ._dcp_direct import copy_into
 from ._dcp_reader import DCPOptimizedConstructor, dcp_optimized
 from .writer import Writer
 
@@ -389,6 +390,12 @@ class StorageReader(FileSystemReader):
         if req.type == LoadItemType.BYTE_IO:
             planner.load_bytes(req, io.BytesIO(stream.read(-1)))
             return
+        if not info.transform_descriptors and not any(req.storage_offsets):
+            target = planner.resolve_tensor(req).detach()
+            if copy_into(raw, target):  # one copy from the fetched bytes, no torch.load
+                planner.commit_tensor(req, target)
+                return
+            raw.seek(0)  # refused: torch.load reads the item from its start
         if not stream.seekable():
             stream = io.BytesIO(stream.read(-1))
         tensor = torch.load(stream, map_location="cpu", weights_only=True)
