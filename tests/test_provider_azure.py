@@ -237,9 +237,10 @@ def test_copy_list_and_delete_prefix(provider: AzureBlobStorageProvider) -> None
     assert keys(provider.list_objects("")) == ["ab", "b", "c/1"]
 
 
-def _child_roundtrip(provider: AzureBlobStorageProvider) -> tuple[bytes, bool]:
+def _child_roundtrip(provider: AzureBlobStorageProvider, task: int) -> tuple[bytes, bool]:
     data = provider.get_object("fork/parent")
-    provider.put_object(f"fork/child-{os.getpid()}", b"from child")
+    # keyed by task: the pool may run both tasks in one worker process
+    provider.put_object(f"fork/child-{task}", b"from child")
     return data, provider._store_pid == os.getpid()
 
 
@@ -247,7 +248,8 @@ def test_fork_after_use(provider: AzureBlobStorageProvider) -> None:
     """A child forked while obstore's runtime runs builds its own AzureStore (no hang)."""
     provider.put_object("fork/parent", b"from parent")
     with multiprocessing.get_context("fork").Pool(2) as pool:
-        results = pool.map_async(_child_roundtrip, [provider] * 2).get(timeout=60)
+        tasks = [(provider, 0), (provider, 1)]
+        results = pool.starmap_async(_child_roundtrip, tasks, chunksize=1).get(timeout=60)
     assert results == [(b"from parent", True)] * 2
     assert len(keys(provider.list_objects("fork/child-"))) == 2
     assert provider.get_object("fork/parent") == b"from parent"

@@ -495,9 +495,10 @@ def test_default_chain_env_and_anonymous(
 
 
 # ---------------------------------------------------------------------------- fork safety, pickling
-def _child_roundtrip(provider: S3StorageProvider) -> tuple[bytes, bool]:
+def _child_roundtrip(provider: S3StorageProvider, task: int) -> tuple[bytes, bool]:
     data = provider.get_object("fork/parent")
-    provider.put_object(f"fork/child-{os.getpid()}", b"from child")
+    # keyed by task: the pool may run both tasks in one worker process
+    provider.put_object(f"fork/child-{task}", b"from child")
     return data, provider._store_pid == os.getpid()
 
 
@@ -505,7 +506,9 @@ def test_fork_after_use(provider: S3StorageProvider) -> None:
     """A child forked while obstore's runtime runs gets a working store of its own (no hang)."""
     provider.put_object("fork/parent", b"from parent")
     with multiprocessing.get_context("fork").Pool(2) as pool:
-        results = pool.map_async(_child_roundtrip, [provider] * 2).get(timeout=60)
+        results = pool.starmap_async(_child_roundtrip, [(provider, 0), (provider, 1)], chunksize=1).get(
+            timeout=60
+        )
     assert results == [(b"from parent", True)] * 2
     assert len(keys(provider.list_objects("fork/child-"))) == 2
     assert provider.get_object("fork/parent") == b"from parent"  # the parent is unaffected
