@@ -183,6 +183,24 @@ def test_dry_run_writes_nothing_and_plans_skips(
     assert out.splitlines()[-1] == "dry run: would transform 1, skip 2 (current)"
     assert "skip msc://d/img/001.jpg -> msc://d/out/001.jpg (output is current)" in out
     assert sorted(outputs()) == ["000.jpg", "001.jpg"]
+    code, out, err = run(
+        capsys,
+        "etl",
+        "run",
+        "upper-etl",
+        "msc://d/img",
+        "msc://d/new",
+        "004.cls",
+        "gone.jpg",
+        "--dry-run",
+        "-q",
+    )
+    assert code == 1 and err.startswith("manystore: etl run: msc://d/img/gone.jpg: ") and err.count("\n") == 1
+    assert out.splitlines() == [
+        "transform msc://d/img/004.cls -> msc://d/new/004.cls (etl upper-etl)",
+        "dry run: would transform 1, skip 0 (current)",
+    ]
+    assert not list(manystore.list("msc://d/new/"))
 
 
 def test_failing_object_exit_1_names_the_key(

@@ -187,15 +187,6 @@ def _cmd_etl_run(args: argparse.Namespace) -> int:
     status = watch_job(args, client.job(job_id))
     if status.total == 0:
         print(f"manystore: etl run: warning: {args.src}: no objects selected", file=sys.stderr)
-    if args.dry_run:
-        for line in status.planned:
-            print(line)
-        skip = sum(line.startswith("skip ") for line in status.planned)
-        more = (
-            f" (plan of the first {len(status.planned)} shown)" if len(status.planned) < status.total else ""
-        )
-        print(f"dry run: would transform {len(status.planned) - skip}, skip {skip} (current){more}")
-        return 0
     for name, cause in status.errors.items():
         where = args.dst if name == "<job>" else src._url(name)
         print(f"manystore: etl run: {where}: {cause}", file=sys.stderr)
@@ -204,6 +195,17 @@ def _cmd_etl_run(args: argparse.Namespace) -> int:
             f"manystore: etl run: ... {status.objects_failed - len(status.errors)} more failures",
             file=sys.stderr,
         )
+    if args.dry_run:
+        for line in sorted(status.planned):
+            print(line)
+        skip = sum(line.startswith("skip ") for line in status.planned)
+        more = (
+            f" (plan of the first {len(status.planned)} shown)"
+            if len(status.planned) < status.objects_done
+            else ""
+        )
+        print(f"dry run: would transform {len(status.planned) - skip}, skip {skip} (current){more}")
+        return 1 if status.objects_failed else 0
     attempted = status.objects_done + status.objects_failed
     if status.state != "done" and attempted < status.total:
         print(
