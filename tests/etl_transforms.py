@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -22,6 +23,11 @@ def identity(data: bytes) -> bytes:
 def tag_args(data: bytes, etl_args: str) -> bytes:
     """The bytes followed by ``|`` and the ETL arguments."""
     return data + b"|" + etl_args.encode()
+
+
+def pid_of_worker(data: bytes) -> bytes:
+    """The id of the process that ran the transform (as ASCII digits)."""
+    return str(os.getpid()).encode()
 
 
 def upper_stream(reader: BinaryIO) -> Iterator[bytes]:

@@ -65,11 +65,12 @@ def test_bucket_transform_renames_filters_and_reruns_skip(backend: Backend, tmp_
     third = src.transform("upper-etl", dst, prefix_filter="a/", prepend="t-", ext={"jpg": "png"})
     assert client.job(third).wait(timeout=60).success
     assert client.job(third).status().bytes == len(b"NEW TEXT")
+    assert (client.job(third).status().objects_done, client.job(third).status().objects_skipped) == (3, 2)
     assert contents(dst)["t-a/y.txt"] == b"NEW TEXT"
     # force redoes everything
     forced = src.transform("upper-etl", dst, prefix_filter="a/", prepend="t-", ext={"jpg": "png"}, force=True)
     assert client.job(forced).wait(timeout=60).success
-    assert client.job(forced).status().bytes == 25
+    assert client.job(forced).status().bytes == 25 and client.job(forced).status().objects_skipped == 0
 
 
 def test_dry_run_changes_nothing_and_plans_skips(backend: Backend, tmp_path: Path) -> None:

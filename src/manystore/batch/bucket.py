@@ -453,6 +453,7 @@ class Bucket:
         execution: str = "local",
         num_worker_processes: int | None = None,
         ray_address: str | None = None,
+        etl_args: str | dict[str, Any] | None = None,
     ) -> str:
         """Apply a registered ETL to every object whose name starts with ``prefix_filter``; returns a job id.
 
@@ -479,6 +480,7 @@ class Bucket:
             execution: ``"local"`` (threads, or processes) or ``"ray"`` (tasks on a Ray cluster).
             num_worker_processes: Worker processes (``None``/1: threads of this process).
             ray_address: Ray cluster with ``execution="ray"`` (None: start or join a local one).
+            etl_args: Arguments each transform call gets (a dict as compact JSON); not in the SDK.
 
         Raises:
             LookupError: An ETL is not registered.
@@ -512,6 +514,7 @@ class Bucket:
             execution=execution,
             num_worker_processes=num_worker_processes,
             ray_address=ray_address,
+            etl_args=etl_args,
         )
 
     # ------------------------------------------------------------- bucket admin

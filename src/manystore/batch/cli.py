@@ -25,7 +25,7 @@ import argparse
 import sys
 from typing import Any
 
-__all__ = ["register"]
+__all__ = ["add_progress", "bucket_url", "register", "watch_job"]
 
 _MODES = ("regexp", "prefix", "suffix", "substr", "wdskey")
 
@@ -52,6 +52,14 @@ def _split_url(url: str) -> tuple[str, str]:
     if not sep or not name or head.endswith(":/"):
         raise _fail(url, f"expected the URL of an object (e.g. s3://bucket/dir/{name or 'x.tar'})", 2)
     return head or "/", name
+
+
+def bucket_url(url: str) -> str:
+    """A command-line URL for :meth:`Client.bucket`: a plain path (``data/in``) is a local
+    directory, as for every other command, not a bare AIS bucket name."""
+    import os
+
+    return url if "://" in url else os.path.abspath(os.path.expanduser(url))
 
 
 def _resolve(url: str) -> tuple[Any, str]:
@@ -108,9 +116,36 @@ def _cmd_archive_get(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_archive_create(args: argparse.Namespace) -> int:
+def watch_job(args: argparse.Namespace, job: Any) -> Any:
+    """Wait for ``job`` to finish, with a progress bar in objects (per ``-q``/``--progress``).
+
+    Args:
+        args: The command's arguments (``quiet``, ``progress``).
+        job: A :class:`~manystore.batch.Job`.
+
+    Returns:
+        Its final :class:`~manystore.batch.JobStatus`.
+    """
     import time
 
+    bar = _progress(args, None, "obj")
+    try:
+        while True:
+            status = job.status()
+            if bar is not None:
+                bar.total = status.total
+                bar.update(status.objects_done + status.objects_failed - bar.n)
+            if status.finished:
+                if bar is not None:
+                    bar.refresh()
+                return status
+            time.sleep(0.1)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _cmd_archive_create(args: argparse.Namespace) -> int:
     from .client import Client
 
     if args.template and args.names:
@@ -118,8 +153,8 @@ def _cmd_archive_create(args: argparse.Namespace) -> int:
     dest_bucket, archive_name = _split_url(args.archive)
     client = Client()
     try:
-        src = client.bucket(args.src)
-        to_bck = client.bucket(dest_bucket)
+        src = client.bucket(bucket_url(args.src))
+        to_bck = client.bucket(bucket_url(dest_bucket))
     except ValueError as exc:
         raise _fail(args.src, exc, 2) from exc
     if args.template:
@@ -138,22 +173,7 @@ def _cmd_archive_create(args: argparse.Namespace) -> int:
         allow_append=args.append,
         continue_on_err=args.continue_on_error,
     )[0]
-    job = client.job(job_id)
-    bar = _progress(args, None, "obj")
-    try:
-        while True:
-            status = job.status()
-            if bar is not None:
-                bar.total = status.total
-                bar.update(status.objects_done + status.objects_failed - bar.n)
-            if status.finished:
-                if bar is not None:
-                    bar.refresh()
-                break
-            time.sleep(0.1)
-    finally:
-        if bar is not None:
-            bar.close()
+    status = watch_job(args, client.job(job_id))
     for name, cause in status.errors.items():
         print(
             f"manystore: archive create: {src._url(name) if name != '<job>' else args.archive}: {cause}",
@@ -181,7 +201,7 @@ def _cmd_batch_get(args: argparse.Namespace) -> int:
         fmt = next((s for s in (".tar.gz", ".tgz", ".zip", ".tar") if lower.endswith(s)), ".tar")
     client = Client()
     try:
-        bucket = client.bucket(args.src)
+        bucket = client.bucket(bucket_url(args.src))
         batch = client.batch(
             names,
             bucket=bucket,
@@ -230,7 +250,8 @@ def _cmd_batch_get(args: argparse.Namespace) -> int:
     return 1 if stats.errors else 0
 
 
-def _add_progress(p: argparse.ArgumentParser) -> None:
+def add_progress(p: argparse.ArgumentParser) -> None:
+    """Add ``-q``/``--quiet`` and ``--progress`` (read by :func:`watch_job`) to a command."""
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "--progress", action="store_true", help="show the progress bar even if stderr is not a terminal"
@@ -274,7 +295,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     create.add_argument(
         "--include-source-name", action="store_true", help="name members <bucket path>/<name>"
     )
-    _add_progress(create)
+    add_progress(create)
     create.set_defaults(func=_cmd_archive_create, command="archive create")
 
     batch = sub.add_parser("batch", help="Get-Batch: many objects as one archive")
@@ -294,5 +315,5 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     bget.add_argument("--only-obj-name", action="store_true", help="name members by object name alone")
     bget.add_argument("--strict", action="store_true", help="fail (store nothing) if any item is missing")
     bget.add_argument("--workers", type=int, default=None, metavar="N", help="fetching threads (default 16)")
-    _add_progress(bget)
+    add_progress(bget)
     bget.set_defaults(func=_cmd_batch_get, command="batch get")

@@ -37,7 +37,7 @@ from ..mirror.transfer import portable_error
 from ..types import ObjectMetadata
 from .etl import Registration, importable
 from .etl_apply import local_path_of, run_stages, source_input
-from .jobs import Job, start_job
+from .jobs import SKIPPED, Job, start_job
 from .reader import _Source
 
 if TYPE_CHECKING:
@@ -127,6 +127,9 @@ def transform_one(
 ) -> int:
     """Transform one object into its output unless the output is current; returns bytes written.
 
+    An output already current (and not ``force``) is left alone: the result is
+    :data:`~manystore.batch.jobs.SKIPPED` (an ``int`` equal to 0).
+
     Raises:
         FileNotFoundError: The source object does not exist.
         PreconditionFailedError: It changed after it was listed.
@@ -136,7 +139,7 @@ def transform_one(
     meta = task.src_meta or src.info(task.src_key)
     record = record_of(stages, args, meta)
     if not force and task.dst_exists and current_record(dst, task.dst_key) == record:
-        return 0
+        return SKIPPED
     source = _OnePassSource(src, task.src_key, meta, 0, meta.content_length, READ_CHUNK, 1)
     data = source_input(src, source, stages[0], max_resume=5)
     written = 0
@@ -412,8 +415,12 @@ def transform_objects(
     execution: str,
     num_worker_processes: int | None,
     ray_address: str | None,
+    etl_args: str | dict[str, Any] | None = None,
 ) -> str:
     """The shared body of ``Bucket.transform`` and ``ObjectGroup.transform`` (see their docs).
+
+    ``etl_args`` reach every transform call as the SDK sends per-request arguments (a
+    dict as compact JSON, a string as is; None: ``""``) and are part of each output's record.
 
     Raises:
         NotImplementedError: ``sync=True``.
@@ -424,7 +431,7 @@ def transform_objects(
     """
     from .bucket import apply_ext
     from .etl import parse_duration
-    from .etl_apply import resolve_stages
+    from .etl_apply import etl_args_text, resolve_stages
     from .group import worker_count
 
     if sync:
@@ -433,7 +440,8 @@ def transform_objects(
         )
     if not isinstance(etl_name, str):
         raise TypeError(f"etl_name={etl_name!r}: expected the name of a registered ETL")
-    stages, args = resolve_stages(etl_name, src._jobs_location, etl_pipeline)
+    stages, _ = resolve_stages(etl_name, src._jobs_location, etl_pipeline)
+    args = etl_args_text(etl_args)
     deadline = None if timeout is None else time.monotonic() + parse_duration(timeout, "timeout")
     return start_transform(
         src,

@@ -328,6 +328,7 @@ class ObjectGroup:
         execution: str = "local",
         num_worker_processes: int | None = None,
         ray_address: str | None = None,
+        etl_args: str | dict[str, Any] | None = None,
     ) -> str:
         """Apply a registered ETL to each of the group's objects into ``to_bck``; returns a job id.
 
@@ -350,6 +351,7 @@ class ObjectGroup:
             execution: ``"local"`` (threads, or processes) or ``"ray"``.
             num_worker_processes: Worker processes (``None``/1: threads of this process).
             ray_address: Ray cluster with ``execution="ray"`` (None: start or join a local one).
+            etl_args: Arguments each transform call gets (a dict as compact JSON); not in the SDK.
 
         Raises:
             LookupError: An ETL is not registered.
@@ -377,6 +379,7 @@ class ObjectGroup:
             execution=execution,
             num_worker_processes=num_worker_processes,
             ray_address=ray_address,
+            etl_args=etl_args,
         )
 
     def archive(

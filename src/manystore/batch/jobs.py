@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 from ..caching.cache_config import default_cache_path
 
-__all__ = ["Job", "JobStatus", "WaitResult", "jobs_dir", "start_job"]
+__all__ = ["SKIPPED", "Job", "JobStatus", "Skipped", "WaitResult", "jobs_dir", "start_job"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,18 @@ MAX_ERRORS_KEPT = 1000
 #: Default wait, as the SDK's (5 minutes).
 DEFAULT_JOB_WAIT_TIMEOUT = 300
 _T = TypeVar("_T")
+
+
+class Skipped(int):
+    """A work result meaning the item needed no work (e.g. an ETL output already current).
+
+    It is an ``int`` (bytes moved: 0), so callers that add results up are unaffected; the
+    job counts it as done and also in :attr:`JobStatus.objects_skipped`.
+    """
+
+
+#: The result ``work`` returns for an item it skipped.
+SKIPPED = Skipped(0)
 
 
 def jobs_dir(cache_location: str | None = None) -> str:
@@ -61,8 +73,9 @@ class JobStatus:
         end_time: When it ended, nanoseconds since the epoch (0 while running).
         aborted: True when it stopped early (``failed`` or ``abandoned``).
         total: Objects it was given.
-        objects_done: Objects finished successfully (planned, for a dry run).
+        objects_done: Objects finished successfully (planned, for a dry run), skipped ones included.
         objects_failed: Objects that failed.
+        objects_skipped: Of ``objects_done``, those that needed no work (:data:`SKIPPED`).
         bytes: Bytes moved.
         errors: Per-object error messages by object name (up to :data:`MAX_ERRORS_KEPT`).
         dry_run: True when nothing was changed, only planned.
@@ -80,6 +93,7 @@ class JobStatus:
     total: int = 0
     objects_done: int = 0
     objects_failed: int = 0
+    objects_skipped: int = 0
     bytes: int = 0
     errors: dict[str, str] = field(default_factory=dict)
     dry_run: bool = False
@@ -148,6 +162,7 @@ class _Recorder:
                     st.errors[name] = f"{type(error).__name__}: {error}"
             else:
                 st.objects_done += 1
+                st.objects_skipped += isinstance(moved, Skipped)
                 st.bytes += moved or 0
                 if plan is not None and len(st.planned) < MAX_ERRORS_KEPT:
                     st.planned.append(plan)
@@ -183,7 +198,8 @@ def start_job(
     Args:
         kind: The job kind shown in its status.
         items: What to work on (materialised now, so the total is known).
-        work: Does one item and returns the bytes it moved (or None); raises on failure.
+        work: Does one item and returns the bytes it moved (or None; :data:`SKIPPED` when
+            the item needed no work); raises on failure.
         name_of: The name an item is reported under.
         continue_on_error: Keep going after a failure (each is recorded); else stop
             submitting new items at the first failure (the job ends ``failed``).
