@@ -48,6 +48,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench._children import run_json_child
+
 if TYPE_CHECKING:
     from bench.libs import Endpoint
     from bench.report import Report
@@ -312,43 +314,11 @@ def child_main(argv: list[str]) -> None:
 
 # ---------------------------------------------------------------------------- parent side
 def _run_child(spec: dict, work: Path) -> dict:
-    import subprocess
-
     from bench.torch_loader import _msc_config
 
-    python = LIBS[spec["lib"]]
-    exe = sys.executable if python is None else str(REPO / python)
-    if not os.path.exists(exe):
-        return {"error": f"{python} missing: run `make bench` (it creates the venv)"}
-    env = dict(os.environ)
-    ep = spec["endpoint"]
-    env.update(AWS_ACCESS_KEY_ID=ep["access_key"], AWS_SECRET_ACCESS_KEY=ep["secret_key"])
-    env.update(AWS_REGION=ep["region"], AWS_DEFAULT_REGION=ep["region"])
-    env.pop("AWS_ENDPOINT_URL", None)
-    if python is not None:  # a foreign venv: this repo's bench package only, no manystore
-        env["PYTHONPATH"] = str(REPO)
-    config = work / f"s12-msc-{abs(hash(ep['url']))}.json"
-    _msc_config(ep, config)
-    env["MSC_CONFIG"] = str(config)
-    try:
-        proc = subprocess.run(
-            [exe, "-m", "bench.torch_ckpt", json.dumps(spec)],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-    except subprocess.TimeoutExpired:
-        return {"error": "timed out after 900 s"}
-    lines = proc.stdout.strip().splitlines()
-    try:
-        return json.loads(lines[-1])
-    except (IndexError, json.JSONDecodeError):
-        lines = (proc.stderr or proc.stdout).strip().splitlines()
-        # A Rust panic's message is above its backtrace hint.
-        tail = [line for line in lines if "panicked" in line][:1] or lines[-1:] or ["no output"]
-        return {"error": f"child exited {proc.returncode}: {tail[0][:200]}"}
+    config = work / f"s12-msc-{abs(hash(spec['endpoint']['url']))}.json"
+    _msc_config(spec["endpoint"], config)
+    return run_json_child("bench.torch_ckpt", spec, LIBS[spec["lib"]], {"MSC_CONFIG": str(config)})
 
 
 def _url(lib: str, bucket: str, what: str) -> str:

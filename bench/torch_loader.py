@@ -38,13 +38,14 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
 import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from bench._children import run_json_child
 
 if TYPE_CHECKING:
     from bench.libs import Endpoint
@@ -331,37 +332,12 @@ def _count_requests(log: list[tuple[str, str]], bucket: str) -> dict[str, int]:
 
 def _run_child(spec: dict, work: Path) -> dict:
     python, _kinds = LIBS[spec["lib"]]
-    exe = sys.executable if python is None else str(REPO / python)
-    if not os.path.exists(exe):
-        return {"error": f"{python} missing: run `make bench` (it creates the venv)"}
-    env = dict(os.environ)
-    ep = spec["endpoint"]
-    env.update(AWS_ACCESS_KEY_ID=ep["access_key"], AWS_SECRET_ACCESS_KEY=ep["secret_key"])
-    env.update(AWS_REGION=ep["region"], AWS_DEFAULT_REGION=ep["region"])
-    env.pop("AWS_ENDPOINT_URL", None)
-    if python is not None:  # a foreign venv: this repo's bench package only, no manystore
-        env["PYTHONPATH"] = str(REPO)
+    extra: dict[str, str] = {}
     if spec["lib"] == "msc":
-        config = work / f"msc-{abs(hash(ep['url']))}.json"
-        _msc_config(ep, config)
-        env["MSC_CONFIG"] = str(config)
-    try:
-        proc = subprocess.run(
-            [exe, "-m", "bench.torch_loader", json.dumps(spec)],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-    except subprocess.TimeoutExpired:
-        return {"error": "timed out after 900 s"}
-    lines = proc.stdout.strip().splitlines()
-    try:
-        return json.loads(lines[-1])
-    except (IndexError, json.JSONDecodeError):
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        return {"error": f"child exited {proc.returncode}: {tail[0][:200]}"}
+        config = work / f"msc-{abs(hash(spec['endpoint']['url']))}.json"
+        _msc_config(spec["endpoint"], config)
+        extra["MSC_CONFIG"] = str(config)
+    return run_json_child("bench.torch_loader", spec, python, extra)
 
 
 def _load() -> str:

@@ -238,7 +238,7 @@ def test_local_pairs_default_to_few_threads_and_explicit_counts_win(
     monkeypatch.setattr(mirror, "transfer_jobs", recording)
     monkeypatch.delenv("MANYSTORE_SYNC_THREADS", raising=False)
     default = transfer.local_threads(str(tmp_path / "src"), str(tmp_path / "a"))
-    assert 1 <= default <= 16
+    assert 1 <= default <= 4  # a local disk or memory: never the 16 of network file systems
     source = _client(tmp_path / "src")
     _client(tmp_path / "a").sync_from(source, progress=False)
     monkeypatch.setenv("MANYSTORE_SYNC_THREADS", "5")
