@@ -20,8 +20,10 @@ import atexit
 import collections
 import logging
 import multiprocessing.util
+import operator
 import os
 import threading
+from itertools import repeat
 from typing import Any
 
 __all__ = ["FLUSH_INTERVAL", "GROUPS", "Group", "flush_buffer", "group_for", "pending", "start"]
@@ -57,6 +59,7 @@ _groups_lock = threading.Lock()
 _flush_lock = threading.Lock()
 _wake = threading.Event()
 _exit_token = object()  # keeps the multiprocessing finalizer registered
+_call = operator.call
 
 
 def group_for(sink: Any, attrs: tuple[tuple[str, Any], ...], status: str) -> Group:
@@ -131,13 +134,11 @@ def flush_buffer() -> bool:
             count = len(group.lat)
             if not count:
                 continue
-            pop = group.lat.popleft
-            latencies = [pop() for _ in range(count)]
+            # popleft ``count`` times, in C (operator.call over a repeated bound method):
+            # appends by other threads meanwhile land after them and wait for the next flush.
+            latencies = list(map(_call, repeat(group.lat.popleft, count)))
             moved = len(group.nb)  # a size is appended before its latency: never left behind
-            nbytes = None
-            if moved:
-                pop_n = group.nb.popleft
-                nbytes = sum([pop_n() for _ in range(moved)])
+            nbytes = sum(map(_call, repeat(group.nb.popleft, moved))) if moved else None
             groups.setdefault(group.sink, []).append((group.attrs, group.status, count, nbytes, latencies))
         ok = True
         for sink, batch in groups.items():
