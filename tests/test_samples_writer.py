@@ -244,6 +244,20 @@ def test_msc_url_pattern_and_post_callback(
     assert [len(tar_members(backend.other_client().read(f"u/t-{i:03d}.tar"))) for i in (7, 8, 9)] == [2, 2, 1]
 
 
+def test_docs_samples_and_shards_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
+    """The examples of docs/samples.md's "Samples and shards" section run as written."""
+    import re
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "samples.md").read_text()
+    section = doc.split("## Samples and shards", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert len(blocks) >= 6
+    namespace: dict[str, object] = {"__name__": "samples_doc"}
+    for block in blocks:
+        exec(compile(block, "docs/samples.md", "exec", dont_inherit=True), namespace)
+    assert "Image.image: expected NDArray[uint8], got ndarray[float32]" in capsys.readouterr().out
+
+
 def test_pattern_errors() -> None:
     with pytest.raises(ValueError, match="one shard-number placeholder"):
         ShardWriter("/tmp/a-%03d-%03d.tar")

@@ -16,10 +16,10 @@ from .sample import DictSample, sample_fields
 
 __all__ = ["SampleBatch"]
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 
-class SampleBatch(Generic[T]):
+class SampleBatch(Generic[_T]):
     """A batch of samples with per-field column access.
 
     Args:
@@ -36,8 +36,8 @@ class SampleBatch(Generic[T]):
         >>> batch.label         # [3, 1, ...]
     """
 
-    def __init__(self, samples: Sequence[T], *, sample_type: type[T] | None = None) -> None:
-        self.samples: list[T] = list(samples)
+    def __init__(self, samples: Sequence[_T], *, sample_type: type[_T] | None = None) -> None:
+        self.samples: list[_T] = list(samples)
         self._type = sample_type
         self._columns: dict[str, Any] = {}
         kinds = {type(s) for s in self.samples}
@@ -46,7 +46,7 @@ class SampleBatch(Generic[T]):
             raise TypeError(f"SampleBatch: expected samples of one type, got {', '.join(names)}")
 
     @property
-    def sample_type(self) -> type[T]:
+    def sample_type(self) -> type[_T]:
         """The samples' type.
 
         Raises:
@@ -109,10 +109,10 @@ class SampleBatch(Generic[T]):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __iter__(self) -> Iterator[T]:
+    def __iter__(self) -> Iterator[_T]:
         return iter(self.samples)
 
-    def __getitem__(self, i: int) -> T:
+    def __getitem__(self, i: int) -> _T:
         return self.samples[i]
 
     def __repr__(self) -> str:

@@ -1,4 +1,4 @@
-"""Errors of :mod:`manystore.samples`: each subclasses the matching builtin.
+"""Errors of ``manystore.samples``: each subclasses the matching builtin.
 
 * :class:`SampleTypeError` (``TypeError``): a value does not match its field's annotation
   (at construction and at decode); names the field, the expected type and the value's type.

@@ -34,9 +34,9 @@ if TYPE_CHECKING:  # imported on use: ``import manystore.samples`` loads this mo
 
 __all__ = ["Lens", "LensNetwork", "find_lens", "lens", "register_lens", "view_as"]
 
-S = TypeVar("S")
-V = TypeVar("V")
-W = TypeVar("W")
+_S = TypeVar("_S")
+_V = TypeVar("_V")
+_W = TypeVar("_W")
 
 
 def _caller_locals(depth: int) -> dict[str, Any]:
@@ -69,7 +69,7 @@ def _annotations(
     return types_, ret
 
 
-class Lens(Generic[S, V]):
+class Lens(Generic[_S, _V]):
     """A getter ``S -> V`` with an optional putter ``(V, S) -> S``.
 
     Args:
@@ -86,11 +86,11 @@ class Lens(Generic[S, V]):
 
     def __init__(
         self,
-        get: Callable[[S], V],
-        put: Callable[[V, S], S] | None = None,
+        get: Callable[[_S], _V],
+        put: Callable[[_V, _S], _S] | None = None,
         *,
-        source_type: type[S] | None = None,
-        view_type: type[V] | None = None,
+        source_type: type[_S] | None = None,
+        view_type: type[_V] | None = None,
         _localns: dict[str, Any] | None = None,
     ) -> None:
         if source_type is None or view_type is None:
@@ -99,12 +99,12 @@ class Lens(Generic[S, V]):
             source_type = source_type or src
             view_type = view_type or view
         functools.update_wrapper(self, get)
-        self.source_type: type[S] = source_type
-        self.view_type: type[V] = view_type
+        self.source_type: type[_S] = source_type
+        self.view_type: type[_V] = view_type
         self._get = get
-        self._put: Callable[[V, S], S] | None = put
+        self._put: Callable[[_V, _S], _S] | None = put
 
-    def putter(self, put: Callable[[V, S], S]) -> Callable[[V, S], S]:
+    def putter(self, put: Callable[[_V, _S], _S]) -> Callable[[_V, _S], _S]:
         """Decorator: set the putter (``def p(view: V, source: S) -> S``).
 
         Raises:
@@ -125,7 +125,7 @@ class Lens(Generic[S, V]):
         """Whether a putter was set."""
         return self._put is not None
 
-    def get(self, s: S) -> V:
+    def get(self, s: _S) -> _V:
         """The view of ``s`` (checked to be a ``view_type``).
 
         Raises:
@@ -145,11 +145,11 @@ class Lens(Generic[S, V]):
 
     __call__ = get
 
-    def put(self, v: V, s: S) -> S:
+    def put(self, v: _V, s: _S) -> _S:
         """Write view ``v`` back into source ``s``; without a putter, ``s`` unchanged."""
         return s if self._put is None else self._put(v, s)
 
-    def __or__(self, other: Lens[V, W]) -> Lens[S, W]:
+    def __or__(self, other: Lens[_V, _W]) -> Lens[_S, _W]:
         """``self | other``: this lens, then ``other``."""
         if not isinstance(other, Lens):
             return NotImplemented
@@ -160,29 +160,29 @@ class Lens(Generic[S, V]):
             )
         first, second = self, other
 
-        def get(s: S) -> W:
+        def get(s: _S) -> _W:
             return second.get(first.get(s))
 
-        def put(w: W, s: S) -> S:
+        def put(w: _W, s: _S) -> _S:
             return first.put(second.put(w, first.get(s)), s)
 
         get.__name__ = get.__qualname__ = f"{self.__name__}|{other.__name__}"
         return Lens(get, put, source_type=self.source_type, view_type=other.view_type)
 
-    def __matmul__(self, other: Lens[W, S]) -> Lens[W, V]:
+    def __matmul__(self, other: Lens[_W, _S]) -> Lens[_W, _V]:
         """``self @ other``: ``other``, then this lens (function composition)."""
         if not isinstance(other, Lens):
             return NotImplemented
         return other | self
 
     @staticmethod
-    def identity(sample_type: type[S]) -> Lens[S, S]:
+    def identity(sample_type: type[_S]) -> Lens[_S, _S]:
         """The lens that returns its source (and whose putter returns the view)."""
 
-        def same(s: S) -> S:
+        def same(s: _S) -> _S:
             return s
 
-        def put(v: S, s: S) -> S:
+        def put(v: _S, s: _S) -> _S:
             return v
 
         return Lens(same, put, source_type=sample_type, view_type=sample_type)
@@ -256,7 +256,7 @@ class LensNetwork:
         with self._lock:
             return list(self._registry.values())
 
-    def transform(self, source: type[S], view: type[V]) -> Lens[S, V]:
+    def transform(self, source: type[_S], view: type[_V]) -> Lens[_S, _V]:
         """The lens from ``source`` to ``view``.
 
         Looks for, in order: a registered lens; the identity (same type); the built-in
@@ -306,13 +306,13 @@ class LensNetwork:
         return None
 
 
-def lens(f: Callable[[S], V]) -> Lens[S, V]:
+def lens(f: Callable[[_S], _V]) -> Lens[_S, _V]:
     """Decorator: make ``f`` (``def f(s: A) -> B``) a lens and register it.
 
     Returns:
         The :class:`Lens`; add a putter with ``@f.putter``.
     """
-    made: Lens[S, V] = Lens(f, _localns=_caller_locals(1))
+    made: Lens[_S, _V] = Lens(f, _localns=_caller_locals(1))
     LensNetwork().register(made)
     return made
 
@@ -322,7 +322,7 @@ def register_lens(lens_: Lens[Any, Any]) -> Lens[Any, Any]:
     return LensNetwork().register(lens_)
 
 
-def find_lens(source: type[S], view: type[V]) -> Lens[S, V]:
+def find_lens(source: type[_S], view: type[_V]) -> Lens[_S, _V]:
     """The lens from ``source`` to ``view`` (see :meth:`LensNetwork.transform`).
 
     Raises:
@@ -331,7 +331,7 @@ def find_lens(source: type[S], view: type[V]) -> Lens[S, V]:
     return LensNetwork().transform(source, view)
 
 
-def view_as(sample: Any, view: type[V]) -> V:
+def view_as(sample: Any, view: type[_V]) -> _V:
     """``sample`` seen as a ``view`` (through :func:`find_lens`).
 
     Raises:

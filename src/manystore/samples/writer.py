@@ -4,7 +4,7 @@ Each shard is written by the archive layer's :class:`~manystore.batch._archwrite
 the tar streams into ``client.open(key, "wb")`` (a multipart upload on S3 and GCS, a temp
 file renamed on close for a local directory), so a shard is visible only once complete,
 and an exception aborts it (nothing stored). Each shard also gets the archive layer's
-sidecar member index ``<shard>.idx``, so :mod:`manystore.batch` reads any sample with
+sidecar member index ``<shard>.idx``, so ``manystore.batch`` reads any sample with
 one ranged GET. A sample is one member ``{key}.msgpack`` (atdata's and WebDataset's
 layout).
 
