@@ -213,6 +213,9 @@ def test_corrupt_payload_is_value_error_with_member() -> None:
     cut = msgpack.packb({"a": _compact(np.arange(10))}, use_bin_type=True)[:-5]
     with pytest.raises(SampleDecodeError):
         Arr.from_bytes(cut)
+    npy_cut = msgpack.packb({"a": _npy(np.arange(10, dtype=np.int64))[:-3]}, use_bin_type=True)
+    with pytest.raises(SampleDecodeError, match="needs 80 data bytes, got 77"):
+        Arr.from_bytes(npy_cut)
     trunc = msgpack.packb({"a": _compact(np.arange(10))[:-5]}, use_bin_type=True)
     with pytest.raises(SampleDecodeError, match="needs 80 data bytes"):
         Arr.from_bytes(trunc)

@@ -131,6 +131,9 @@ def array_from_bytes(b: bytes | bytearray | memoryview, *, allow_pickle: bool = 
 
     raw = bytes(b)
     if raw[:6] == _NPY_MAGIC:
+        fast = _npy_fast(raw)
+        if fast is not None:
+            return fast
         try:
             return np.load(io.BytesIO(raw), allow_pickle=allow_pickle)
         except ValueError as exc:
@@ -143,6 +146,58 @@ def array_from_bytes(b: bytes | bytearray | memoryview, *, allow_pickle: bool = 
         except Exception as exc:
             raise SampleDecodeError(f"corrupt .npy array ({len(raw)} bytes): {exc}") from exc
     return _compact_from_bytes(raw)
+
+
+#: Parsed ``.npy`` headers (the header text -> shape, Fortran order, dtype): samples of a
+#: dataset repeat the same few headers, and parsing one (``ast.literal_eval``) dominates decode.
+_NPY_HEADERS: dict[bytes, tuple[tuple[int, ...], bool, Any]] = {}
+_NPY_HEADERS_MAX = 512
+
+
+def _npy_fast(raw: bytes) -> np.ndarray | None:
+    """A plain (non-object) ``.npy`` array of format 1.0/2.0 without ``numpy.load``'s file
+    machinery; None for anything else (``numpy.load`` then decides)."""
+    import numpy as np
+
+    if raw[6:8] == b"\x01\x00":
+        start = 10
+        (hlen,) = struct.unpack_from("<H", raw, 8) if len(raw) >= 10 else (-1,)
+    elif raw[6:8] == b"\x02\x00":
+        start = 12
+        (hlen,) = struct.unpack_from("<I", raw, 8) if len(raw) >= 12 else (-1,)
+    else:
+        return None
+    if hlen < 0 or len(raw) < start + hlen:
+        return None
+    header = raw[: start + hlen]
+    parsed = _NPY_HEADERS.get(header)
+    if parsed is None:
+        from numpy.lib import format as npformat
+
+        f = io.BytesIO(header)
+        try:
+            version = npformat.read_magic(f)
+            read = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
+            parsed = read(f)
+        except ValueError:
+            return None
+        if len(_NPY_HEADERS) >= _NPY_HEADERS_MAX:
+            _NPY_HEADERS.clear()
+        _NPY_HEADERS[header] = parsed
+    shape, fortran, dtype = parsed
+    if dtype.hasobject:
+        return None
+    count = 1
+    for dim in shape:
+        count *= dim
+    offset = start + hlen
+    if len(raw) - offset != count * dtype.itemsize:
+        raise SampleDecodeError(
+            f"corrupt .npy array: shape {shape} of {dtype} needs {count * dtype.itemsize} data bytes, "
+            f"got {len(raw) - offset}"
+        )
+    flat = np.frombuffer(raw, dtype=dtype, count=count, offset=offset)
+    return flat.reshape(shape, order="F" if fortran else "C").copy(order="K")
 
 
 def _compact_from_bytes(raw: bytes) -> np.ndarray:
