@@ -2,9 +2,47 @@
 
 Home of atdata's API on every backend. It may use ``manystore.torch`` (datasets)
 and ``manystore.batch`` (archive member reads) below it. See
-``docs/architecture.md``.
+``docs/architecture.md``. Names are imported on first access (``import
+manystore.samples`` loads neither numpy nor msgpack).
 """
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import importlib
+from typing import Any
+
+#: Public name -> module (relative to this package) defining it; imported on first access.
+_LAZY: dict[str, str] = {}
+# --- sampleindex: schemas, index (SQLite, Redis), data store ---
+_LAZY.update(
+    {
+        "Index": "index",
+        "LocalIndex": "index",
+        "IndexEntry": "index",
+        "AbstractIndex": "index",
+        "RedisIndex": "_redis_index",
+        "DataStore": "store",
+        "AbstractDataStore": "store",
+        "schema_record": "schema",
+        "schema_ref": "schema",
+        "decode_schema": "schema",
+        "parse_schema_ref": "schema",
+    }
+)
+# --- end sampleindex ---
+
+__all__ = [*_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'manystore.samples' has no attribute {name!r}")
+    imported = importlib.import_module(f".{module}", __name__)
+    value = imported if module == name else getattr(imported, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
