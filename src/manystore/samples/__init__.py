@@ -13,6 +13,23 @@ from typing import Any
 
 #: Public name -> module (relative to this package) defining it; imported on first access.
 _LAZY: dict[str, str] = {}
+# --- samplecore: samples, wire format, lenses, batches, shard writer ---
+_LAZY.update(
+    {
+        "packable": "sample",
+        "PackableSample": "sample",
+        "Packable": "sample",
+        "NDArray": "sample",
+        "DictSample": "sample",
+        "SampleTypeError": "errors",
+        "SampleDecodeError": "errors",
+        "PickledArrayError": "errors",
+        "LensNotFoundError": "errors",
+        "decode_sample": "_codec",
+        "encode_member": "_codec",
+    }
+)
+# --- end samplecore ---
 # --- sampleindex: schemas, index (SQLite, Redis), data store ---
 _LAZY.update(
     {
