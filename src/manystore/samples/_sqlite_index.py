@@ -238,20 +238,24 @@ def open_sqlite_store(location: str | os.PathLike[str]) -> SqliteStore:
     """
     if isinstance(location, os.PathLike) or "://" not in location:
         path = os.path.abspath(os.fspath(location))
+        if os.path.isdir(path) or os.fspath(location).endswith("/"):
+            raise ValueError(
+                f"index location {location!r} is a directory; expected a file such as .../index.db"
+            )
         os.makedirs(os.path.dirname(path), exist_ok=True)
         return SqliteStore(path, path)
     from ..providers.base import BaseStorageProvider
     from ..shortcuts import resolve_storage_client
 
     client, key = resolve_storage_client(location)
+    if not key or key.endswith("/"):
+        raise ValueError(
+            f"index location {location!r} names a directory; expected a file such as .../index.db"
+        )
     provider = client.config.storage_provider
     if client.config.metadata_provider is None and isinstance(provider, BaseStorageProvider):
         local = provider.local_path(key)
         if local is not None:
             os.makedirs(os.path.dirname(local), exist_ok=True)
             return SqliteStore(local, location)
-    if not key or key.endswith("/"):
-        raise ValueError(
-            f"index location {location!r} names a directory; expected a file such as .../index.db"
-        )
     return RemoteSqliteStore(client, key, location)

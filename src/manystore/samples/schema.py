@@ -178,8 +178,8 @@ def schema_record(
     hints = typing.get_type_hints(sample_type)
     fields = []
     for f in dataclasses.fields(sample_type):
-        inner, optional = _unwrap_optional(hints.get(f.name, f.type))
         try:
+            inner, optional = _unwrap_optional(hints.get(f.name, f.type))
             descriptor = field_type(inner)
         except TypeError as exc:
             raise TypeError(f"{sample_type.__name__}.{f.name}: {exc}") from None
@@ -230,8 +230,9 @@ def _python_type(descriptor: dict[str, Any], where: str) -> Any:
         dtype = descriptor.get("dtype")
         if dtype is None:
             return NDArray
+        alias: Any = NDArray
         try:
-            return NDArray[np.dtype(dtype).type]
+            return alias[np.dtype(dtype).type]
         except TypeError:
             raise ValueError(f"{where}: dtype {dtype!r} is not a numpy dtype") from None
     if kind == "array":
