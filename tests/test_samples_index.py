@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -354,3 +355,16 @@ def test_lazy_exports() -> None:
     env = {**os.environ, "PYTHONPATH": SRC}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_docs_index_section_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """The examples of docs/samples.md's "Index and schemas" section run as written."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "samples.md").read_text()
+    section = text.split("## Index and schemas", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert len(blocks) >= 2
+    namespace: dict[str, object] = {"__name__": "samples_doc"}
+    for block in blocks:
+        exec(compile(block, "docs/samples.md", "exec", dont_inherit=True), namespace)
+    out = capsys.readouterr().out
+    assert "['images-train'] bafyrei" in out and "local#ndarray" in out
