@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from manystore.arrays import DefaultInterface, codecs
 
-from .conftest import Backend
+from .conftest import Backend, make_backend
 
 CODECS = [False, *codecs.CODECS]
 
@@ -165,3 +166,45 @@ def test_json_pickle_and_objects(backend: Backend, tmp_path) -> None:  # type: i
     names = sorted(m.key for m in cci.get_objects())
     assert names == ["d.json", "f.bin", "m.bin", "p.pkl"]  # no sidecars on POSIX
     assert cci.get_size() == sum(m.content_length for m in cci.get_objects())
+
+
+_RSS_CHILD = """
+import json, resource, sys
+import numpy as np
+from manystore import StorageClient, StorageClientConfig
+from manystore.arrays import DefaultInterface
+cci = DefaultInterface(StorageClient(StorageClientConfig.from_dict(json.loads(sys.argv[1]), "test")), "rss")
+cci._metadata("a")  # warm up imports and the connection
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+got = cci.download_raw_array("a")
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+ok = bool(got[4096] == 2.0 and got[1] == 1.0)
+print(json.dumps({"base": base, "peak": peak, "nbytes": got.nbytes, "ok": ok}))
+"""
+
+
+@pytest.mark.parametrize("compression", [False, "Zstd"])
+@pytest.mark.parametrize("name", ["file", "s3-rclone"])  # the POSIX path and the ranged-GET path
+def test_download_peak_memory_is_about_the_array(
+    name: str, compression: object, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A 200 MiB download adds at most 1.3x the array to peak RSS (measured in a fresh child)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    backend = make_backend(name, request, tmp_path)
+    arr = np.ones(200 * 2**20 // 4, dtype=np.float32)
+    arr[::4096] = 2.0
+    DefaultInterface(backend.client, "rss").upload_raw_array("a", arr, compression=compression)
+    nbytes = arr.nbytes
+    del arr
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run(
+        [sys.executable, "-c", _RSS_CHILD, json.dumps(backend.config)],
+        capture_output=True, text=True, env=env, timeout=600, check=True,
+    )  # fmt: skip
+    numbers = json.loads(out.stdout.strip().splitlines()[-1])
+    assert numbers["ok"] and numbers["nbytes"] == nbytes
+    assert numbers["peak"] - numbers["base"] <= 1.3 * nbytes, numbers
