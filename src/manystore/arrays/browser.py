@@ -151,7 +151,7 @@ class Directory:
 
     def read(self) -> bytes:
         """The object's bytes."""
-        return self.interface.download_object(self._path)
+        return self.interface._get(self._path)
 
     def download(self, file_name: str) -> None:
         """Download the object to a local file (or, for a directory, the branch to a local directory)."""

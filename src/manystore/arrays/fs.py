@@ -16,10 +16,13 @@ from __future__ import annotations
 import os
 import posixpath
 import pwd
+import shutil
+import tempfile
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..types import ObjectMetadata
+from ._meta import sidecar_name
 from ._paths import (
     clean_name,
     dir_prefix,
@@ -40,6 +43,8 @@ if TYPE_CHECKING:
 __all__ = ["FileSystemInterface"]
 
 _MB = 2**20
+#: A copy between two stores goes through memory up to this size, else a temporary file.
+_SPOOL_IN_MEMORY = 64 * _MB
 _GLOB_OPTIONS = frozenset({"verbose", "limit", "page_size", "do_unquote"})
 
 
@@ -332,12 +337,30 @@ class FileSystemInterface(BasicInterface):
                 f"cannot copy {src!r} to {dst!r}: {dst!r} exists under "
                 f"{dst_root.client.url_prefix}{dst_root.prefix}; pass overwrite=True to replace it"
             )
-        if src_root.client is dst_root.client:
-            src_root._copy(src, dst)
+        if src_root.client is dst_root.client:  # one store: server-side copy
+            if src_root.prefix == dst_root.prefix:
+                src_root._copy(src, dst)
+                return
+            client = src_root.client
+            client.copy(src_root._key(src), dst_root._key(dst))
+            if src_root.uses_sidecars:
+                side, dest_side = sidecar_name(src_root._key(src)), sidecar_name(dst_root._key(dst))
+                if client.is_file(side):
+                    client.copy(side, dest_side)
+                elif client.is_file(dest_side):
+                    client.delete(dest_side)
             return
+        # another store (or root): through this process. Not by handing one client's
+        # reader to the other's upload: obstore cannot block on a read inside its upload.
         metadata = src_root._metadata(src)
-        with src_root._open(src) as body:
-            dst_root._put(dst, body, metadata)
+        if src_root._size(src) <= _SPOOL_IN_MEMORY:
+            dst_root._put(dst, src_root._get(src), metadata)
+            return
+        with tempfile.TemporaryFile() as spool:
+            with src_root._open(src) as body:
+                shutil.copyfileobj(body, spool, _MB * 8)
+            spool.seek(0)
+            dst_root._put(dst, spool, metadata)
 
     def mv(
         self,
