@@ -69,12 +69,6 @@ def _print_objects(objects: list[ObjectMetadata]) -> None:
 class FileSystemInterface(BasicInterface):
     """Emulate some file-system functionality on the interface's root (cottoncandy's methods)."""
 
-    if TYPE_CHECKING:  # defined by BasicInterface
-
-        def upload_from_file(self, flname: str, object_name: str | None = None, *a: Any, **k: Any) -> Any: ...
-        def download_to_file(self, object_name: str, file_name: str, *a: Any, **k: Any) -> Any: ...
-        def download_object(self, object_name: str, *a: Any, **k: Any) -> bytes: ...
-
     # ------------------------------------------------------------ listing
     def _scan(self, prefix: str, page_size: int) -> tuple[list[ObjectMetadata], bool]:
         """Up to ``page_size`` objects under the raw ``prefix``; also whether more were left."""
@@ -224,10 +218,6 @@ class FileSystemInterface(BasicInterface):
         if raise_err and not exists:
             raise FileNotFoundError(f"Object not found: {name!r} under {root.client.url_prefix}{root.prefix}")
         return exists
-
-    def get_size(self) -> int:
-        """Total bytes of every object under the interface's root (sidecars excluded)."""
-        return sum(m.content_length for m in self._list("") if m.type == "file")
 
     def get_object_owner(self, object_name: str) -> dict[str, str]:
         """The owner of an object, printed and returned.

@@ -30,6 +30,7 @@ class GroupMixin:
         def download_raw_array(self, object_name: str, *args: Any, **kwargs: Any) -> Any: ...
         def lsdir(self, path: str = "/", limit: int = 10**3) -> list[str]: ...
         def _exists(self, name: str) -> bool: ...
+        def _metadata(self, name: str) -> dict[str, str]: ...
 
     def dict2cloud(
         self,
@@ -137,11 +138,15 @@ class GroupMixin:
     def _group_leaf(self, path: str) -> Any:
         try:
             return self.download_raw_array(path)
-        except KeyError as err:  # no dtype/shape metadata: cottoncandy maps it to None too
-            import warnings
+        except ValueError:
+            meta = self._metadata(path)
+            if "dtype" in meta and "shape" in meta:
+                raise
+        # no array metadata: cottoncandy maps such an object to None too
+        import warnings
 
-            warnings.warn(f"could not download {path!r}: missing {err} from metadata", stacklevel=3)
-            return None
+        warnings.warn(f"could not download {path!r}: no dtype/shape in its metadata", stacklevel=3)
+        return None
 
     def cloud2dataset(self, object_root: str, **metadata: Any) -> Group:
         """A lazy group over a branch: ``keys()``, ``load(key)``, ``group[key]`` and attributes.
