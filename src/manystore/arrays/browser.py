@@ -111,9 +111,7 @@ class Directory:
         children = self._listing()
         if attr in children:
             return self._child(children[attr])
-        # a name not in the first listing page (cottoncandy allows this too)
-        name = f"{self._path}/{attr}" if self._path else attr
-        if self.interface._exists(name) or any(True for _ in self.interface._list(dir_prefix(name))):
+        if self._found(attr):  # a name not in the first listing (cottoncandy allows this too)
             return self._child(attr)
         raise AttributeError(f"{self._path or '<root>'!r} has no child {attr!r}; children: {self._ls()}")
 
@@ -123,7 +121,16 @@ class Directory:
             return self._child(name)
         if name in children:
             return self._child(children[name])
+        if self._found(name):  # stored since this node was listed
+            return self._child(name)
         raise KeyError(f"{self._path or '<root>'!r} has no child {name!r}")
+
+    def _found(self, name: str) -> bool:
+        path = f"{self._path}/{name}" if self._path else name
+        found = self.interface._exists(path) or any(True for _ in self.interface._list(dir_prefix(path)))
+        if found:
+            self._children = None  # list again next time
+        return found
 
     # ------------------------------------------------------------- leaves
     def _is_object(self) -> bool:

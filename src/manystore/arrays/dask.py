@@ -65,13 +65,13 @@ def generate_ndarray_chunks(
             raise ValueError(f"axis={axis!r}: expected None or an axis of a {ndim}-d array")
         axis = axis % ndim
     itemsize = max(arr.itemsize, 1)
+    # numpy's log/exp in cottoncandy's order: the same rounding, so the same chunks
     if axis is None:
         logsum, factor = 0.0, ndim
     else:
         others = [arr.shape[d] for d in range(ndim) if d != axis]
-        logsum, factor = (sum(math.log(n) for n in others) if all(others) else 0.0), 1
-    step = math.ceil(math.exp((math.log(buffersize) - math.log(itemsize) - logsum) / factor))
-    step = max(step, 1)
+        logsum, factor = (float(np.sum([np.log(n) for n in others])) if all(others) else 0.0), 1
+    step = max(math.ceil(float(np.exp(((np.log(buffersize) - np.log(itemsize)) - logsum) / factor))), 1)
     nchunks = [math.ceil(n / step) + 1 for n in arr.shape]
     if axis is not None:
         nchunks = [n if d == axis else 1 for d, n in enumerate(nchunks)]
