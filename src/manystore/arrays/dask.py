@@ -4,7 +4,7 @@
 ``name/pt0000``, ``name/pt0001``... and ``name/metadata.json``::
 
     {"shape": [...], "dtype": "<f8",
-     "dask": [[[0, 0, 0], "name/pt0000"], ...],      # chunk coordinates, part name
+     "dask": [[[0, 0, 0], "name/pt0000"], ...],      # chunk coordinates, part key in the bucket
      "chunk_sizes": [[100, 600, 100], ...],          # each part's shape
      "chunks": [[100], [600], [100, 100, ...]]}      # dask's chunks per dimension
 
@@ -94,6 +94,8 @@ class DaskMixin:
         def upload_json(self, object_name: str, ddict: Any, *args: Any, **kwargs: Any) -> Any: ...
         def download_json(self, object_name: str, *args: Any, **kwargs: Any) -> Any: ...
         def _key(self, name: str) -> str: ...
+        @property
+        def uses_sidecars(self) -> bool: ...
 
     def upload_dask_array(
         self,
@@ -141,7 +143,7 @@ class DaskMixin:
         jobs: list[tuple[str, np.ndarray]] = []
         for index, (coords, chunk) in enumerate(generate_ndarray_chunks(array, axis, buffersize)):
             part = pathjoin(name, f"pt{index:04d}")
-            metadata["dask"].append([list(coords), part])
+            metadata["dask"].append([list(coords), _bucket_key(self, part)])
             metadata["chunk_sizes"].append(list(chunk.shape))
             jobs.append((part, chunk))
 
@@ -208,6 +210,21 @@ class DaskMixin:
                 threads,
             )
         return da.Array(graph, dask_name, chunks, dtype=dtype, shape=shape)
+
+
+def _bucket_key(interface: Any, name: str) -> str:
+    """The key of ``name`` inside its bucket: what cottoncandy, at the bucket's root, calls it.
+
+    ``metadata.json`` names the parts this way so cottoncandy finds them when the interface
+    sits on a prefix of the bucket (``get_interface("bucket/prefix")``). On a local
+    directory the directory is the "bucket".
+    """
+    key: str = interface._key(name)
+    if interface.uses_sidecars:
+        return key
+    base = str(getattr(interface.client.config.storage_provider, "base_path", "") or "").strip("/")
+    full = f"{base}/{key}" if base else key
+    return full.partition("/")[2]
 
 
 def _fetch_part(interface: Any, part: str, shape: tuple[int, ...], dtype: str, threads: int | None) -> Any:
