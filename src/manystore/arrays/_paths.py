@@ -11,10 +11,12 @@ import re
 
 __all__ = [
     "clean_name",
+    "dir_prefix",
     "glob_regex",
     "has_magic",
     "has_real_magic",
     "magic_prefix",
+    "normpath",
     "pathjoin",
     "remove_trivial_magic",
 ]

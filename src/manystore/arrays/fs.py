@@ -14,7 +14,6 @@ prefixes. See ``docs/arrays.md`` ("File system") for the differences from cotton
 from __future__ import annotations
 
 import os
-import posixpath
 import pwd
 import shutil
 import tempfile
@@ -478,7 +477,3 @@ class FileSystemInterface(BasicInterface):
             elif os.path.isdir(local) and recursive:
                 count += self.upload_from_directory(local, remote, True, extra, threads)
         return count
-
-    @staticmethod
-    def _basename(name: str) -> str:
-        return posixpath.basename(name.rstrip("/"))
