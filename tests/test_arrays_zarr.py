@@ -123,6 +123,7 @@ def test_store_read_only_equality_pickle(url: str) -> None:
     assert store != ro
     client, path = manystore.resolve_storage_client(url)
     assert LazyZarrStore(client, prefix=f"{path}/p.zarr") == store  # same place, given as a client
+    assert hash(LazyZarrStore(client, prefix=f"{path}/p.zarr")) == hash(store)
     clone = pickle.loads(pickle.dumps(store))
     assert clone == store and clone._client is None  # a URL store pickles as its URL
     assert clone.get_sync("k").to_bytes() == b"1"

@@ -174,7 +174,7 @@ class LazyZarrStore(Store):
         return self._identity() == value._identity()
 
     def __hash__(self) -> int:
-        return hash((type(self).__name__, self._url, self._extra_prefix, self.read_only))
+        return hash(self._identity())  # consistent with ==, which compares places
 
     def __repr__(self) -> str:
         where = self._url if self._url is not None else f"{self.client.url_prefix}"
