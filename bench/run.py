@@ -25,6 +25,9 @@ vs the 16-thread obstore ceiling, and one 64 KiB member out of a 1 GiB tar, cold
 downloading it (see ``bench/batch_bench.py``); S13 always runs its own columns.
 S13-etl ``manystore.batch`` ETL of many 256 KiB objects (identity transform) on threads,
 worker processes and Ray (see ``bench/etl_bench.py``).
+S14-zarr a 1 GiB float32 zarr 3 array read in 1 MiB chunks through ``LazyZarrStore`` vs zarr's
+``ObjectStore`` (obstore) and ``FsspecStore`` (s3fs) (see ``bench/zarr_read.py``); S14-zarr
+always runs those three stores, whatever ``--libs`` says.
 Every figure is the median of ``--runs`` (>= 3) runs. The markdown table is printed and
 written to ``bench/results/latest.md``.
 """
@@ -54,6 +57,7 @@ from bench import (
     telemetry_bench,
     torch_ckpt,
     torch_loader,
+    zarr_read,
 )
 from bench.libs import POSIX_LIBS, S3_LIBS, Endpoint, make_posix, make_s3
 from bench.report import Report
@@ -65,7 +69,23 @@ CHUNK = 8 * MiB
 SMALL = 4096
 S1_THREADS = (1, 16)
 RANGE_THREADS = 8
-SCENARIOS = ("S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11", "S12", "S13", "S13-etl")
+SCENARIOS = (
+    "S1",
+    "S2",
+    "S3",
+    "S4",
+    "S5",
+    "S6",
+    "S7",
+    "S8",
+    "S9",
+    "S10",
+    "S11",
+    "S12",
+    "S13",
+    "S13-etl",
+    "S14-zarr",
+)
 #: Scenarios that need no S3 server.
 LOCAL_ONLY = {"S10"}
 
@@ -311,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
             "S12": lambda: torch_ckpt.s12(report, ep, work, args.quick, args.runs),
             "S13": lambda: batch_bench.s13(report, ep, work, args.quick, args.runs),
             "S13-etl": lambda: etl_bench.s13_etl(report, ep, work, args.quick, args.runs),
+            "S14-zarr": lambda: zarr_read.s14_zarr(report, ep, work, args.quick, args.runs),
         }
         for scen in SCENARIOS:
             if scen in args.only:

@@ -52,16 +52,17 @@ def test_numpy_save_load(base_url: str) -> None:
         assert np.array_equal(npz["x"], arr)
 
 
-def test_numpy_memmap_local_only(base_url: str, tmp_path: Path) -> None:
+def test_numpy_memmap_local_and_object_store(base_url: str, tmp_path: Path) -> None:
     from manystore import numpy as msc_np
 
     msc_np.save(base_url + "m.npy", np.ones(4))
-    if base_url and "file" in str(StorageClientConfig.from_file(profile="h").storage_provider).lower():
-        mapped = msc_np.load(base_url + "m.npy", mmap_mode="r")
-        assert isinstance(mapped, np.memmap) and float(mapped.sum()) == 4.0
-    else:
-        with pytest.raises(ValueError, match="is on an object store"):
-            msc_np.memmap(base_url + "m.npy")
+    mapped = msc_np.load(base_url + "m.npy", mmap_mode="r")
+    assert isinstance(mapped, np.memmap) and float(mapped.sum()) == 4.0
+    raw = msc_np.memmap(base_url + "m.npy", dtype=np.uint8, mode="r")  # numpy.memmap: the file's bytes
+    assert bytes(raw[:6]) == b"\x93NUMPY" and len(raw) == len(manystore.read(base_url + "m.npy"))
+    if "file" not in str(StorageClientConfig.from_file(profile="h").storage_provider).lower():
+        with pytest.raises(ValueError, match="would write to a local copy"):
+            msc_np.memmap(base_url + "m.npy", mode="r+")
 
 
 class _Evil:

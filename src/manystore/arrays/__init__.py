@@ -25,6 +25,9 @@ _LAZY.update(
     }
 )
 # --- end arrayscore ---
+# --- arrayszarr: the zarr 3 store ---
+_LAZY["LazyZarrStore"] = "zarr_store"
+# --- end arrayszarr ---
 
 __all__ = list(_LAZY)
 

@@ -359,6 +359,30 @@ class CacheManager:
             self._store(name, header, data)
             return data
 
+    def payload_file(self, key: str, etag: str | None) -> tuple[str, int, int] | None:
+        """Where the whole-object entry of ``key`` (version ``etag``) keeps its bytes, if cached.
+
+        For memory-mapping a cached object (``manystore.numpy.load(..., mmap_mode=)``): an
+        entry evicted later stays readable through an existing mapping.
+
+        Returns:
+            ``(file, offset, size)``: the entry's file and where its payload starts and how
+            long it is; None when the object is not cached whole at that version.
+        """
+        name = _digest(key) + _OBJ
+        entry = self._load(name, with_payload=False)
+        if entry is None or not entry.complete or entry.header.get("key") != key:
+            return None
+        if etag is not None and entry.etag != etag:
+            return None
+        path = self._file(name)
+        size = int(entry.header["size"])
+        try:  # _load checked that the file is the header followed by exactly ``size`` bytes
+            offset = os.path.getsize(path) - size
+        except OSError:
+            return None
+        return path, offset, size
+
     def invalidate(self, key: str) -> None:
         """Forget the cached object ``key`` (its blocks become unreachable and age out)."""
         name = _digest(key) + _OBJ
