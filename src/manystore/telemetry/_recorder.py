@@ -59,7 +59,13 @@ _groups_lock = threading.Lock()
 _flush_lock = threading.Lock()
 _wake = threading.Event()
 _exit_token = object()  # keeps the multiprocessing finalizer registered
-_call = operator.call
+
+
+def _call_py(f: Any) -> Any:  # operator.call before Python 3.11
+    return f()
+
+
+_call = getattr(operator, "call", _call_py)
 
 
 def group_for(sink: Any, attrs: tuple[tuple[str, Any], ...], status: str) -> Group:
