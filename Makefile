@@ -16,13 +16,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The demo needs only the package: no extras, no test tool chain (a separate stamp, so
+# The demo needs the package and the layers it shows, not the test tool chain (a separate stamp, so
 # `make test` still installs .[dev] on top).
 LEAN_STAMP := $(VENV)/.installed-lean
 
 $(LEAN_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e .
+	# torch pinned first (the CPU wheel), then the layers the demo shows: a DataLoader epoch and a
+	# checkpoint (torch), a shard of typed samples and an array (numpy, msgpack).
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[torch,samples]"
 	touch $(LEAN_STAMP)
 
 demo: $(LEAN_STAMP)

@@ -13,6 +13,8 @@ directories from an embedded configuration, then
 8. archives 16 objects into a tar shard as an AIStore-SDK-style object group, reads one
    member back through the shard's index and fetches the 16 objects as one Get-Batch
    (``manystore.batch.demo``, a child process),
+9. with numpy installed, stores arrays as objects through the cottoncandy-style interface
+   (raw and gzip, a nested dict of arrays) and reads them back (``manystore.arrays.demo``),
 
 and prints what each step did and how long it took. It exits with status 1 if the
 copies differ. Its two data directories are recreated on each run.
@@ -196,6 +198,9 @@ def run(directory: str, objects: int = 200, seed: int = 0) -> int:
     if subprocess.run(batch, check=False).returncode != 0:
         print("\nFAILED: the archive, member read or Get-Batch step", file=sys.stderr)
         return 1
+    if _arrays_step(config_path) != 0:
+        print("\nFAILED: the arrays step", file=sys.stderr)
+        return 1
     print("\nOK: replica matches source")
     return 0
 
@@ -208,6 +213,16 @@ def _torch_step(config_path: str, checkpoint: str) -> int:
         print("torch step skipped: it needs PyTorch (pip install 'manystore[torch]')")
         return 0
     command = [sys.executable, "-m", "manystore.torch.demo", config_path, "msc://replica/train/", checkpoint]
+    return subprocess.run(command, check=False).returncode
+
+
+def _arrays_step(config_path: str) -> int:
+    """numpy arrays stored as objects through the cottoncandy-style interface, in a child
+    process (needs numpy)."""
+    if importlib.util.find_spec("numpy") is None:
+        print("\narrays step skipped: it needs numpy (pip install 'manystore[arrays]')")
+        return 0
+    command = [sys.executable, "-m", "manystore.arrays.demo", config_path, "msc://replica/arrays/"]
     return subprocess.run(command, check=False).returncode
 
 
