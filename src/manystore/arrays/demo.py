@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["main"]
 
@@ -63,10 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     group = {"weights": {"w1": array[:16], "b1": np.arange(16, dtype=np.int64)}, "labels": np.arange(10)}
     start = time.perf_counter()
     cci.dict2cloud("demo/group", group, verbose=False)
-    back_group = cci.cloud2dict("demo/group", verbose=False)
+    back_group: Any = cci.cloud2dict("demo/group", verbose=False)
     same = (
-        bool(np.array_equal(back_group["weights"]["w1"], group["weights"]["w1"]))  # type: ignore[index]
-        and bool(np.array_equal(back_group["weights"]["b1"], group["weights"]["b1"]))  # type: ignore[index]
+        bool(np.array_equal(back_group["weights"]["w1"], group["weights"]["w1"]))
+        and bool(np.array_equal(back_group["weights"]["b1"], group["weights"]["b1"]))
         and bool(np.array_equal(back_group["labels"], group["labels"]))
     )
     ok = ok and same
