@@ -2,9 +2,41 @@
 
 Home of atdata's API on every backend. It may use ``manystore.torch`` (datasets)
 and ``manystore.batch`` (archive member reads) below it. See
-``docs/architecture.md``.
+``docs/architecture.md``. Public names are imported on first access: ``import
+manystore.samples`` imports neither numpy, msgpack nor torch.
 """
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import importlib
+from typing import Any
+
+#: Public name -> module (relative to this package) defining it; imported on first access.
+_LAZY: dict[str, str] = {}
+# --- sampleread: datasets, sources, the loader ---
+_LAZY.update(
+    {
+        "Dataset": "dataset",
+        "DataSource": "sources",
+        "URLSource": "sources",
+        "StoreSource": "sources",
+        "SampleLoader": "_loader",
+        "ShardCorruptError": "_tarstream",
+    }
+)
+# --- end sampleread ---
+
+__all__ = [*_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'manystore.samples' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
