@@ -178,6 +178,7 @@ class SampleLoader(_Base):
     Attributes:
         peak_bytes: Most bytes held at once by the last iteration (buffer + streams).
         peak_buffer_bytes: Most sample bytes held in the shuffle buffer.
+        peak_open_shards: Most shard streams open at once (the pieces read plus the one prefetched).
         corrupt_shards: Shards skipped as corrupt (``skip_corrupt=True``), with the reason.
     """
 
@@ -245,6 +246,7 @@ class SampleLoader(_Base):
         self._resume: dict[str, int] | None = None
         self.peak_bytes = 0
         self.peak_buffer_bytes = 0
+        self.peak_open_shards = 0
         self.corrupt_shards: list[tuple[str, str]] = []
 
     # ------------------------------------------------------------------ counts
@@ -412,7 +414,7 @@ class SampleLoader(_Base):
         broken: set[int] = set()
         buffer: dict[tuple[int, int], SampleGroup] = {}
         held = 0
-        self.peak_bytes = self.peak_buffer_bytes = 0
+        self.peak_bytes = self.peak_buffer_bytes = self.peak_open_shards = 0
         try:
             for intake, number, index in steps:
                 if intake:
@@ -438,6 +440,7 @@ class SampleLoader(_Base):
                     held += group.nbytes
                     self.peak_buffer_bytes = max(self.peak_buffer_bytes, held)
                     streams = sum(p.held for p in opened.values())
+                    self.peak_open_shards = max(self.peak_open_shards, len(opened))
                     self.peak_bytes = max(self.peak_bytes, held + streams)
                     if index == last[number]:
                         opened.pop(number).close()
