@@ -2,8 +2,8 @@
 
 Home of atdata's API on every backend. It may use ``manystore.torch`` (datasets)
 and ``manystore.batch`` (archive member reads) below it. See
-``docs/architecture.md``. Public names are imported on first access: ``import
-manystore.samples`` imports neither numpy, msgpack nor torch.
+``docs/architecture.md``. Names are imported on first access (``import
+manystore.samples`` loads neither numpy, msgpack nor torch).
 """
 
 from __future__ import annotations
@@ -13,6 +13,23 @@ from typing import Any
 
 #: Public name -> module (relative to this package) defining it; imported on first access.
 _LAZY: dict[str, str] = {}
+# --- samplecore: samples, wire format, lenses, batches, shard writer ---
+_LAZY.update(
+    {
+        "packable": "sample",
+        "PackableSample": "sample",
+        "Packable": "sample",
+        "NDArray": "sample",
+        "DictSample": "sample",
+        "SampleTypeError": "errors",
+        "SampleDecodeError": "errors",
+        "PickledArrayError": "errors",
+        "LensNotFoundError": "errors",
+        "decode_sample": "_codec",
+        "encode_member": "_codec",
+    }
+)
+# --- end samplecore ---
 # --- sampleread: datasets, sources, the loader ---
 _LAZY.update(
     {
@@ -33,7 +50,8 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'manystore.samples' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    imported = importlib.import_module(f".{module}", __name__)
+    value = imported if module == name else getattr(imported, name)
     globals()[name] = value
     return value
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from . import _plan
 from ._tarstream import _NAME, GroupReader, Readable, SampleGroup, ShardCorruptError, ShardStream
+from .errors import SampleDecodeError
 
 try:  # a torch IterableDataset when torch is there (DataLoader checks the type)
     from torch.utils.data import IterableDataset as _Base
@@ -454,7 +455,7 @@ class SampleLoader(_Base):
                 url = infos[pieces[number].shard].url
                 try:
                     sample = self._decode(group_or_none, url)
-                except ShardCorruptError as exc:
+                except SampleDecodeError as exc:
                     if not self.skip_corrupt:
                         raise
                     self._report(url, str(exc))

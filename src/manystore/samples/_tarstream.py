@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..batch import _tarfmt
 from ..errors import PreconditionFailedError, RetryableError
 from ..types import Range
+from .errors import SampleDecodeError
 
 if TYPE_CHECKING:
     from ..client import StorageClient
@@ -46,8 +47,8 @@ class Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
 
-class ShardCorruptError(ValueError):
-    """A shard is not a readable tar of samples.
+class ShardCorruptError(SampleDecodeError):
+    """A shard is not a readable tar of samples (a :class:`SampleDecodeError`, so a ``ValueError``).
 
     Attributes:
         url: The shard.
@@ -57,8 +58,11 @@ class ShardCorruptError(ValueError):
 
     def __init__(self, url: str, member: str | None, offset: int, reason: str) -> None:
         where = f"member {member!r}" if member else "the first member"
-        super().__init__(f"shard {url}: corrupt at byte {offset} ({where}): {reason}")
-        self.url, self.member, self.offset = url, member, offset
+        super().__init__(f"shard {url}: corrupt at byte {offset} ({where}): {reason}", member=member, url=url)
+        self.offset = offset
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 def _resumable(exc: BaseException) -> bool:

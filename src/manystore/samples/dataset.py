@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 
 from ._loader import SampleLoader
 from ._tarstream import SampleGroup, ShardCorruptError
+from .errors import SampleDecodeError
 from .sources import DataSource, URLSource
 
 __all__ = ["Dataset"]
@@ -46,7 +47,12 @@ class _Decoder:
             )
         try:
             sample = self.sample_type.from_bytes(raw, allow_pickle=self.allow_pickle)
-        except Exception as exc:
+        except SampleDecodeError as exc:  # corrupt payload or a refused pickled array: name where
+            exc.url, exc.member = url, member
+            raise
+        except (TypeError, KeyError):  # the sample does not match the type (names field and types)
+            raise
+        except Exception as exc:  # a decoder of another kind failing on the bytes
             raise ShardCorruptError(url, member, group.offset, f"{type(exc).__name__}: {exc}") from exc
         return sample if self.lens is None else self.lens(sample)
 

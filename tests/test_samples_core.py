@@ -1,0 +1,262 @@
+"""manystore.samples core: packable samples, field checks, atdata's wire format (built here independently)."""
+
+from __future__ import annotations
+
+import io
+import struct
+from typing import Any, Optional
+
+import msgpack
+import numpy as np
+import pytest
+
+from manystore.samples import (
+    DictSample,
+    NDArray,
+    PackableSample,
+    PickledArrayError,
+    SampleDecodeError,
+    SampleTypeError,
+    decode_sample,
+    encode_member,
+    packable,
+)
+
+
+@packable
+class Everything:
+    text: str
+    count: int
+    score: float
+    flag: bool
+    blob: bytes
+    tags: list[str]
+    nums: list[int]
+    attrs: dict[str, float]
+    image: NDArray
+    label: Optional[int] = None  # noqa: UP045 (typing.Optional on purpose)
+    mask: NDArray[np.uint8] | None = None
+    extra: Optional[list[str]] = None  # noqa: UP045
+
+
+def _everything(**over: Any) -> Everything:
+    kw: dict[str, Any] = dict(
+        text="héllo",
+        count=-7,
+        score=2.5,
+        flag=True,
+        blob=b"\x00\xff",
+        tags=["a", "b"],
+        nums=[1, 2, 3],
+        attrs={"x": 1.5},
+        image=np.arange(12, dtype=np.float32).reshape(3, 4),
+    )
+    kw.update(over)
+    return Everything(**kw)
+
+
+def _npy(a: np.ndarray, allow_pickle: bool = False) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, a, allow_pickle=allow_pickle)
+    return buf.getvalue()
+
+
+def _compact(a: np.ndarray) -> bytes:
+    """atdata 0.7's compact array form, built here with struct."""
+    d = a.dtype.str.encode()
+    return struct.pack("<B", len(d)) + d + struct.pack(f"<B{a.ndim}q", a.ndim, *a.shape) + a.tobytes()
+
+
+def test_round_trip_every_field_kind() -> None:
+    s = _everything(label=3, mask=np.ones((2, 2), np.uint8), extra=["z"])
+    back = Everything.from_bytes(s.packed)
+    assert back == s
+    assert back.image.dtype == np.float32 and back.image.shape == (3, 4)
+    assert back.mask is not None and back.mask.dtype == np.uint8
+    assert back.text == "héllo" and back.blob == b"\x00\xff" and back.flag is True
+
+
+def test_optional_none_and_present() -> None:
+    none = Everything.from_bytes(_everything().packed)
+    assert none.label is None and none.mask is None and none.extra is None
+    present = Everything.from_bytes(_everything(label=0, mask=np.zeros(0, np.uint8)).packed)
+    assert present.label == 0 and present.mask is not None and present.mask.shape == (0,)
+
+
+@packable
+class Arr:
+    a: NDArray
+
+
+DTYPES = [
+    np.bool_,
+    np.int8,
+    np.int16,
+    np.int32,
+    np.int64,
+    np.uint8,
+    np.uint16,
+    np.uint32,
+    np.uint64,
+    np.float16,
+    np.float32,
+    np.float64,
+    np.complex64,
+    np.complex128,
+    np.dtype("U5"),
+    np.dtype("S3"),
+    np.dtype("datetime64[ms]"),
+    np.dtype("timedelta64[s]"),
+    np.dtype(">i4"),
+    np.dtype([("x", "<f4"), ("y", "<i2")]),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=[str(np.dtype(d)) for d in DTYPES])
+def test_array_dtypes_round_trip(dtype: Any) -> None:
+    a = np.zeros((2, 3), dtype=dtype)
+    back = Arr.from_bytes(Arr(a).packed).a
+    assert back.dtype == np.dtype(dtype) and back.shape == (2, 3)
+    assert back.tobytes() == a.tobytes()
+
+
+@pytest.mark.parametrize(
+    "a",
+    [
+        np.array(3.5),
+        np.zeros((0,), np.int32),
+        np.zeros((4, 0, 2)),
+        np.asfortranarray(np.arange(12).reshape(3, 4)),
+    ],
+    ids=["0-d", "empty", "empty-3d", "fortran"],
+)
+def test_array_shapes_round_trip(a: np.ndarray) -> None:
+    back = Arr.from_bytes(Arr(a).packed).a
+    assert back.shape == a.shape and back.dtype == a.dtype
+    np.testing.assert_array_equal(back, a)
+    if a.ndim == 2:
+        assert back.flags.f_contiguous
+
+
+def test_wire_format_is_atdatas_msgpack_map_with_npy() -> None:
+    s = _everything()
+    data = msgpack.unpackb(s.packed, raw=False)
+    assert set(data) == {f for f in Everything.__dataclass_fields__}
+    assert data["image"][:6] == b"\x93NUMPY"
+    np.testing.assert_array_equal(np.load(io.BytesIO(data["image"]), allow_pickle=False), s.image)
+    assert data["text"] == "héllo" and data["blob"] == b"\x00\xff" and data["label"] is None
+
+
+def test_reads_independently_built_npy_and_compact() -> None:
+    a = np.arange(24, dtype=np.int16).reshape(2, 3, 4)
+    for enc in (_npy(a), _compact(a)):
+        back = Arr.from_bytes(msgpack.packb({"a": enc}, use_bin_type=True)).a
+        assert back.dtype == np.int16
+        np.testing.assert_array_equal(back, a)
+    zero_d = np.array(7, dtype=">f8")
+    np.testing.assert_array_equal(Arr.from_bytes(msgpack.packb({"a": _compact(zero_d)})).a, zero_d)
+
+
+def test_pickled_array_refused_by_default() -> None:
+    obj = np.array([{"x": 1}, None], dtype=object)
+    raw = msgpack.packb({"a": _npy(obj, allow_pickle=True)}, use_bin_type=True)
+    with pytest.raises(PickledArrayError, match="allow_pickle"):
+        Arr.from_bytes(raw)
+    with pytest.raises(PickledArrayError):
+        decode_sample(Arr, raw, member="k.msgpack")
+    back = decode_sample(Arr, raw, allow_pickle=True)
+    assert back.a[0] == {"x": 1}
+    with pytest.raises(TypeError, match="object"):
+        _ = Arr(obj).packed
+
+
+def test_type_mismatch_names_field_expected_and_got() -> None:
+    with pytest.raises(SampleTypeError) as ei:
+        _everything(count="7")
+    assert ei.value.field == "count" and ei.value.expected == "int" and ei.value.got == "str"
+    assert "Everything.count" in str(ei.value)
+    with pytest.raises(SampleTypeError, match=r"tags\[1\]: expected str, got int"):
+        _everything(tags=["a", 1])
+    with pytest.raises(
+        SampleTypeError, match=r"mask: expected NDArray\[uint8\] \| None, got ndarray\[float64\]"
+    ):
+        _everything(mask=np.zeros(2))
+    with pytest.raises(SampleTypeError, match="expected int, got bool"):
+        _everything(count=True)
+    assert isinstance(SampleTypeError("T", "f", "int", "str"), TypeError)
+
+
+def test_type_mismatch_at_decode() -> None:
+    good = msgpack.unpackb(_everything().packed, raw=False)
+    bad = dict(good, score="high")
+    with pytest.raises(SampleTypeError, match="score: expected float, got str"):
+        Everything.from_bytes(msgpack.packb(bad, use_bin_type=True))
+    with pytest.raises(SampleTypeError, match="unknown field"):
+        Everything.from_data(dict(good, nope=1))
+    missing = dict(good)
+    del missing["text"]
+    with pytest.raises(SampleTypeError, match=r"text.*missing field"):
+        Everything.from_data(missing)
+
+
+def test_numpy_scalars_and_int_for_float_are_normalised() -> None:
+    s = _everything(count=np.int32(4), score=3, flag=np.bool_(False), nums=(np.int64(1),))
+    assert type(s.count) is int and type(s.score) is float and s.flag is False and s.nums == [1]
+
+
+def test_corrupt_payload_is_value_error_with_member() -> None:
+    with pytest.raises(SampleDecodeError) as ei:
+        decode_sample(Everything, b"\xc1garbage", member="000001.msgpack")
+    assert isinstance(ei.value, ValueError) and ei.value.member == "000001.msgpack"
+    ei.value.url = "msc://p/x.tar"
+    assert "msc://p/x.tar" in str(ei.value) and "000001.msgpack" in str(ei.value)
+    cut = msgpack.packb({"a": _compact(np.arange(10))}, use_bin_type=True)[:-5]
+    with pytest.raises(SampleDecodeError):
+        Arr.from_bytes(cut)
+    trunc = msgpack.packb({"a": _compact(np.arange(10))[:-5]}, use_bin_type=True)
+    with pytest.raises(SampleDecodeError, match="needs 80 data bytes"):
+        Arr.from_bytes(trunc)
+
+
+def test_unsupported_annotation_rejected_at_class_definition() -> None:
+    with pytest.raises(TypeError, match=r"Bad\.when: unsupported field type"):
+
+        @packable
+        class Bad:
+            when: set[int]
+
+
+def test_user_post_init_runs_after_checks_and_dataclass_subclass_works() -> None:
+    seen: list[int] = []
+
+    @packable
+    class WithPost:
+        n: int
+
+        def __post_init__(self) -> None:
+            seen.append(self.n)
+
+    WithPost(np.int8(5))
+    assert seen == [5]
+    assert issubclass(WithPost, PackableSample) and WithPost.__name__ == "WithPost"
+
+
+def test_as_wds_and_encode_member() -> None:
+    s = _everything()
+    wds = s.as_wds
+    assert set(wds) == {"__key__", "msgpack"} and "." not in wds["__key__"] and wds["msgpack"] == s.packed
+    assert encode_member(s, "000042") == ("000042.msgpack", s.packed)
+    with pytest.raises(ValueError, match=r"a\.b"):
+        encode_member(s, "a.b")
+
+
+def test_dict_sample() -> None:
+    raw = _everything().packed
+    d = DictSample.from_bytes(raw)
+    assert d.count == -7 and d["text"] == "héllo" and "image" in d and isinstance(d.image, bytes)
+    assert DictSample.from_bytes(d.packed) == d
+    with pytest.raises(AttributeError, match="nope"):
+        _ = d.nope
+    made = DictSample(x=np.arange(3), y=np.int64(2))
+    back = DictSample.from_bytes(made.packed)
+    assert back.y == 2 and Arr.from_bytes(msgpack.packb({"a": back.x})).a.tolist() == [0, 1, 2]
