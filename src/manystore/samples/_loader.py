@@ -100,6 +100,12 @@ def shard_info(source: Any, shard_id: str) -> ShardInfo:
         with ShardStream(client, key, shard_id, readahead=0) as stream:
             _from_groups(shard_id, iter_groups_of(stream, shard_id))
         raise
+    cut = next((m for m in index.members if m.offset is not None and m.offset + m.size > index.size), None)
+    if cut is not None or index.end + 512 > index.size:
+        member = cut.name if cut is not None else (index.members[-1].name if index.members else None)
+        raise ShardCorruptError(
+            shard_id, member, index.end, "truncated: the shard ends without the end marker"
+        )
     offsets: list[int] = []
     sizes: list[int] = []
     last = None
@@ -163,6 +169,17 @@ class _Piece:
             self.index += 1
             if self.index - 1 == index:
                 return group
+
+    def finish(self) -> None:
+        """Check that the shard ends right after its last sample (its end marker is there)."""
+        extra = next(self._groups, None)
+        if extra is not None:
+            raise ShardCorruptError(
+                self.info.url,
+                f"{extra.key}",
+                extra.offset,
+                f"has more samples than its index's {self.info.count}",
+            )
 
     def close(self) -> None:
         self.stream.close()
@@ -444,6 +461,8 @@ class SampleLoader(_Base):
                     self.peak_open_shards = max(self.peak_open_shards, len(opened))
                     self.peak_bytes = max(self.peak_bytes, held + streams)
                     if index == last[number]:
+                        if index == piece.info.count - 1 and isinstance(piece.stream, ShardStream):
+                            piece.finish()
                         opened.pop(number).close()
                     continue
                 if (number, index) in done:
