@@ -102,10 +102,8 @@ def shard_info(source: Any, shard_id: str) -> ShardInfo:
         raise
     cut = next((m for m in index.members if m.offset is not None and m.offset + m.size > index.size), None)
     if cut is not None or index.end + 512 > index.size:
-        member = cut.name if cut is not None else (index.members[-1].name if index.members else None)
-        raise ShardCorruptError(
-            shard_id, member, index.end, "truncated: the shard ends without the end marker"
-        )
+        name = cut.name if cut is not None else (index.members[-1].name if index.members else None)
+        raise ShardCorruptError(shard_id, name, index.end, "truncated: the shard ends without the end marker")
     offsets: list[int] = []
     sizes: list[int] = []
     last = None
