@@ -142,7 +142,7 @@ class _Piece:
                 etag=info.etag,
                 size=info.size,
                 chunk_size=loader.chunk_size,
-                readahead=loader.readahead,
+                readahead=0 if client._is_local() else loader.readahead,  # local: the OS reads ahead
             )
             stream.prime()
             self.stream, self.reader = stream, GroupReader(stream, info.url, offset, loader.chunk_size)

@@ -256,6 +256,32 @@ class _Window:
             self._base = offset
 
 
+def _fast_entry(block: bytes, offset: int) -> _tarfmt.TarEntry | None:
+    """The entry of a plain ustar/GNU regular-file header (the common case), else None.
+
+    None sends the header to :func:`manystore.batch._tarfmt.parse_entry`, which handles
+    every form (pax and long-name headers, a signed checksum) and reports corruption.
+    """
+    if (
+        len(block) < _tarfmt.BLOCK
+        or block[156:157] not in (b"0", b"\0")
+        or block[345:346] not in (b"\0", b"")
+    ):
+        return None
+    stored = block[148:156].replace(b"\0", b" ").strip()
+    size_field = block[124:136].replace(b"\0", b" ").strip()
+    if not stored or not size_field or size_field[0] & 0x80:
+        return None
+    try:
+        if int(stored, 8) != sum(block[:148]) + 256 + sum(block[156:]):
+            return None
+        size = int(size_field, 8)
+    except ValueError:
+        return None
+    name = block[0:100].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+    return _tarfmt.TarEntry(name, block[156:157], size, offset, offset + _tarfmt.BLOCK)
+
+
 class GroupReader:
     """The samples of a tar stream that starts at byte ``offset`` of shard ``url``, in order.
 
@@ -287,7 +313,9 @@ class GroupReader:
         current: SampleGroup | None = None
         while True:
             try:
-                entry = _tarfmt.parse_entry(window.get, offset, _UNKNOWN)
+                entry = _fast_entry(window.get(offset, _tarfmt.BLOCK), offset)
+                if entry is None:
+                    entry = _tarfmt.parse_entry(window.get, offset, _UNKNOWN)
             except ValueError as exc:
                 raise ShardCorruptError(url, member, offset, str(exc)) from None
             if entry is None:
