@@ -260,3 +260,149 @@ def test_dict_sample() -> None:
     made = DictSample(x=np.arange(3), y=np.int64(2))
     back = DictSample.from_bytes(made.packed)
     assert back.y == 2 and Arr.from_bytes(msgpack.packb({"a": back.x})).a.tolist() == [0, 1, 2]
+
+
+# ------------------------------------------------------------------------------------------ lenses
+@packable
+class Color:
+    image: NDArray
+    label: int
+
+
+@packable
+class Gray:
+    image: NDArray
+
+
+@packable
+class Label:
+    label: int
+
+
+def test_lens_getter_putter_and_registry() -> None:
+    from manystore.samples import LensNetwork, find_lens, lens, view_as
+
+    @lens
+    def to_gray(s: Color) -> Gray:
+        return Gray(s.image.mean(axis=0))
+
+    @to_gray.putter
+    def to_gray_put(view: Gray, source: Color) -> Color:
+        return Color(np.broadcast_to(view.image, source.image.shape).copy(), source.label)
+
+    src = Color(np.arange(12, dtype=np.float64).reshape(3, 4), 9)
+    assert find_lens(Color, Gray) is to_gray and LensNetwork().transform(Color, Gray) is to_gray
+    g = view_as(src, Gray)
+    np.testing.assert_array_equal(g.image, src.image.mean(axis=0))
+    back = to_gray.put(Gray(np.zeros(4)), src)
+    assert back.label == 9 and back.image.shape == (3, 4) and not back.image.any()
+    with pytest.raises(TypeError, match="expected a Color"):
+        to_gray(Gray(np.zeros(1)))
+    LensNetwork().unregister(Color, Gray)
+
+
+def test_lens_chain_identity_and_missing() -> None:
+    from manystore.samples import LensNotFoundError, find_lens, lens
+    from manystore.samples.lens import Lens
+
+    @packable
+    class A:
+        x: int
+
+    @packable
+    class B:
+        y: int
+
+    @packable
+    class C:
+        z: str
+
+    @lens
+    def ab(a: A) -> B:
+        return B(a.x + 1)
+
+    @lens
+    def bc(b: B) -> C:
+        return C(str(b.y))
+
+    assert find_lens(A, C).get(A(1)) == C("2")
+    assert (ab | bc)(A(4)) == C("5") and (bc @ ab)(A(4)) == C("5")
+    ident = find_lens(A, A)
+    assert ident(A(3)) == A(3) and isinstance(ident, Lens)
+    with pytest.raises(LensNotFoundError, match=r"no lens from C to A \(lenses from C reach: none\)") as ei:
+        find_lens(C, A)
+    assert isinstance(ei.value, LookupError) and ei.value.source is C and ei.value.view is A
+    with pytest.raises(ValueError, match="exactly 1 parameter"):
+        lens(lambda a, b: a)
+    with pytest.raises(TypeError, match="annotate"):
+
+        @lens
+        def unannotated(a):  # type: ignore[no-untyped-def]
+            return a
+
+    with pytest.raises(TypeError, match="putter"):
+
+        @ab.putter
+        def wrong(view: C, source: A) -> A:
+            return source
+
+
+def test_lens_from_dict_sample_by_field_names() -> None:
+    from manystore.samples import find_lens, view_as
+
+    src = Color(np.arange(6, dtype=np.uint8).reshape(2, 3), 4)
+    d = DictSample.from_bytes(src.packed)
+    assert view_as(d, Color) == src
+    assert view_as(d, Label) == Label(4)  # extra field 'image' ignored
+    with pytest.raises(SampleTypeError, match=r"Gray\.image: expected NDArray, got int"):
+        view_as(DictSample(image=3), Gray)
+    with pytest.raises(SampleTypeError, match="missing field"):
+        view_as(DictSample(other=1), Label)
+    put = find_lens(DictSample, Label).put(Label(7), d)
+    assert put.label == 7 and "image" in put
+    as_dict = view_as(src, DictSample)
+    assert isinstance(as_dict, DictSample) and as_dict.label == 4
+    # allow_pickle chosen at decode travels with the DictSample
+    obj = np.array([None, 1], dtype=object)
+    buf = io.BytesIO()
+    np.save(buf, obj, allow_pickle=True)
+    raw = msgpack.packb({"image": buf.getvalue()}, use_bin_type=True)
+    with pytest.raises(PickledArrayError):
+        view_as(DictSample.from_bytes(raw), Gray)
+    assert view_as(DictSample.from_bytes(raw, allow_pickle=True), Gray).image[1] == 1
+
+
+# ----------------------------------------------------------------------------------------- batches
+def test_sample_batch_stacks_arrays_and_lists_others() -> None:
+    from manystore.samples import SampleBatch
+
+    samples = [_everything(count=i, image=np.full((3, 4), i, np.float32)) for i in range(5)]
+    batch = SampleBatch[Everything](samples)
+    assert batch.sample_type is Everything and len(batch) == 5 and list(batch) == samples
+    assert batch.image.shape == (5, 3, 4) and batch.image.dtype == np.float32
+    assert batch.image[3, 0, 0] == 3 and batch.count == [0, 1, 2, 3, 4] and batch.samples == samples
+    assert batch.mask == [None] * 5 and batch.image is batch.image  # cached
+    with pytest.raises(AttributeError, match="no field 'nope'"):
+        _ = batch.nope
+    ragged = SampleBatch([_everything(image=np.zeros(2)), _everything(image=np.zeros(3))])
+    with pytest.raises(ValueError, match="different shapes"):
+        _ = ragged.image
+    with pytest.raises(TypeError, match="one type"):
+        SampleBatch([_everything(), Arr(np.zeros(1))])
+    with pytest.raises(TypeError, match="needs a type"):
+        _ = SampleBatch([]).sample_type
+    assert SampleBatch[Arr]([]).a == []
+    dicts = SampleBatch([DictSample(a=1, b=b"x"), DictSample(a=2, b=b"y")])
+    assert dicts.a == [1, 2] and dicts.field_names() == ["a", "b"]
+
+
+def test_import_is_lazy() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, manystore.samples as m; m.lens; "
+        "print(sorted(x for x in ('numpy', 'msgpack', 'torch') if x in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -27,6 +27,9 @@ _LAZY.update(
         "LensNotFoundError": "errors",
         "decode_sample": "_codec",
         "encode_member": "_codec",
+        "SampleBatch": "batch",
+        "ShardWriter": "writer",
+        "write_samples": "writer",
     }
 )
 # --- end samplecore ---
@@ -43,7 +46,11 @@ _LAZY.update(
 )
 # --- end sampleread ---
 
-__all__ = [*_LAZY]
+# The lens API is imported now (a light module: no numpy): the function ``lens`` must shadow
+# the submodule ``manystore.samples.lens``, which the import system would otherwise bind here.
+from .lens import Lens, LensNetwork, find_lens, lens, register_lens, view_as  # noqa: E402
+
+__all__ = [*_LAZY, "Lens", "LensNetwork", "find_lens", "lens", "register_lens", "view_as"]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,4 @@
-"""Errors of :mod:`manystore.samples`: each subclasses the matching builtin.
+"""Errors of ``manystore.samples``: each subclasses the matching builtin.
 
 * :class:`SampleTypeError` (``TypeError``): a value does not match its field's annotation
   (at construction and at decode); names the field, the expected type and the value's type.
@@ -68,10 +68,13 @@ class LensNotFoundError(LookupError):
         view: The requested view type.
     """
 
-    def __init__(self, source: type, view: type) -> None:
+    def __init__(self, source: type, view: type, available: list[type] | None = None) -> None:
         self.source = source
         self.view = view
+        self.available = list(available or [])
+        src, dst = getattr(source, "__name__", repr(source)), getattr(view, "__name__", repr(view))
+        have = ", ".join(sorted(t.__name__ for t in self.available)) or "none"
         super().__init__(
-            f"no lens from {source.__qualname__} to {view.__qualname__}: "
-            f"define one with @lens (def f(s: {source.__qualname__}) -> {view.__qualname__})"
+            f"no lens from {src} to {dst} (lenses from {src} reach: {have}); "
+            f"define one with @lens: def f(s: {src}) -> {dst}"
         )
