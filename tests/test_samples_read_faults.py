@@ -191,3 +191,18 @@ def test_shuffle_spreads_each_shard_across_the_epoch(configured: Backend) -> Non
     assert ordered_same > 0.9 and ordered_span < 0.06
     assert shuffled_same < 3 * baseline  # interleaved, not runs of one shard
     assert shuffled_span > 0.3  # a shard's samples reach far beyond its own 1/20 of the epoch
+
+
+def test_docs_reading_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/samples.md's "Reading" examples run as written (after the section they build on)."""
+    import re
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "samples.md").read_text()
+    namespace: dict[str, object] = {"__name__": "samples_doc"}
+    ran = 0
+    for heading in ("## Samples and shards", "## Reading"):
+        section = doc.split(heading, 1)[1].split("\n## ", 1)[0]
+        for block in re.findall(r"```python\n(.*?)```", section, flags=re.S):
+            exec(compile(block, "docs/samples.md", "exec", dont_inherit=True), namespace)
+            ran += heading == "## Reading"
+    assert ran == 2
