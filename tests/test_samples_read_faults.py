@@ -206,3 +206,15 @@ def test_docs_reading_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
             exec(compile(block, "docs/samples.md", "exec", dont_inherit=True), namespace)
             ran += heading == "## Reading"
     assert ran == 2
+
+
+def test_untyped_dataset_yields_dict_samples(configured: Backend) -> None:
+    from manystore.samples import DictSample
+
+    configured.client.write("d/s.tar", shard_bytes(range(3)))
+    got = list(Dataset("msc://test/d/s.tar"))
+    assert [type(s) for s in got] == [DictSample] * 3 and [s["label"] for s in got] == [0, 1, 2]
+    with pytest.raises(TypeError, match="expected a URL"):
+        Dataset(42)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unclosed"):
+        Dataset[Pt]("msc://test/d/s-{0..2.tar")

@@ -101,17 +101,17 @@ class Dataset(Generic[T]):
 
     @property
     def sample_type(self) -> Any:
-        """The type samples are decoded to (``T`` of ``Dataset[T]``).
-
-        Raises:
-            TypeError: The dataset was made without a type (``Dataset(url)``).
-        """
+        """The type samples are decoded to: ``T`` of ``Dataset[T]``, else ``sample_type=``, else
+        :class:`~manystore.samples.DictSample` (schema-free, as atdata)."""
         if self._sample_type is None:
             orig = self.__dict__.get("__orig_class__")
             args = typing.get_args(orig) if orig is not None else ()
-            if not args:
-                raise TypeError("Dataset needs a sample type: Dataset[MySample](url) or sample_type=MySample")
-            self._sample_type = args[0]
+            if args:
+                self._sample_type = args[0]
+            else:
+                from .sample import DictSample
+
+                return DictSample
         return self._sample_type
 
     def list_shards(self) -> list[str]:
