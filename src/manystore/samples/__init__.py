@@ -3,7 +3,7 @@
 Home of atdata's API on every backend. It may use ``manystore.torch`` (datasets)
 and ``manystore.batch`` (archive member reads) below it. See
 ``docs/architecture.md``. Names are imported on first access (``import
-manystore.samples`` loads neither numpy nor msgpack).
+manystore.samples`` loads neither numpy, msgpack nor torch).
 """
 
 from __future__ import annotations
@@ -50,6 +50,19 @@ _LAZY.update(
     }
 )
 # --- end sampleindex ---
+
+# --- sampleread: datasets, sources, the loader ---
+_LAZY.update(
+    {
+        "Dataset": "dataset",
+        "DataSource": "sources",
+        "URLSource": "sources",
+        "StoreSource": "sources",
+        "SampleLoader": "_loader",
+        "ShardCorruptError": "_tarstream",
+    }
+)
+# --- end sampleread ---
 
 # The lens API is imported now (a light module: no numpy): the function ``lens`` must shadow
 # the submodule ``manystore.samples.lens``, which the import system would otherwise bind here.
