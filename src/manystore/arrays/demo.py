@@ -61,7 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         same = back.shape == array.shape and back.dtype == array.dtype and bool(np.array_equal(back, array))
         ok = ok and same
         _row(f"download {name}", array.nbytes, time.perf_counter() - start, "equal" if same else "DIFFERENT")
-    group = {"weights": {"w1": array[:16], "b1": np.arange(16, dtype=np.int64)}, "labels": np.arange(10)}
+    group: dict[str, Any] = {
+        "weights": {"w1": array[:16], "b1": np.arange(16, dtype=np.int64)},
+        "labels": np.arange(10),
+    }
     start = time.perf_counter()
     cci.dict2cloud("demo/group", group, verbose=False)
     back_group: Any = cci.cloud2dict("demo/group", verbose=False)
