@@ -1,0 +1,59 @@
+"""The interface base's primitives on every backend: put/get/readinto/metadata/list/copy/delete."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from manystore.arrays import DefaultInterface, get_interface
+from manystore.arrays import _base
+
+from .conftest import Backend
+
+
+def test_primitives_round_trip(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_base, "RANGE_CHUNK", 64 * 1024)
+    monkeypatch.setattr(_base, "SMALL_PUT", 64 * 1024)
+    cci = DefaultInterface(backend.client, "pre", threads=3)
+    small = b"hello"
+    big = bytes(range(256)) * 1200  # 300 KiB: streamed put, ranged parallel get
+    cci._put("a/small", small, {"dtype": "<f4", "shape": "1,2"})
+    cci._put("a/big", memoryview(big), {"k": "v"})
+    assert cci._get("a/small") == small
+    assert cci._metadata("a/small") == {"dtype": "<f4", "shape": "1,2"}
+    assert cci._metadata("a/big") == {"k": "v"}
+    buf = bytearray(len(big) + 10)
+    assert cci._readinto("a/big", memoryview(buf)) == len(big)
+    assert bytes(buf[: len(big)]) == big
+    with cci._open("a/big") as fh:
+        assert fh.read(10) == big[:10]
+    assert cci._exists("a/big") and not cci._exists("a/none")
+    assert [m.key for m in cci._list("a/")] == ["a/big", "a/small"]
+    cci._copy("a/small", "b/copy")
+    # rclone adds its own "mtime" on a server-side copy: ours must all be there
+    assert cci._metadata("b/copy").items() >= {"dtype": "<f4", "shape": "1,2"}.items()
+    cci._put("a/small", b"x")  # no metadata now: a stale sidecar must go
+    assert cci._metadata("a/small") == {}
+    cci._delete("b/copy")
+    assert not cci._exists("b/copy")
+    assert [m.key for m in cci._list("")] == ["a/big", "a/small"]
+    with pytest.raises(ValueError, match="expected at most"):
+        cci._readinto("a/big", memoryview(bytearray(10)))
+    with pytest.raises(FileNotFoundError):
+        cci._metadata("a/none")
+
+
+def test_sidecar_is_cottoncandys_local_format(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cci = get_interface(str(tmp_path), verbose=False)
+    cci._put("x", b"data", {"dtype": "<i8"})
+    assert json.loads((tmp_path / "x.meta.json").read_text()) == {"dtype": "<i8"}
+    assert cci.uses_sidecars
+
+
+def test_acl_and_threads_are_checked(backend: Backend) -> None:
+    with pytest.raises(ValueError, match="threads=0"):
+        DefaultInterface(backend.client, "", threads=0)
+    with pytest.raises(ValueError, match="acl='public-read'"):
+        DefaultInterface._check_acl("public-read")
+    DefaultInterface._check_acl("authenticated-read")
