@@ -25,6 +25,9 @@ _LAZY.update(
     }
 )
 # --- end arrayscore ---
+# --- arrayscrypt: EncryptedInterface and its keys ---
+_LAZY.update({"EncryptedInterface": "crypto", "generate_key": "crypto"})
+# --- end arrayscrypt ---
 
 __all__ = list(_LAZY)
 

@@ -361,12 +361,22 @@ class _Chunker:
         nonce, aad = self._nonce_aad(index, final)
         return self._aead.encrypt(nonce, plain, aad)
 
+    def seal_into(self, index: int, final: bool, plain: bytes | memoryview, out: memoryview) -> None:
+        nonce, aad = self._nonce_aad(index, final)
+        if hasattr(self._aead, "encrypt_into"):
+            self._aead.encrypt_into(nonce, plain, aad, out)
+        else:  # cryptography < 46
+            out[:] = self._aead.encrypt(nonce, plain, aad)
+
     def open_into(self, index: int, final: bool, sealed: bytes | memoryview, out: memoryview) -> None:
         from cryptography.exceptions import InvalidTag
 
         nonce, aad = self._nonce_aad(index, final)
         try:
-            self._aead.decrypt_into(nonce, sealed, aad, out)
+            if hasattr(self._aead, "decrypt_into"):
+                self._aead.decrypt_into(nonce, sealed, aad, out)
+            else:  # cryptography < 46
+                out[:] = self._aead.decrypt(nonce, sealed, aad)
         except InvalidTag:
             out[:] = bytes(len(out))  # never leave unauthenticated plaintext behind
             raise IntegrityError(
@@ -454,10 +464,15 @@ class SealingReader(io.RawIOBase):
         self._ahead = _read_full(self._source, c) if len(piece) == c else b""
         return piece, not self._ahead
 
-    def _refill(self) -> None:
+    def _refill(self, into: memoryview | None = None) -> int:
+        """Seal the next chunk into ``into`` when it fits (no copy), else into the internal buffer."""
         piece, final = self._next_plain()
-        self._out = self._chunker.seal(self._index, final, piece)
-        self._pos = 0
+        n = len(piece) + TAG_SIZE
+        if into is not None and len(into) >= n:
+            self._chunker.seal_into(self._index, final, piece, into[:n])
+            self._out, self._pos = b"", 0
+        else:
+            self._out, self._pos, n = self._chunker.seal(self._index, final, piece), 0, 0
         self._index += 1
         self._done = final
         self._read += len(piece)
@@ -465,6 +480,7 @@ class SealingReader(io.RawIOBase):
             raise ValueError(
                 f"{self._chunker.name}: the body yielded {self._read} bytes, expected {self._size}"
             )
+        return n
 
     def readall(self) -> bytes:
         """Every remaining sealed byte (one join: no per-8-KiB copies)."""
@@ -476,15 +492,31 @@ class SealingReader(io.RawIOBase):
         return b"".join(parts)
 
     def readinto(self, b: Any) -> int:
+        view = memoryview(b).cast("B")
         if self._pos >= len(self._out):
             if self._done:
                 return 0
-            self._refill()
-        view = memoryview(b).cast("B")
+            direct = self._refill(view)
+            if direct:
+                return direct
         n = min(len(view), len(self._out) - self._pos)
         view[:n] = self._out[self._pos : self._pos + n]
         self._pos += n
         return n
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Exactly ``size`` sealed bytes unless the stream ends (uploaders take a short read for
+        the end), sealed straight into the returned buffer (a ``bytearray``: no second copy)."""
+        if size is None or size < 0:
+            return self.readall()
+        out = bytearray(size)
+        view, got = memoryview(out), 0
+        while got < size and (n := self.readinto(view[got:])):
+            got += n
+        view.release()
+        if got < size:
+            del out[got:]
+        return out  # type: ignore[return-value]  # a bytearray: uploaders take any bytes-like
 
 
 def _check_total(header: Header, total: int, name: str) -> None:
