@@ -53,7 +53,13 @@ MSC_VENV := .tools/msc-venv
 $(MSC_VENV):
 	python3 -m venv .tools/msc-venv && .tools/msc-venv/bin/pip install --quiet multi-storage-client==1.3.1
 
-servers: $(AZURITE) $(MSC_VENV)
+# cottoncandy 0.4.0 (PyPI), the arrays reference, in its own venv (boto3<1.36 pin; tests/cottoncandy_peer.py).
+CC_VENV := .tools/cottoncandy-venv
+
+$(CC_VENV):
+	python3 -m venv .tools/cottoncandy-venv && .tools/cottoncandy-venv/bin/pip install --quiet 'cottoncandy[extra]==0.4.0'
+
+servers: $(AZURITE) $(MSC_VENV) $(CC_VENV)
 
 # pytest exits 5 when it collected no test; make treats any non-zero exit as failure.
 test: lint docs servers

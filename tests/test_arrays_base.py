@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from manystore.arrays import DefaultInterface, get_interface
-from manystore.arrays import _base
+from manystore.arrays import DefaultInterface, _base, get_interface
 
 from .conftest import Backend
 

@@ -16,6 +16,7 @@ the sidecar described in :mod:`manystore.arrays._meta`.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -103,7 +104,7 @@ class InterfaceBase:
     def _put(
         self,
         name: str,
-        body: bytes | bytearray | memoryview | IO[bytes] | BinaryIO,
+        body: bytes | bytearray | memoryview | IO[bytes] | BinaryIO | io.RawIOBase,
         metadata: Mapping[str, str] | None = None,
     ) -> None:
         """Store ``body`` at ``name`` with user ``metadata``.
@@ -124,7 +125,7 @@ class InterfaceBase:
             else:
                 self.client.upload_file(key, cast("IO[bytes]", BufferReader(view)), attributes)
         else:
-            self.client.upload_file(key, body, attributes)
+            self.client.upload_file(key, cast("IO[bytes]", body), attributes)
         if self._local:
             side = sidecar_name(key)
             if meta:

@@ -65,7 +65,8 @@ def get_interface(
 
     Args:
         target: A manystore URL prefix (``msc://profile/prefix``, ``s3://bucket/prefix``,
-            ``gs://…``, ``az://…``, ``file:///dir``), a local directory, a
+            ``gs://…``, ``az://…``, ``file:///dir``), a local directory (starting with
+            ``/``, ``.`` or ``~``, or any name with ``backend='local'``), a
             :class:`~manystore.client.StorageClient`, or — as in cottoncandy — a bare
             bucket name (``"bucket"`` or ``"bucket/prefix"``) on S3.
         ACCESS_KEY: S3 access key for a bucket name or ``s3://`` URL (else the usual
@@ -132,8 +133,10 @@ def _from_string(
     threads: int,
 ) -> DefaultInterface:
     explicit_s3 = bool(access_key or secret_key or endpoint_url or region)
-    if target.startswith("file://") or backend == "local" or (not _URL.match(target) and os.sep in target):
-        path = os.path.abspath(target[len("file://") :] if target.startswith("file://") else target)
+    if target.startswith(("file://", "/", ".", "~")) or backend == "local":
+        path = os.path.abspath(
+            os.path.expanduser(target[len("file://") :] if target.startswith("file://") else target)
+        )
         if force:
             os.makedirs(path, exist_ok=True)
         if not os.path.isdir(path):
