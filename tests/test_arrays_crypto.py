@@ -223,6 +223,49 @@ def test_constructor_forms_and_errors(backend: Backend, tmp_path: Any) -> None:
         enc._put("m", b"", {"msenc_kid": "forged"})
 
 
+@pytest.mark.parametrize("compression", [False, "gzip", "LZ4", "Zstd"])
+def test_arrays_json_pickle_files_round_trip_encrypted(
+    backend: Backend, compression: Any, tmp_path: Any
+) -> None:
+    np = pytest.importorskip("numpy", reason="the arrays extra (numpy) is not installed")
+    enc, plain = pair(backend)
+    arr = np.arange(3 * CHUNK, dtype="<i4").reshape(3, -1)  # 12 chunks of 64 KiB
+    fortran = np.asfortranarray(np.linspace(0, 1, 600).reshape(20, 30))
+    enc.upload_raw_array("raw", arr, compression=compression)
+    enc.upload_raw_array("fortran", fortran, compression=compression)
+    assert np.array_equal(enc.download_raw_array("raw"), arr)
+    assert np.array_equal(enc.download_raw_array("fortran"), fortran)
+    enc.upload_npy_array("npy", arr)
+    assert np.array_equal(enc.download_npy_array("npy"), arr)
+    enc.upload_json("doc.json", {"secret": "PLAINTEXT-MARKER-json"})
+    assert enc.download_json("doc.json") == {"secret": "PLAINTEXT-MARKER-json"}
+    enc.upload_pickle("p.pkl", {"v": "PLAINTEXT-MARKER-pickle"})
+    assert enc.download_pickle("p.pkl", trusted=True) == {"v": "PLAINTEXT-MARKER-pickle"}
+    src = tmp_path / "in.bin"
+    src.write_bytes(payload(2 * CHUNK + 9))
+    enc.upload_from_file(str(src), "file.bin")
+    enc.download_to_file("file.bin", str(tmp_path / "out.bin"))
+    assert (tmp_path / "out.bin").read_bytes() == payload(2 * CHUNK + 9)
+    with open(src, "rb") as fh:
+        enc.mpu_fileobject("mpu.bin", fh, buffersize=10_000, verbose=False)
+    assert enc.download_object("mpu.bin") == payload(2 * CHUNK + 9)
+    assert enc.download_stream("mpu.bin").content.read() == payload(2 * CHUNK + 9)
+    assert enc.get_object("mpu.bin").content_length == 2 * CHUNK + 9
+    for name in ("raw", "fortran", "npy", "doc.json", "p.pkl", "file.bin", "mpu.bin"):
+        raw = plain._get(name)
+        assert MARKER not in raw and b"PLAINTEXT-MARKER" not in raw and b"NUMPY" not in raw, name
+        assert plain._metadata(name)["msenc_kid"] == enc.key_id
+    assert arr.tobytes()[: 4 * 64] not in plain._get("raw")
+    # The array metadata stays readable but is bound: a forged shape is refused.
+    meta = plain._metadata("raw")
+    assert meta["shape"] and meta["dtype"]
+    forged_shape = ",".join(reversed(meta["shape"].split(",")))
+    assert forged_shape != meta["shape"]
+    plain._put("forged", plain._get("raw"), {**meta, "shape": forged_shape})
+    with pytest.raises(IntegrityError, match=r"^forged: "):
+        enc.download_raw_array("forged")
+
+
 MEMORY_CHILD = textwrap.dedent(
     """
     import json, sys, tracemalloc

@@ -16,10 +16,11 @@ from typing import IO, Any, BinaryIO, cast
 
 from ..client import StorageClient
 from ..errors import IntegrityError
-from ..types import Range
+from ..types import ObjectMetadata, Range
 from . import _seal
 from ._base import RANGE_CHUNK, SMALL_PUT, THREADS
-from ._seal import META_KEYS, TAG_SIZE, Header, KeyRing, generate_key, load_key
+from ._keys import KeyRing, generate_key, load_key
+from ._seal import META_KEYS, TAG_SIZE, Header
 from .interface import DefaultInterface, get_interface
 
 __all__ = ["EncryptedInterface", "KeyRing", "generate_key", "load_key"]
@@ -105,7 +106,7 @@ class EncryptedInterface(DefaultInterface):
     def _put(
         self,
         name: str,
-        body: bytes | bytearray | memoryview | IO[bytes] | BinaryIO,
+        body: bytes | bytearray | memoryview | IO[bytes] | BinaryIO | io.RawIOBase,
         metadata: Mapping[str, str] | None = None,
     ) -> None:
         """Seal ``body`` and store it at ``name``: small bodies in one request, others streamed.
@@ -123,7 +124,7 @@ class EncryptedInterface(DefaultInterface):
         if size is not None and size <= SMALL_PUT:
             super()._put(name, sealed.read(), stored)
         else:
-            super()._put(name, cast(BinaryIO, sealed), stored)
+            super()._put(name, sealed, stored)
 
     # ----------------------------------------------------------------- read
     def _opener(self, name: str) -> tuple[Header, Any]:
@@ -211,6 +212,13 @@ class EncryptedInterface(DefaultInterface):
         if total != size:
             raise IntegrityError(f"{name}: decrypted {total} bytes, expected {size}")
         return total
+
+    def get_object(self, object_name: str, bucket_name: str | None = None) -> ObjectMetadata:
+        """The object's metadata: the plaintext size as ``content_length``, the user metadata
+        without the encryption header (listings such as ``ls`` and ``get_size`` show stored bytes)."""
+        meta = super().get_object(object_name, bucket_name)
+        meta.content_length = self._size(object_name)
+        return meta
 
     def _metadata(self, name: str) -> dict[str, str]:
         """The user metadata of ``name`` without the encryption header (checked to be present)."""
