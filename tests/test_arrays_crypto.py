@@ -214,6 +214,16 @@ def test_constructor_forms_and_errors(backend: Backend, tmp_path: Any) -> None:
         seed._put(f"{prefix}/seed", b"seed-style", {})
         assert seed._get(f"{prefix}/seed") == b"seed-style"
         assert DefaultInterface(backend.client, "")._get("seed") not in (b"", b"seed-style")
+        styled = EncryptedInterface(
+            f"s3://{base}",
+            ACCESS_KEY=server.access_key,
+            SECRET_KEY=server.secret_key,
+            endpoint_url=server.endpoint_url,
+            key=KEY,
+        )
+        assert styled._get("seed") == b"seed-style"
+        with pytest.raises(ValueError, match="got both access= and ACCESS_KEY="):
+            EncryptedInterface(bucket, "a", ACCESS_KEY="b", key=KEY)
     with pytest.raises(ValueError, match="needs key="):
         EncryptedInterface(backend.client, "enc")
     with pytest.raises(ValueError, match="encryption='DES' is not supported"):

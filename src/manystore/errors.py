@@ -131,7 +131,7 @@ class ProviderUnavailableError(ConfigError, ImportError):
 class IntegrityError(ManystoreError, ValueError):
     """Stored bytes fail authentication: an encrypted object was altered, truncated or reordered.
 
-    Raised by :class:`manystore.arrays.EncryptedInterface` when a sealed chunk, the wrapped data
+    Raised by ``manystore.arrays.EncryptedInterface`` when a sealed chunk, the wrapped data
     key or the bound metadata does not verify. Not retried: the stored object itself is bad.
     The message names the object; it never contains a key.
     """

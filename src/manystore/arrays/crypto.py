@@ -81,6 +81,10 @@ class EncryptedInterface(DefaultInterface):
                 )
             super().__init__(bucket, access or "", threads=threads)
         else:
+            # get_interface's spelling (ACCESS_KEY=, SECRET_KEY=, endpoint_url=) works too.
+            access = _one_of("access", access, "ACCESS_KEY", kwargs.pop("ACCESS_KEY", None))
+            secret = _one_of("secret", secret, "SECRET_KEY", kwargs.pop("SECRET_KEY", None))
+            url = _one_of("url", url, "endpoint_url", kwargs.pop("endpoint_url", None))
             kwargs.setdefault("verbose", False)
             plain = get_interface(bucket, access, secret, url, threads=threads, **kwargs)
             super().__init__(plain.client, plain.prefix, threads=threads)
@@ -266,6 +270,12 @@ class _SealedBody(_seal.SealingReader):
         n = super().readinto(b)
         self._offset += n
         return n
+
+
+def _one_of(name: str, value: str | None, alias: str, other: str | None) -> str | None:
+    if value is not None and other is not None:
+        raise ValueError(f"got both {name}= and {alias}=; pass one")
+    return value if value is not None else other
 
 
 def _wipe(view: memoryview) -> None:
