@@ -380,6 +380,15 @@ class OpeningReader(io.RawIOBase):
             self._done = True
             _check_total(self._header, self._total, self._chunker.name)
 
+    def readall(self) -> bytes:
+        """The remaining plaintext, chunk by chunk (one join, not 8 KiB reads)."""
+        parts: list[bytes | bytearray] = [self._out[self._pos :]]
+        while not self._done:
+            self._refill()
+            parts.append(self._out)
+        self._pos = len(self._out)
+        return b"".join(parts)
+
     def readinto(self, b: Any) -> int:
         view = memoryview(b).cast("B")
         while self._pos >= len(self._out):
