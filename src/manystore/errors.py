@@ -18,6 +18,7 @@ __all__ = [
     "BucketNotFoundError",
     "ChecksumMismatchError",
     "ConfigError",
+    "IntegrityError",
     "InvalidPathError",
     "InvalidURLError",
     "ManystoreError",
@@ -28,6 +29,7 @@ __all__ = [
     "ReadOnlyError",
     "RetryableError",
     "UnknownProfileError",
+    "WrongKeyError",
 ]
 
 
@@ -124,6 +126,22 @@ class ReadOnlyError(ManystoreError, PermissionError):
 
 class ProviderUnavailableError(ConfigError, ImportError):
     """A provider type is known but its implementation or SDK is not installed."""
+
+
+class IntegrityError(ManystoreError, ValueError):
+    """Stored bytes fail authentication: an encrypted object was altered, truncated or reordered.
+
+    Raised by ``manystore.arrays.EncryptedInterface`` when a sealed chunk, the wrapped data
+    key or the bound metadata does not verify. Not retried: the stored object itself is bad.
+    The message names the object; it never contains a key.
+    """
+
+
+class WrongKeyError(ManystoreError, ValueError):
+    """The key given cannot open an encrypted object (another key sealed it, or it is public only).
+
+    The message names the object and the key ids (fingerprints), never a key.
+    """
 
 
 def transport_failure(endpoint: str, what: str) -> str:

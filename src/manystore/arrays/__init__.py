@@ -28,6 +28,9 @@ _LAZY.update(
 # --- arrayszarr: the zarr 3 store ---
 _LAZY["LazyZarrStore"] = "zarr_store"
 # --- end arrayszarr ---
+# --- arrayscrypt: EncryptedInterface and its keys ---
+_LAZY.update({"EncryptedInterface": "crypto", "generate_key": "crypto"})
+# --- end arrayscrypt ---
 
 __all__ = list(_LAZY)
 
