@@ -222,6 +222,19 @@ def test_constructor_forms_and_errors(backend: Backend, tmp_path: Any) -> None:
             key=KEY,
         )
         assert styled._get("seed") == b"seed-style"
+        # get_interface(..., key=) gives the encrypted interface, on a bare "bucket/prefix" too
+        from manystore.arrays import get_interface
+
+        via = get_interface(
+            base,
+            ACCESS_KEY=server.access_key,
+            SECRET_KEY=server.secret_key,
+            endpoint_url=server.endpoint_url,
+            key=KEY,
+            verbose=False,
+        )
+        assert isinstance(via, EncryptedInterface) and via.encryption == "AES"
+        assert via._get("seed") == b"seed-style"
         with pytest.raises(ValueError, match="got both access= and ACCESS_KEY="):
             EncryptedInterface(bucket, "a", ACCESS_KEY="b", key=KEY)
     with pytest.raises(ValueError, match="needs key="):

@@ -9,6 +9,7 @@ import os
 import pickle
 from datetime import timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -225,6 +226,41 @@ def test_upload_download_file(backend: Backend, tmp_path: Path) -> None:
     c.download_file("big/up.bin", buf)
     assert hashlib.sha256(buf.getvalue()).digest() == hashlib.sha256(data).digest()
     assert [p.name for p in dest.parent.iterdir()] == ["down.bin"]  # no temp files left
+
+
+class _ShortReads(io.RawIOBase):
+    """A raw stream (no file number: size unknown) that returns at most 1000 bytes per read."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data, self._pos = data, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self._pos = (
+            offset if whence == 0 else (self._pos + offset if whence == 1 else len(self._data) + offset)
+        )
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        n = min(len(buffer), 1000, len(self._data) - self._pos)
+        buffer[:n] = self._data[self._pos : self._pos + n]
+        self._pos += n
+        return n
+
+
+def test_upload_stream_with_short_reads(backend: Backend) -> None:
+    """A stream that returns fewer bytes than asked is uploaded whole (not cut at a short read)."""
+    data = os.urandom((1 << 20) + 12345)
+    backend.client.upload_file("short/reads.bin", _ShortReads(data))
+    assert backend.client.read("short/reads.bin") == data
 
 
 def test_upload_missing_local_file(backend: Backend, tmp_path: Path) -> None:

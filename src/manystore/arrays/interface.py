@@ -60,6 +60,8 @@ def get_interface(
     prefix: str = "",
     region_name: str | None = None,
     threads: int = THREADS,
+    encryption: str | None = None,
+    key: Any = None,
 ) -> DefaultInterface:
     """An interface to the objects under ``target``, as cottoncandy's ``get_interface``.
 
@@ -82,6 +84,11 @@ def get_interface(
         prefix: Key prefix under a ``StorageClient`` target.
         region_name: S3 region of an implicit S3 profile (default ``us-east-1``).
         threads: Default number of parallel requests per call.
+        encryption: ``"AES"`` or ``"RSA"``: return an
+            :class:`~manystore.arrays.crypto.EncryptedInterface` (everything uploaded
+            through it is AES-256-GCM ciphertext at rest); ``key`` is then required.
+        key: The user's AES key or RSA key (see :func:`~manystore.arrays.crypto.generate_key`);
+            giving it without ``encryption`` means AES.
 
     Raises:
         ValueError: Conflicting or unsupported arguments, or a missing bucket with
@@ -116,6 +123,12 @@ def get_interface(
         raise ValueError(
             f"{interface.client.url_prefix}{interface.prefix}: the bucket does not exist and manystore "
             "does not create buckets; create it with the store's own tools"
+        )
+    if encryption is not None or key is not None:
+        from .crypto import EncryptedInterface
+
+        interface = EncryptedInterface(
+            interface.client, interface.prefix, encryption=encryption or "AES", key=key, threads=threads
         )
     if verbose:
         print(f"manystore.arrays: {interface.client.url_prefix}{interface.prefix}")

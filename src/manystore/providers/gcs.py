@@ -75,6 +75,34 @@ __all__ = [
 
 MiB = 1 << 20
 _GRANULE = 256 * 1024  # resumable-upload chunks must be multiples of this
+
+
+class _FullReads:
+    """A stream whose ``read(n)`` returns ``n`` bytes unless at the end.
+
+    The resumable upload takes a short read for the end of the stream, while a raw stream
+    (a socket, a pipe, a generator-backed reader) may return fewer bytes at any time.
+    """
+
+    def __init__(self, raw: IO) -> None:
+        self._raw = raw
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            return bytes(self._raw.read())
+        parts: list[bytes] = []
+        while size > 0:
+            got = self._raw.read(size)
+            if not got:
+                break
+            parts.append(bytes(got))
+            size -= len(got)
+        return b"".join(parts)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._raw, name)
+
+
 DEFAULT_MULTIPART_THRESHOLD = 64 * MiB
 DEFAULT_MULTIPART_CHUNKSIZE = 32 * MiB
 DEFAULT_IO_CHUNKSIZE = 8 * MiB
@@ -482,7 +510,7 @@ class GoogleStorageProvider(SdkClientSlot, BucketStorageProvider):
             size = os.fstat(f.fileno()).st_size - f.tell()
         except (AttributeError, OSError, ValueError):
             pass
-        self._upload_stream(key, f, size, remote_path, attributes)
+        self._upload_stream(key, f if size is not None else _FullReads(f), size, remote_path, attributes)
 
     def _upload_stream(
         self, key: str, fh: IO, size: int | None, name: str, attributes: dict[str, str] | None
