@@ -510,7 +510,8 @@ class GoogleStorageProvider(SdkClientSlot, BucketStorageProvider):
             size = os.fstat(f.fileno()).st_size - f.tell()
         except (AttributeError, OSError, ValueError):
             pass
-        self._upload_stream(key, f if size is not None else _FullReads(f), size, remote_path, attributes)
+        stream: Any = f if size is not None else _FullReads(f)
+        self._upload_stream(key, stream, size, remote_path, attributes)
 
     def _upload_stream(
         self, key: str, fh: IO, size: int | None, name: str, attributes: dict[str, str] | None
