@@ -271,6 +271,10 @@ def test_demo_runs_a_dataloader_epoch(tmp_path: Path, monkeypatch: pytest.Monkey
     assert "IterableDataset.from_prefix" in out.stdout and "shuffled: ok" in out.stdout
     assert "DCP save" in out.stdout and "step-1: ok" in out.stdout  # the checkpoint step
     assert (tmp_path / "a" / "checkpoints" / "step-1" / ".metadata").is_file()
+    # the samples step: shards written, a shuffled DataLoader epoch, one sample by index, the index
+    assert "write_samples:" in out.stdout and "DataLoader, 2 workers, batches of 64: ok" in out.stdout
+    assert "(one ranged GET)" in out.stdout and "dataset demo-train" in out.stdout
+    assert (tmp_path / "a" / "index.db").is_file()
     # the arrays step: raw and gzip arrays and a dict group read back equal
     assert "download raw" in out.stdout and "download gzip" in out.stdout, out.stdout
     assert "dict2cloud + cloud2dict: equal" in out.stdout and "DIFFERENT" not in out.stdout

@@ -13,7 +13,10 @@ directories from an embedded configuration, then
 8. archives 16 objects into a tar shard as an AIStore-SDK-style object group, reads one
    member back through the shard's index and fetches the 16 objects as one Get-Batch
    (``manystore.batch.demo``, a child process),
-9. with numpy installed, stores arrays as objects through the cottoncandy-style interface
+9. with numpy and msgpack installed, writes 2,000 typed samples into WebDataset shards, reads
+   them back in a shuffled DataLoader epoch, reads one sample by index and records the
+   dataset in a SQLite index (``manystore.samples.demo``),
+10. with numpy installed, stores arrays as objects through the cottoncandy-style interface
    (raw and gzip, a nested dict of arrays) and reads them back (``manystore.arrays.demo``),
 
 and prints what each step did and how long it took. It exits with status 1 if the
@@ -198,6 +201,9 @@ def run(directory: str, objects: int = 200, seed: int = 0) -> int:
     if subprocess.run(batch, check=False).returncode != 0:
         print("\nFAILED: the archive, member read or Get-Batch step", file=sys.stderr)
         return 1
+    if _samples_step(config_path) != 0:
+        print("\nFAILED: the typed-samples step", file=sys.stderr)
+        return 1
     if _arrays_step(config_path) != 0:
         print("\nFAILED: the arrays step", file=sys.stderr)
         return 1
@@ -213,6 +219,20 @@ def _torch_step(config_path: str, checkpoint: str) -> int:
         print("torch step skipped: it needs PyTorch (pip install 'manystore[torch]')")
         return 0
     command = [sys.executable, "-m", "manystore.torch.demo", config_path, "msc://replica/train/", checkpoint]
+    return subprocess.run(command, check=False).returncode
+
+
+def _samples_step(config_path: str) -> int:
+    """Typed samples written to WebDataset shards and read back in a shuffled epoch, in a child
+    process (needs numpy and msgpack)."""
+    if importlib.util.find_spec("numpy") is None or importlib.util.find_spec("msgpack") is None:
+        print("\nsamples step skipped: it needs numpy and msgpack (pip install 'manystore[samples]')")
+        return 0
+    index = os.path.join(os.path.dirname(config_path), "index.db")
+    for stale in (index, index + "-wal", index + "-shm"):
+        if os.path.exists(stale):
+            os.unlink(stale)
+    command = [sys.executable, "-m", "manystore.samples.demo", config_path, "msc://replica/shards/", index]
     return subprocess.run(command, check=False).returncode
 
 
