@@ -123,6 +123,7 @@ def s9(
             max(runs, POSIX_RUNS),
             THREADS,
         )
+        _posix_cpu(report, posix_root, otel, n * POSIX_FACTOR, max(runs, POSIX_RUNS))
     for scen in ("S9", "S9-posix"):
         for op in ("PUT", "GET"):
             for t in THREADS:
@@ -132,3 +133,58 @@ def s9(
                     print(
                         f"  {scen} {op} t={t}: off {off:,.0f} ops/s, on {on:,.0f} ops/s, on/off {on / off:.3f}"
                     )
+
+
+def _posix_cpu(report: Report, root: str, otel: dict[str, Any], n: int, runs: int) -> None:
+    """S9-posix-cpu: process CPU time (user + system) per POSIX operation, telemetry off vs on.
+
+    On a busy machine the wall-clock rows swing by more than the few percent being measured
+    (other processes take the cores). The CPU time the process itself spends per operation
+    is what telemetry adds to, and it is what bounds throughput when the work is CPU-bound
+    (16 threads on a tmpfs): it moves far less with the machine's load. Interleaved runs,
+    the order alternating; each run PUTs then GETs ``n`` files; medians.
+    """
+    import resource
+    import statistics
+    from concurrent.futures import ThreadPoolExecutor
+
+    report.describe(
+        "S9-posix-cpu",
+        f"{n:,} x 4 KiB files PUT then GET, process CPU time (user + system) per operation, "
+        f"telemetry off vs on, median of {runs}",
+        "µs",
+    )
+    body = os.urandom(4096)
+    adapters = {"manystore": _PosixAdapter(root, None), ON: _PosixAdapter(root, otel)}
+    for threads in THREADS:
+        cpu: dict[str, list[float]] = {lib: [] for lib in adapters}
+        with ThreadPoolExecutor(threads) as pool:
+            for run in range(runs):
+                order = list(adapters) if run % 2 == 0 else list(adapters)[::-1]
+                for lib in order:
+                    adapter = adapters[lib]
+                    keys = [f"s9cpu/t{threads}/r{run}/{i:07d}" for i in range(n)]
+
+                    def put(i: int, adapter: Any = adapter, keys: list[str] = keys) -> None:
+                        adapter.put(keys[i], body)
+
+                    def get(i: int, adapter: Any = adapter, keys: list[str] = keys) -> None:
+                        adapter.get(keys[i])
+
+                    before = resource.getrusage(resource.RUSAGE_SELF)
+                    for fn in (put, get):
+                        if threads == 1:
+                            for i in range(n):
+                                fn(i)
+                        else:
+                            for _ in pool.map(fn, range(n), chunksize=64):
+                                pass
+                    after = resource.getrusage(resource.RUSAGE_SELF)
+                    spent = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+                    cpu[lib].append(spent / (2 * n) * 1e6)
+                    adapter.clear()
+        for lib, values in cpu.items():
+            report.value("S9-posix-cpu", "PUT+GET", threads, lib, statistics.median(values))
+        report.unit("S9-posix-cpu", "PUT+GET", threads, "µs CPU/op ↓")
+        off, on = statistics.median(cpu["manystore"]), statistics.median(cpu[ON])
+        print(f"  S9-posix-cpu t={threads}: off {off:.2f} µs, on {on:.2f} µs CPU/op, on/off {on / off:.3f}")
