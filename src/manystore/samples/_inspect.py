@@ -158,9 +158,14 @@ class ArrayHeader:
 
 
 def _dtype_name(dtype: np.dtype[Any]) -> str:
-    return (
-        "object" if dtype.hasobject and dtype.names is None else dtype.name if not dtype.names else str(dtype)
-    )
+    """``uint8``, ``U2``, ``S5``, ``datetime64[ns]``, ``object``; a structured dtype as numpy prints it."""
+    if dtype.names:
+        return str(dtype)
+    if dtype.hasobject:
+        return "object"
+    if dtype.kind in "US":
+        return dtype.str.lstrip("<>|=")
+    return dtype.name
 
 
 def array_header(b: bytes) -> ArrayHeader | None:
