@@ -461,3 +461,23 @@ def test_python_m_manystore_subprocess(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "no dataset 'missing'" in proc.stderr
     helped = program("--help")
     assert helped.returncode == 0 and "samples" in helped.stdout and "index" in helped.stdout
+
+
+def test_docs_list_every_action() -> None:
+    """docs/cli.md and docs/samples.md name every samples/index action the parser has."""
+    import argparse
+
+    from manystore.cli import _build_parser
+
+    parser = _build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    cli_doc = (ROOT / "docs" / "cli.md").read_text()
+    samples_doc = (ROOT / "docs" / "samples.md").read_text().split("## Command line", 1)[1]
+    for group in ("samples", "index"):
+        actions = next(
+            a for a in sub.choices[group]._actions if isinstance(a, argparse._SubParsersAction)
+        ).choices
+        assert len(actions) == (3 if group == "samples" else 6)
+        for action in actions:
+            assert f"{group} {action}" in samples_doc or f"`{action}" in samples_doc, (group, action)
+            assert f"{group} {action}" in cli_doc or f"`{action} " in cli_doc, (group, action)
