@@ -430,6 +430,22 @@ def test_index_commands_on_s3_moto(
     assert code == 2 and "nosuchprofile" in err
 
 
+def test_index_commands_on_redis(redis_server: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    location = f"redis://127.0.0.1:{redis_server.port}/3"
+    Index(location)._store._redis.flushdb()
+    assert run(capsys, "index", "--index", location, "publish", f"{THIS}:Img")[0] == 0
+    ref = f"local://schemas/{THIS}.Img@1.0.0"
+    code, out, err = run(
+        capsys, "index", "--index", location, "add", "r", "s3://b/r-{0..1}.tar", "--schema-ref", ref
+    )
+    assert code == 0, err
+    assert run(capsys, "index", "--index", location, "ls") == (0, f"r    2 shards  {ref}\n", "")
+    assert Index(location).get_dataset("r").data_urls == ["s3://b/r-0.tar", "s3://b/r-1.tar"]
+    secret = f"redis://user:s3cr3t@127.0.0.1:{redis_server.port}/3"
+    code, out, err = run(capsys, "index", "--index", secret, "ls")
+    assert code != 0 and err.startswith("manystore: index ls") and "s3cr3t" not in err + out
+
+
 # ------------------------------------------------------------------ as a program
 def test_python_m_manystore_subprocess(tmp_path: Path) -> None:
     write_samples(make(5), str(tmp_path / "d" / "s-%02d.tar"), maxcount=2)

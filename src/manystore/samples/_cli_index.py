@@ -46,6 +46,15 @@ def _location(args: argparse.Namespace) -> str:
     return str(location)
 
 
+def _shown(location: str) -> str:
+    """``location`` as errors print it: a ``redis://`` password (and user) masked."""
+    if location.startswith(_REDIS):
+        from ._redis_index import redact_url
+
+        return redact_url(location)
+    return location
+
+
 def _exists(location: str) -> bool:
     if location.startswith(_REDIS):
         return True
@@ -70,7 +79,7 @@ def _open(args: argparse.Namespace, *, create: bool = False) -> Any:
     try:
         return Index(location)
     except (ValueError, TypeError, ImportError) as exc:
-        raise _fail(location, exc, 2) from exc
+        raise _fail(_shown(location), exc, 2) from exc
 
 
 def _unknown(value: str, exc: KeyError) -> Exception:
