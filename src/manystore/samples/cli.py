@@ -93,20 +93,31 @@ def _first_sample(url: str) -> tuple[Any, str, bytes]:
 
 
 # ------------------------------------------------------------------ samples ls
+#: Shards whose counts are fetched at once by ``samples ls`` (a HEAD and a sidecar GET each).
+LS_WORKERS = 16
+
+
 def _cmd_ls(args: argparse.Namespace) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..cli._common import _report
     from ._inspect import shard_stats
+
+    def stat(shard: Any) -> dict[str, Any] | Exception:
+        try:
+            return shard_stats(shard)
+        except (FileNotFoundError, ValueError) as exc:
+            return exc
 
     shards, _ = _shards(args.url)
     rows: list[dict[str, Any]] = []
     failed = 0
-    for shard in shards:
-        try:
-            row = shard_stats(shard)
-        except (FileNotFoundError, ValueError) as exc:
-            from ..cli._common import _report
-
+    with ThreadPoolExecutor(max_workers=min(LS_WORKERS, max(1, len(shards)))) as pool:
+        results = list(zip(shards, pool.map(stat, shards), strict=True))  # in shard order
+    for shard, row in results:
+        if isinstance(row, Exception):
             failed += 1
-            _report(args.command, shard.url, exc)
+            _report(args.command, shard.url, row)
             continue
         rows.append(row)
         if not args.json:
