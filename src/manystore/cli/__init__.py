@@ -44,7 +44,7 @@ __all__ = ["main"]
 
 #: Modules of higher layers that add commands, loaded by name when the parser is built
 #: (each has ``register(subparsers, common)``); they import nothing heavy at load time.
-PLUGIN_COMMANDS = ("manystore.batch.cli", "manystore.batch.etl_cli")
+PLUGIN_COMMANDS = ("manystore.batch.cli", "manystore.batch.etl_cli", "manystore.samples.cli")
 
 
 # ----------------------------------------------------------------- commands
