@@ -278,7 +278,7 @@ def test_demo_runs_a_dataloader_epoch(tmp_path: Path, monkeypatch: pytest.Monkey
     # the arrays step: raw and gzip arrays and a dict group read back equal
     assert "download raw" in out.stdout and "download gzip" in out.stdout, out.stdout
     assert "dict2cloud + cloud2dict: equal" in out.stdout and "DIFFERENT" not in out.stdout
-    assert (tmp_path / "a" / "replica" / "arrays" / "demo" / "raw").is_file()
+    assert (tmp_path / "a" / "layers" / "arrays" / "demo" / "raw").is_file()
     from manystore import demo
 
     real = demo.importlib.util.find_spec

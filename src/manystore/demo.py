@@ -47,7 +47,7 @@ from .utils import human_size
 __all__ = ["demo_config", "main"]
 
 DEFAULT_DIR = "demo-output"
-PROFILES = ("source", "replica")
+PROFILES = ("source", "replica", "layers")  # layers: what the samples and arrays steps write
 
 
 def _cli_command() -> str:
@@ -61,7 +61,7 @@ def _cli_command() -> str:
 
 
 def demo_config(directory: str) -> dict[str, Any]:
-    """The embedded configuration: profiles ``source`` and ``replica`` over directories of ``directory``."""
+    """The embedded configuration: profiles ``source``, ``replica`` and ``layers`` over directories of ``directory``."""
     return {
         "profiles": {
             name: {
@@ -232,7 +232,7 @@ def _samples_step(config_path: str) -> int:
     for stale in (index, index + "-wal", index + "-shm"):
         if os.path.exists(stale):
             os.unlink(stale)
-    command = [sys.executable, "-m", "manystore.samples.demo", config_path, "msc://replica/shards/", index]
+    command = [sys.executable, "-m", "manystore.samples.demo", config_path, "msc://layers/shards/", index]
     return subprocess.run(command, check=False).returncode
 
 
@@ -242,7 +242,7 @@ def _arrays_step(config_path: str) -> int:
     if importlib.util.find_spec("numpy") is None:
         print("\narrays step skipped: it needs numpy (pip install 'manystore[arrays]')")
         return 0
-    command = [sys.executable, "-m", "manystore.arrays.demo", config_path, "msc://replica/arrays/"]
+    command = [sys.executable, "-m", "manystore.arrays.demo", config_path, "msc://layers/arrays/"]
     return subprocess.run(command, check=False).returncode
 
 
