@@ -3,6 +3,7 @@ another obstore client can be the body, and ``force_bucket_creation`` on object 
 
 from __future__ import annotations
 
+import io
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -58,9 +59,12 @@ def test_threads_sets_the_upload_concurrency(
         np.testing.assert_array_equal(cci.download_raw_array("a"), array)
         cci.upload_npy_array("n", array, threads=threads)
         np.testing.assert_array_equal(cci.download_npy_array("n"), array)
+        body = array.tobytes()  # a file without a buffer or a descriptor: the streaming writer
+        cci.upload_object("o", io.BufferedReader(io.BytesIO(body)), threads=threads)  # type: ignore[arg-type]
+        assert cci.download_object("o") == body
         if parallel:
-            used = [kw["max_concurrency"] for name, kw in spy if name == "open_writer"]
-            assert used == [threads, threads], spy
+            used = [(name, kw["max_concurrency"]) for name, kw in spy]
+            assert used == [("put", threads), ("put", threads), ("open_writer", threads)], spy
     if not parallel:
         with pytest.raises(ValueError, match=r"threads=8: .* uploads one part at a time"):
             cci.upload_raw_array("a", array, compression=False, threads=8)

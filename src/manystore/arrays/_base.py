@@ -35,7 +35,7 @@ THREADS = 4
 #: Bodies up to this size are stored with one write of their bytes; larger ones stream.
 SMALL_PUT = 8 * 2**20
 #: Ranged-GET part size of a parallel download.
-RANGE_CHUNK = 16 * 2**20
+RANGE_CHUNK = 8 * 2**20
 
 
 class InterfaceBase:

@@ -572,8 +572,8 @@ class S3StorageProvider(ObstoreStores, RangedDownloads, BucketStorageProvider):
 
         Objects above ``multipart_threshold`` (or of unknown size) use a multipart upload with
         ``multipart_chunksize`` parts, ``max_concurrency`` at a time (default: the profile's).
-        A file object without a file descriptor (an in-memory stream, or a reader of another
-        object) is read here, on the calling thread, and fed to a streaming writer: its
+        An in-memory file with ``getbuffer()`` (``io.BytesIO``) is sent from its buffer; any
+        other file object without a file descriptor (e.g. a reader of another object) is read here, on the calling thread, and fed to a streaming writer: its
         ``read()`` may itself be a storage request, which must not run inside obstore's
         runtime (it would panic with "Cannot start a runtime from within a runtime").
         """
@@ -582,6 +582,9 @@ class S3StorageProvider(ObstoreStores, RangedDownloads, BucketStorageProvider):
         if isinstance(f, (str, os.PathLike)):
             source: Any = Path(f)
             size, name = source.stat().st_size, str(f)
+        elif hasattr(f, "getbuffer"):  # in memory (BytesIO): its buffer is sent without a copy
+            source, name = memoryview(f.getbuffer())[f.tell() :], remote_path
+            size = source.nbytes
         else:
             source, name = f, remote_path
             try:
