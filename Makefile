@@ -100,7 +100,7 @@ $(MSC_TORCH_STAMP):
 	touch $@
 
 # Side-by-side benchmarks against the peers (own rclone server). BENCH_ARGS=--quick for ~1 minute.
-bench: $(BENCH_STAMP) $(LITDATA_STAMP) $(MSC_TORCH_STAMP)
+bench: $(BENCH_STAMP) $(LITDATA_STAMP) $(MSC_TORCH_STAMP) $(CC_VENV)
 	$(BENCH_BIN)/python -m bench.run $(BENCH_ARGS)
 
 # Fault-injection, retry-semantics and concurrency suites, then docs/reliability.md from their tally.

@@ -28,6 +28,9 @@ worker processes and Ray (see ``bench/etl_bench.py``).
 S14-zarr a 1 GiB float32 zarr 3 array read in 1 MiB chunks through ``LazyZarrStore`` vs zarr's
 ``ObjectStore`` (obstore) and ``FsspecStore`` (s3fs) (see ``bench/zarr_read.py``); S14-zarr
 always runs those three stores, whatever ``--libs`` says.
+S14-arrays a 1 GiB float32 array uploaded and downloaded (raw and Zstd) with ``manystore.arrays``
+vs cottoncandy 0.4.0, each call in a fresh process: MB/s and added peak RSS (see
+``bench/arrays_bench.py``); S14-arrays always runs those two, whatever ``--libs`` says.
 Every figure is the median of ``--runs`` (>= 3) runs. The markdown table is printed and
 written to ``bench/results/latest.md``.
 """
@@ -49,6 +52,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bench import (
+    arrays_bench,
     batch_bench,
     etl_bench,
     layers,
@@ -85,6 +89,7 @@ SCENARIOS = (
     "S13",
     "S13-etl",
     "S14-zarr",
+    "S14-arrays",
 )
 #: Scenarios that need no S3 server.
 LOCAL_ONLY = {"S10"}
@@ -332,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
             "S13": lambda: batch_bench.s13(report, ep, work, args.quick, args.runs),
             "S13-etl": lambda: etl_bench.s13_etl(report, ep, work, args.quick, args.runs),
             "S14-zarr": lambda: zarr_read.s14_zarr(report, ep, work, args.quick, args.runs),
+            "S14-arrays": lambda: arrays_bench.s14_arrays(report, ep, work, args.quick, args.runs),
         }
         for scen in SCENARIOS:
             if scen in args.only:

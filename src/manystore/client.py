@@ -467,17 +467,44 @@ class StorageClient(BatchMixin, LinksMixin, SyncMixin):
         self._io.track(path, physical)
 
     def upload_file(
-        self, remote_path: str, local_path: str | IO, attributes: dict[str, str] | None = None
+        self,
+        remote_path: str,
+        local_path: str | IO,
+        attributes: dict[str, str] | None = None,
+        *,
+        max_concurrency: int | None = None,
     ) -> None:
-        """Upload a local file (path or binary file object), streaming; multipart when large."""
+        """Upload a local file (path or binary file object), streaming; multipart when large.
+
+        ``max_concurrency``: parts uploaded in parallel for this call (default: the profile's),
+        on stores whose provider has ``supports_upload_concurrency`` (S3-compatible, Azure).
+
+        Raises:
+            FileNotFoundError: ``local_path`` names no file.
+            ValueError: Bad ``max_concurrency``, or a store that cannot upload parallel parts.
+        """
         if isinstance(local_path, str) and not os.path.isfile(local_path):
             raise FileNotFoundError(f"upload_file: local file {local_path!r} does not exist")
+        options: dict[str, int] = {}
+        if max_concurrency is not None:
+            if (
+                isinstance(max_concurrency, bool)
+                or not isinstance(max_concurrency, int)
+                or max_concurrency < 1
+            ):
+                raise ValueError(f"max_concurrency={max_concurrency!r}: expected a positive integer")
+            if not getattr(self._storage_provider, "supports_upload_concurrency", False):
+                raise ValueError(
+                    f"max_concurrency={max_concurrency}: {type(self._storage_provider).__name__} does not "
+                    "upload in parallel parts; expected None"
+                )
+            options["max_concurrency"] = max_concurrency
         physical = self._io.physical(remote_path, for_write=True)
 
         def attempt() -> None:
             if not isinstance(local_path, str):
                 local_path.seek(0)
-            self._storage_provider.upload_file(physical, local_path, attributes)
+            self._storage_provider.upload_file(physical, local_path, attributes, **options)
 
         self._io.retry(attempt, f"upload {remote_path}")
         self._io.invalidate(remote_path)

@@ -35,7 +35,7 @@ THREADS = 4
 #: Bodies up to this size are stored with one write of their bytes; larger ones stream.
 SMALL_PUT = 8 * 2**20
 #: Ranged-GET part size of a parallel download.
-RANGE_CHUNK = 16 * 2**20
+RANGE_CHUNK = 8 * 2**20
 
 
 class InterfaceBase:
@@ -106,15 +106,22 @@ class InterfaceBase:
         name: str,
         body: bytes | bytearray | memoryview | IO[bytes] | BinaryIO | io.RawIOBase,
         metadata: Mapping[str, str] | None = None,
+        *,
+        threads: int | None = None,
     ) -> None:
         """Store ``body`` at ``name`` with user ``metadata``.
 
         A buffer up to ``SMALL_PUT`` bytes is written with one request; a larger buffer
-        or a file object streams (multipart above the profile's threshold) — a buffer is
-        served without copying it. On POSIX the metadata goes to the sidecar (a stale
-        sidecar is removed when ``metadata`` is empty).
+        or a file object streams (multipart above the profile's threshold), ``threads``
+        parts at a time (default: the interface's ``threads``; see :meth:`_upload_threads`)
+        — a buffer is served without copying it. On POSIX the metadata goes to the sidecar
+        (a stale sidecar is removed when ``metadata`` is empty).
+
+        Raises:
+            ValueError: ``threads`` the store cannot apply (see :meth:`_upload_threads`).
         """
         key = self._key(name)
+        concurrency = self._upload_threads(threads)
         meta = {str(k): str(v) for k, v in (metadata or {}).items()}
         attributes = None if self._local or not meta else meta
         if isinstance(body, (bytes, bytearray, memoryview)):
@@ -123,15 +130,46 @@ class InterfaceBase:
             if nbytes <= SMALL_PUT:
                 self.client.write(key, view.tobytes() if not isinstance(body, bytes) else body, attributes)
             else:
-                self.client.upload_file(key, cast("IO[bytes]", BufferReader(view)), attributes)
+                self._upload(key, cast("IO[bytes]", BufferReader(view)), attributes, concurrency)
         else:
-            self.client.upload_file(key, cast("IO[bytes]", body), attributes)
+            self._upload(key, cast("IO[bytes]", body), attributes, concurrency)
         if self._local:
             side = sidecar_name(key)
             if meta:
                 self.client.write(side, encode_sidecar(meta))
             elif self.client.is_file(side):
                 self.client.delete(side)
+
+    def _upload(
+        self, key: str, body: IO[bytes], attributes: dict[str, str] | None, concurrency: int | None
+    ) -> None:
+        if concurrency is None:
+            self.client.upload_file(key, body, attributes)
+        else:
+            self.client.upload_file(key, body, attributes, max_concurrency=concurrency)
+
+    def _upload_threads(self, threads: int | None) -> int | None:
+        """The multipart concurrency of an upload with ``threads`` (``None``: the interface's).
+
+        On stores that upload parts in parallel (S3-compatible, Azure) it is ``threads``. On
+        the others (POSIX files, GCS's sequential resumable uploads) one part is sent at a
+        time: ``threads=1`` and the defaults are accepted there (``None`` is
+        returned: nothing to set), any other value raises.
+
+        Raises:
+            ValueError: ``threads`` is not a positive integer, or above 1 on a store that
+                uploads sequentially.
+        """
+        threads = self._check_threads(self.threads if threads is None else threads)
+        provider = self.client.config.storage_provider
+        if getattr(provider, "supports_upload_concurrency", False):
+            return threads
+        if threads not in (1, THREADS, self.threads):
+            raise ValueError(
+                f"threads={threads}: {type(provider).__name__} uploads one part at a time; "
+                f"expected 1 or the default ({THREADS}, or the interface's {self.threads})"
+            )
+        return None
 
     # ----------------------------------------------------------------- read
     def _get(self, name: str) -> bytes:

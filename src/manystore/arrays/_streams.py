@@ -37,6 +37,10 @@ class BufferReader(io.RawIOBase):
         self._pos = base + offset
         return self._pos
 
+    def getbuffer(self) -> memoryview:
+        """The whole buffer (as ``io.BytesIO.getbuffer``): uploads send it without copying."""
+        return self._view
+
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         out = memoryview(buffer).cast("B")
         n = max(0, min(len(out), len(self._view) - self._pos))

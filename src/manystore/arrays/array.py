@@ -112,7 +112,7 @@ class ArrayInterface(DaskMixin, SparseMixin, GroupMixin, BasicInterface):
             compression: ``True`` (cottoncandy's defaults: gzip up to 2 GiB, Zstd above),
                 ``False``/``None``, or ``'gzip'``, ``'LZ4'``, ``'Zlib'``, ``'Zstd'``, ``'BZ2'``.
             acl: See :meth:`~manystore.arrays._base.InterfaceBase._check_acl`.
-            threads: Checked like everywhere (the upload's concurrency is the profile's).
+            threads: Parts uploaded in parallel (see :meth:`~manystore.arrays._base.InterfaceBase._upload_threads`).
             **metadata: Extra user metadata (``gzip=`` is cottoncandy's deprecated flag).
 
         Raises:
@@ -149,7 +149,7 @@ class ArrayInterface(DaskMixin, SparseMixin, GroupMixin, BasicInterface):
         if descr is not None:
             meta["dtype_descr"] = descr
         meta.update({k: str(v) for k, v in metadata.items()})
-        self._put(object_name, self._body(codec, pieces, arr.nbytes), meta)
+        self._put(object_name, self._body(codec, pieces, arr.nbytes), meta, threads=threads)
 
     def _body(self, codec: str | None, pieces: Any, nbytes: int) -> Any:
         if codec is None:
@@ -243,7 +243,7 @@ class ArrayInterface(DaskMixin, SparseMixin, GroupMixin, BasicInterface):
 
         stream = ChunkStream(chunks)
         body = stream.readall() if arr.nbytes <= SMALL_PUT else stream
-        self._put(object_name, body, {k: str(v) for k, v in metadata.items()})
+        self._put(object_name, body, {k: str(v) for k, v in metadata.items()}, threads=threads)
 
     def download_npy_array(self, object_name: str, threads: int = THREADS) -> np.ndarray:
         """An array stored as ``.npy`` (here, by cottoncandy or ``np.save``); object dtypes are refused.

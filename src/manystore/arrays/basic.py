@@ -64,13 +64,16 @@ class BasicInterface(InterfaceBase):
         return True
 
     def create_bucket(self, bucket_name: str, acl: str = DEFAULT_ACL) -> None:
-        """Refused: manystore does not create buckets (use the store's own tools).
+        """Refused: manystore's providers cannot create buckets (use the store's own tools).
 
         Raises:
-            ValueError: Always (after checking ``acl``).
+            NotImplementedError: Always (after checking ``acl``), naming the provider.
         """
         self._check_acl(acl)
-        raise ValueError(f"create_bucket({bucket_name!r}): manystore does not create buckets")
+        provider = type(self.client.config.storage_provider).__name__
+        raise NotImplementedError(
+            f"create_bucket({bucket_name!r}): {provider} cannot create buckets; create it with the store's own tools"
+        )
 
     def rm_bucket(self, bucket_name: str) -> None:
         """Refused: manystore does not remove buckets (use the store's own tools).
@@ -160,7 +163,7 @@ class BasicInterface(InterfaceBase):
         """Store ``body`` (bytes or a binary file object, streamed) with user ``metadata``."""
         self._check_acl(acl)
         self._check_threads(threads)
-        self._put(object_name, body, {k: str(v) for k, v in metadata.items()})
+        self._put(object_name, body, {k: str(v) for k, v in metadata.items()}, threads=threads)
 
     def download_stream(self, object_name: str, threads: int = THREADS) -> CloudStream:
         """A :class:`CloudStream`: the object's streaming reader and its metadata."""
@@ -195,7 +198,7 @@ class BasicInterface(InterfaceBase):
         if not os.path.isfile(flname):
             raise FileNotFoundError(f"local file {flname!r} does not exist")
         with open(flname, "rb") as fh:
-            self._put(object_name or flname, fh, {})
+            self._put(object_name or flname, fh, {}, threads=threads)
 
     def download_to_file(self, object_name: str, file_name: str, threads: int = THREADS) -> None:
         """Write the object to the local ``file_name`` (parent directories made)."""

@@ -76,7 +76,8 @@ def get_interface(
         SECRET_KEY: S3 secret key, with ``ACCESS_KEY``.
         endpoint_url: S3 endpoint for a bucket name or ``s3://`` URL (e.g. a local gateway).
         force_bucket_creation: Create a missing local directory; on object stores a
-            missing bucket raises (buckets are created with the store's own tools).
+            missing bucket raises :class:`NotImplementedError` (no provider creates
+            buckets: create it with the store's own tools); an existing one is used.
         verbose: Print the interface's location once built (as cottoncandy does).
         backend: How a bare ``target`` is read: ``'s3'`` (a bucket) or ``'local'`` (a
             directory). cottoncandy's ``'gdrive'`` is not supported.
@@ -91,8 +92,8 @@ def get_interface(
             giving it without ``encryption`` means AES.
 
     Raises:
-        ValueError: Conflicting or unsupported arguments, or a missing bucket with
-            ``force_bucket_creation`` on an object store.
+        ValueError: Conflicting or unsupported arguments.
+        NotImplementedError: A missing bucket with ``force_bucket_creation`` on an object store.
         FileNotFoundError: A local directory that does not exist (without
             ``force_bucket_creation``).
     """
@@ -120,9 +121,11 @@ def get_interface(
             threads,
         )
     if force_bucket_creation and not interface.uses_sidecars and not _bucket_exists(interface):
-        raise ValueError(
-            f"{interface.client.url_prefix}{interface.prefix}: the bucket does not exist and manystore "
-            "does not create buckets; create it with the store's own tools"
+        provider = interface.client.config.storage_provider
+        raise NotImplementedError(
+            f"force_bucket_creation=True: the bucket of {provider!r} does not exist and "
+            f"{type(provider).__name__} cannot create buckets (manystore's providers have no "
+            "bucket-creation call); create it with the store's own tools"
         )
     if encryption is not None or key is not None:
         from .crypto import EncryptedInterface

@@ -286,6 +286,16 @@ class ObstoreWriter:
             self.abort()
             raise self._translate(err, self._url)
 
+    def copy_from(self, f: Any, chunk: int) -> None:
+        """Write all of the binary file ``f`` (read ``chunk`` bytes at a time on this thread), then close."""
+        try:
+            while data := f.read(chunk):
+                self.write(data)
+        except BaseException:
+            self.abort()
+            raise
+        self.close()
+
     def abort(self) -> None:
         if self._done:
             return

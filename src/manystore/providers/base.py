@@ -79,12 +79,15 @@ class BaseStorageProvider(StorageProvider):
             (a server may still ignore them: see the support matrix in the docs).
         supports_server_side_copy: :meth:`copy_object` does not move bytes through the client.
         lexicographic_listing: :meth:`list_objects` yields keys in byte order.
+        supports_upload_concurrency: :meth:`upload_file` takes ``max_concurrency=`` (parts
+            uploaded in parallel for this call).
     """
 
     provider_name: ClassVar[str] = "base"
     supports_conditional_writes: ClassVar[bool] = True
     supports_server_side_copy: ClassVar[bool] = True
     lexicographic_listing: ClassVar[bool] = True
+    supports_upload_concurrency: ClassVar[bool] = False
     #: User-metadata key of a symlink marker object (1.3.1's spelling for this store).
     symlink_attribute: ClassVar[str] = SYMLINK_ATTRIBUTE
     #: Keyword options this class's ``**kwargs`` accepts (see

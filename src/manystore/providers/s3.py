@@ -144,6 +144,7 @@ class S3StorageProvider(ObstoreStores, RangedDownloads, BucketStorageProvider):
     #: The signer type :meth:`generate_presigned_url` uses (and accepts as ``signer_type``).
     presign_signer: ClassVar[SignerType] = SignerType.S3
     supports_conditional_writes: ClassVar[bool] = True
+    supports_upload_concurrency: ClassVar[bool] = True
     url_scheme: ClassVar[str] = "s3"
 
     def __init__(
@@ -463,12 +464,18 @@ class S3StorageProvider(ObstoreStores, RangedDownloads, BucketStorageProvider):
         self._put(key, body, self._attributes(path, attributes), multipart, mode)
 
     def _put(
-        self, key: str, source: Any, attributes: Attributes | None, multipart: bool, mode: Any = None
+        self,
+        key: str,
+        source: Any,
+        attributes: Attributes | None,
+        multipart: bool,
+        mode: Any = None,
+        concurrency: int | None = None,
     ) -> None:
         try:
             self._obs("put")(
                 key, source, attributes=attributes, mode=mode, use_multipart=multipart,
-                chunk_size=self._chunksize, max_concurrency=self._max_concurrency,
+                chunk_size=self._chunksize, max_concurrency=concurrency or self._max_concurrency,
             )  # fmt: skip
         except Exception as err:
             raise _translate(err, self._url(key))
@@ -553,26 +560,44 @@ class S3StorageProvider(ObstoreStores, RangedDownloads, BucketStorageProvider):
             except Exception as err:
                 raise _translate(err, self._url(keys[start]))
 
-    def upload_file(self, remote_path: str, f: str | IO, attributes: dict[str, str] | None = None) -> None:
+    def upload_file(
+        self,
+        remote_path: str,
+        f: str | IO,
+        attributes: dict[str, str] | None = None,
+        *,
+        max_concurrency: int | None = None,
+    ) -> None:
         """Upload a local file (path or binary file object), streaming it from disk.
 
         Objects above ``multipart_threshold`` (or of unknown size) use a multipart upload with
-        ``multipart_chunksize`` parts, ``max_concurrency`` at a time.
+        ``multipart_chunksize`` parts, ``max_concurrency`` at a time (default: the profile's).
+        An in-memory file with ``getbuffer()`` (``io.BytesIO``) is sent from its buffer; any
+        other file object without a file descriptor (e.g. a reader of another object) is read here, on the calling thread, and fed to a streaming writer: its
+        ``read()`` may itself be a storage request, which must not run inside obstore's
+        runtime (it would panic with "Cannot start a runtime from within a runtime").
         """
+        concurrency = self._max_concurrency if max_concurrency is None else max_concurrency
         size: int | None = None
         if isinstance(f, (str, os.PathLike)):
             source: Any = Path(f)
             size, name = source.stat().st_size, str(f)
+        elif hasattr(f, "getbuffer"):  # in memory (BytesIO): its buffer is sent without a copy
+            source, name = memoryview(f.getbuffer())[f.tell() :], remote_path
+            size = source.nbytes
         else:
             source, name = f, remote_path
             try:
                 size = os.fstat(f.fileno()).st_size - f.tell()
             except (AttributeError, OSError, ValueError):
-                pass  # Not a regular file: size unknown, use multipart.
-        multipart = size is None or size > self._threshold
+                self._upload_stream(
+                    self._full_key(remote_path), f, self._attributes(name, attributes), concurrency
+                )
+                return
+        multipart = size > self._threshold
         key = self._full_key(remote_path)
         try:
-            self._put(key, source, self._attributes(name, attributes), multipart)
+            self._put(key, source, self._attributes(name, attributes), multipart, concurrency=concurrency)
         except ObjectNotFoundError as err:
             if not multipart:
                 raise
@@ -583,8 +608,18 @@ class S3StorageProvider(ObstoreStores, RangedDownloads, BucketStorageProvider):
                 stored = self.get_object_metadata(remote_path)
             except FileNotFoundError:
                 raise RetryableError(f"{self._url(key)}: multipart upload failed and was aborted: {err}")
-            if size is None or stored.content_length != size:
+            if stored.content_length != size:
                 raise RetryableError(f"{self._url(key)}: multipart upload outcome unclear ({err}); retrying")
+
+    def _upload_stream(self, key: str, f: IO, attributes: Attributes | None, concurrency: int) -> None:
+        """Copy ``f`` into a streaming writer (one PUT when it fits one part, else multipart)."""
+        try:
+            raw = self._obs("open_writer")(
+                key, attributes=attributes, buffer_size=self._chunksize, max_concurrency=concurrency
+            )
+        except Exception as err:
+            raise _translate(err, self._url(key))
+        ObstoreWriter(raw, self._url(key), _translate).copy_from(f, self._chunksize)
 
     def _download_into(self, remote_path: str, fh: IO, metadata: ObjectMetadata | None = None) -> None:
         key = self._full_key(remote_path)
