@@ -112,10 +112,13 @@ class EncryptedInterface(DefaultInterface):
         name: str,
         body: bytes | bytearray | memoryview | IO[bytes] | BinaryIO | io.RawIOBase,
         metadata: Mapping[str, str] | None = None,
+        *,
+        threads: int | None = None,
     ) -> None:
         """Seal ``body`` and store it at ``name``: small bodies in one request, others streamed.
 
-        The user ``metadata`` is stored as given (readable) and bound to the ciphertext.
+        The user ``metadata`` is stored as given (readable) and bound to the ciphertext;
+        ``threads`` is the upload's part concurrency, as for the plain interface.
         """
         meta = {str(k): str(v) for k, v in (metadata or {}).items()}
         clash = sorted(k for k in meta if k.lower() in META_KEYS)
@@ -126,9 +129,9 @@ class EncryptedInterface(DefaultInterface):
         sealed = _SealedBody(body, chunker, header.chunk_size, size)
         stored = {**meta, **header.to_metadata()}
         if size is not None and size <= SMALL_PUT:
-            super()._put(name, sealed.read(), stored)
+            super()._put(name, sealed.read(), stored, threads=threads)
         else:
-            super()._put(name, sealed, stored)
+            super()._put(name, sealed, stored, threads=threads)
 
     # ----------------------------------------------------------------- read
     def _opener(self, name: str) -> tuple[Header, Any]:
