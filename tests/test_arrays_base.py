@@ -56,3 +56,26 @@ def test_acl_and_threads_are_checked(backend: Backend) -> None:
     with pytest.raises(ValueError, match="acl='public-read'"):
         DefaultInterface._check_acl("public-read")
     DefaultInterface._check_acl("authenticated-read")
+
+
+def test_cottoncandy_keywords_are_applied_or_refused(backend: Backend) -> None:
+    from types import SimpleNamespace
+
+    from manystore.arrays import get_interface, interfaces
+
+    with pytest.raises(TypeError, match="unexpected keyword argument 'aws_session'"):
+        get_interface("bucket", aws_session=object(), verbose=False)
+    sigv2 = SimpleNamespace(signature_version="s3", connect_timeout=None, read_timeout=None, retries=None)
+    with pytest.raises(ValueError, match="signature_version='s3'"):
+        get_interface("bucket", config=sigv2, verbose=False)
+    with pytest.raises(ValueError, match="config= applies to"):
+        get_interface(backend.client, config=SimpleNamespace(connect_timeout=5), verbose=False)
+    with pytest.raises(TypeError, match="SECRET_KEY does not go with a StorageClient"):
+        interfaces.DefaultInterface(backend.client, "p", "secret")
+    timeouts = SimpleNamespace(connect_timeout=7, read_timeout=9, retries={"max_attempts": 2})
+    cci = get_interface("some-bucket", config=timeouts, endpoint_url="http://127.0.0.1:9", verbose=False)
+    options = (
+        cci.client.config.storage_provider._connect_timeout,
+        cci.client.config.storage_provider._read_timeout,
+    )
+    assert options == (7, 9)

@@ -16,6 +16,8 @@ _LAZY: dict[str, str] = {}
 _LAZY.update(
     {
         "get_interface": "interface",
+        "get_browser": "interface",
+        "interfaces": "interfaces",  # cottoncandy's module of the interface classes
         "DefaultInterface": "interface",
         "InterfaceBase": "_base",
         "BasicInterface": "basic",
@@ -39,7 +41,8 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'manystore.arrays' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    imported = importlib.import_module(f".{module}", __name__)
+    value = imported if module == name else getattr(imported, name)
     globals()[name] = value
     return value
 

@@ -20,7 +20,7 @@ import io
 import os
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import IO, BinaryIO, cast
+from typing import IO, Any, BinaryIO, cast
 
 from ..client import StorageClient
 from ..providers.base import BaseStorageProvider
@@ -41,16 +41,74 @@ RANGE_CHUNK = 8 * 2**20
 class InterfaceBase:
     """A key prefix on one storage client, with the primitives the interfaces use.
 
+    Two forms: ``Interface(client, prefix="", threads=...)`` over a manystore
+    :class:`~manystore.client.StorageClient`, and cottoncandy's ``Interface(bucket_name,
+    ACCESS_KEY, SECRET_KEY, url=None, force_bucket_creation=False, verbose=True,
+    backend='s3', **kwargs)``, which resolves its target as
+    :func:`~manystore.arrays.interface.get_interface` does.
+
     Args:
-        client: The client of the profile holding the objects.
+        client: The client of the profile holding the objects, or (cottoncandy's form) a
+            bucket name, directory or URL.
         prefix: Key prefix of the "bucket" (``""`` for the profile's root; a trailing
-            ``/`` is added).
+            ``/`` is added); in cottoncandy's form, the ``ACCESS_KEY``.
+        SECRET_KEY: cottoncandy's form only.
+        url: cottoncandy's form only: the S3 endpoint.
+        force_bucket_creation: cottoncandy's form only (see ``get_interface``).
+        verbose: cottoncandy's form only: print the location once built.
+        backend: cottoncandy's form only: ``'s3'`` or ``'local'``.
         threads: Default number of parallel requests per call (``threads=`` overrides it).
+        **kwargs: cottoncandy's form only: ``get_interface``'s keywords (``config=``, ...).
+
+    Raises:
+        TypeError: A client of another type, or cottoncandy's arguments with a client.
     """
 
-    def __init__(self, client: StorageClient, prefix: str = "", threads: int = THREADS) -> None:
-        if not isinstance(client, StorageClient):
-            raise TypeError(f"client must be a manystore StorageClient, got {type(client).__name__}")
+    client: StorageClient
+    prefix: str
+    threads: int
+
+    def __init__(
+        self,
+        client: StorageClient | str,
+        prefix: str | None = "",
+        SECRET_KEY: str | None = None,
+        url: str | None = None,
+        force_bucket_creation: bool = False,
+        verbose: bool = True,
+        backend: str = "s3",
+        *,
+        threads: int = THREADS,
+        **kwargs: Any,
+    ) -> None:
+        if isinstance(client, str):
+            # cottoncandy's form: Interface(bucket_name, ACCESS_KEY, SECRET_KEY, url=None,
+            # force_bucket_creation=False, verbose=True, backend='s3', **kwargs) — the same
+            # targets and keywords as get_interface.
+            from .interface import get_interface
+
+            resolved = get_interface(
+                client,
+                prefix or kwargs.pop("ACCESS_KEY", None),
+                SECRET_KEY,
+                url or kwargs.pop("endpoint_url", None),
+                force_bucket_creation,
+                verbose,
+                backend,
+                threads=threads,
+                **kwargs,
+            )
+            client, prefix = resolved.client, resolved.prefix
+        elif not isinstance(client, StorageClient):
+            raise TypeError(
+                f"client must be a manystore StorageClient or a bucket name/URL, got {type(client).__name__}"
+            )
+        elif SECRET_KEY is not None or url is not None or force_bucket_creation or kwargs:
+            extra = sorted(kwargs) or [
+                "SECRET_KEY" if SECRET_KEY is not None else "url or force_bucket_creation"
+            ]
+            raise TypeError(f"{extra[0]} does not go with a StorageClient; pass the client and a key prefix")
+        prefix = prefix or ""
         self.client = client
         prefix = prefix.strip("/")
         self.prefix = prefix + "/" if prefix else ""

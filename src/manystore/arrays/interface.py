@@ -27,12 +27,16 @@ def _s3_profile(
     secret_key: str | None,
     endpoint_url: str | None,
     region: str | None,
+    extra: dict[str, Any] | None = None,
+    retry: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    options: dict[str, Any] = {"base_path": base_path}
+    options: dict[str, Any] = {"base_path": base_path, **(extra or {})}
     if endpoint_url:
         options["endpoint_url"] = endpoint_url
     options["region_name"] = region or "us-east-1"
     profile: dict[str, Any] = {"storage_provider": {"type": "s3", "options": options}}
+    if retry:
+        profile["retry"] = retry
     if access_key or secret_key:
         if not (access_key and secret_key):
             raise ValueError("ACCESS_KEY and SECRET_KEY go together: got only one of them")
@@ -41,6 +45,31 @@ def _s3_profile(
             "options": {"access_key": access_key, "secret_key": secret_key},
         }
     return profile
+
+
+def _botocore_config(config: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """S3 provider options and a retry section from a botocore ``Config`` (cottoncandy's ``config=``).
+
+    Raises:
+        ValueError: A setting manystore cannot apply (named).
+    """
+    if config is None:
+        return {}, {}
+    options: dict[str, Any] = {}
+    for name in ("connect_timeout", "read_timeout", "max_pool_connections"):
+        value = getattr(config, name, None)
+        if value is not None:
+            options[name] = value
+    retry: dict[str, Any] = {}
+    retries = getattr(config, "retries", None) or {}
+    if retries.get("max_attempts") is not None:
+        retry["attempts"] = int(retries["max_attempts"]) + 1  # botocore counts retries, manystore attempts
+    signature = getattr(config, "signature_version", None)
+    if signature not in (None, "s3v4", "v4"):
+        raise ValueError(
+            f"config.signature_version={signature!r}: manystore signs S3 requests with SigV4 only"
+        )
+    return options, retry
 
 
 def _client(profile: dict[str, Any]) -> StorageClient:
@@ -62,6 +91,7 @@ def get_interface(
     threads: int = THREADS,
     encryption: str | None = None,
     key: Any = None,
+    **kwargs: Any,
 ) -> DefaultInterface:
     """An interface to the objects under ``target``, as cottoncandy's ``get_interface``.
 
@@ -90,6 +120,10 @@ def get_interface(
             through it is AES-256-GCM ciphertext at rest); ``key`` is then required.
         key: The user's AES key or RSA key (see :func:`~manystore.arrays.crypto.generate_key`);
             giving it without ``encryption`` means AES.
+        **kwargs: cottoncandy passes these to botocore; here ``config=`` (a
+            ``botocore.config.Config`` or any object with its attributes) sets the implicit
+            S3 profile's ``connect_timeout``, ``read_timeout``, ``max_pool_connections`` and
+            retry ``max_attempts``; any other keyword raises ``TypeError``.
 
     Raises:
         ValueError: Conflicting or unsupported arguments.
@@ -105,7 +139,13 @@ def get_interface(
         raise ValueError("target is empty; expected a URL, a directory or a bucket name")
     if backend not in ("s3", "local"):
         raise ValueError(f"backend={backend!r}: expected 's3' or 'local' ('gdrive' is not supported)")
+    unknown = sorted(set(kwargs) - {"config"})
+    if unknown:
+        raise TypeError(f"get_interface() got an unexpected keyword argument {unknown[0]!r}")
+    s3_options, retry = _botocore_config(kwargs.get("config"))
     if isinstance(target, StorageClient):
+        if s3_options or retry:
+            raise ValueError("config= applies to a bucket name or s3:// URL, not to a StorageClient")
         interface = DefaultInterface(target, prefix, threads=threads)
     else:
         if prefix:
@@ -119,6 +159,8 @@ def get_interface(
             backend,
             region_name,
             threads,
+            s3_options,
+            retry,
         )
     if force_bucket_creation and not interface.uses_sidecars and not _bucket_exists(interface):
         provider = interface.client.config.storage_provider
@@ -138,6 +180,29 @@ def get_interface(
     return interface
 
 
+def get_browser(
+    target: str | StorageClient | None = None,
+    ACCESS_KEY: str | None = None,
+    SECRET_KEY: str | None = None,
+    endpoint_url: str | None = None,
+    **kwargs: Any,
+) -> Any:
+    """A tab-completable view of the objects under ``target``, as cottoncandy's ``get_browser``.
+
+    Args:
+        target: What :func:`get_interface` takes (a bucket name, URL, directory or client).
+        ACCESS_KEY: As for :func:`get_interface`.
+        SECRET_KEY: As for :func:`get_interface`.
+        endpoint_url: As for :func:`get_interface`.
+        **kwargs: Further :func:`get_interface` keywords (``bucket_name=``, ``config=``, ...).
+
+    Returns:
+        The root :class:`~manystore.arrays.browser.Directory`.
+    """
+    kwargs.setdefault("verbose", False)
+    return get_interface(target, ACCESS_KEY, SECRET_KEY, endpoint_url, **kwargs).get_browser()
+
+
 def _from_string(
     target: str,
     access_key: str | None,
@@ -147,8 +212,13 @@ def _from_string(
     backend: str,
     region: str | None,
     threads: int,
+    s3_options: dict[str, Any] | None = None,
+    retry: dict[str, Any] | None = None,
 ) -> DefaultInterface:
     explicit_s3 = bool(access_key or secret_key or endpoint_url or region)
+    if (s3_options or retry) and (target.startswith(("file://", "/", ".", "~")) or backend == "local"):
+        raise ValueError(f"config= applies to S3 buckets, not to the local directory {target!r}")
+    explicit_s3 = explicit_s3 or bool(s3_options or retry)
     if target.startswith(("file://", "/", ".", "~")) or backend == "local":
         path = os.path.abspath(
             os.path.expanduser(target[len("file://") :] if target.startswith("file://") else target)
@@ -163,7 +233,7 @@ def _from_string(
         return DefaultInterface(client, "", threads=threads)
     if target.startswith("s3://") and explicit_s3:
         base = target[len("s3://") :].strip("/")
-        client = _client(_s3_profile(base, access_key, secret_key, endpoint_url, region))
+        client = _client(_s3_profile(base, access_key, secret_key, endpoint_url, region, s3_options, retry))
         return DefaultInterface(client, "", threads=threads)
     if _URL.match(target):
         if explicit_s3:
@@ -175,7 +245,9 @@ def _from_string(
 
         client, path = resolve_storage_client(target)
         return DefaultInterface(client, path, threads=threads)
-    client = _client(_s3_profile(target.strip("/"), access_key, secret_key, endpoint_url, region))
+    client = _client(
+        _s3_profile(target.strip("/"), access_key, secret_key, endpoint_url, region, s3_options, retry)
+    )
     return DefaultInterface(client, "", threads=threads)
 
 
