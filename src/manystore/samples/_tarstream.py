@@ -44,7 +44,9 @@ _UNKNOWN = 1 << 62
 class Readable(Protocol):
     """A binary stream: ``read(n)`` returns up to ``n`` bytes, ``b""`` at the end."""
 
-    def read(self, size: int = -1, /) -> bytes: ...
+    def read(self, size: int = -1, /) -> bytes:
+        """Up to ``size`` bytes (all that is left when negative); ``b""`` at the end."""
+        ...
 
 
 class ShardCorruptError(SampleDecodeError):
@@ -199,6 +201,7 @@ class ShardStream(io.RawIOBase):
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def readinto(self, b: Any) -> int:
+        """Read into the buffer ``b``; returns the number of bytes read (0 at the end)."""
         data = self.read(len(b))
         b[: len(data)] = data
         return len(data)

@@ -25,7 +25,7 @@ from .sources import DataSource, URLSource
 
 __all__ = ["Dataset"]
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 _MEMBER = "msgpack"
 
 
@@ -57,7 +57,7 @@ class _Decoder:
         return sample if self.lens is None else self.lens(sample)
 
 
-class Dataset(Generic[T]):
+class Dataset(Generic[_T]):
     """Typed samples in WebDataset shards: ``Dataset[MySample](source)``.
 
     Args:
@@ -76,7 +76,7 @@ class Dataset(Generic[T]):
         self,
         source: str | os.PathLike[str] | Sequence[str] | DataSource,
         *,
-        sample_type: type[T] | None = None,
+        sample_type: type[_T] | None = None,
         allow_pickle: bool = False,
     ) -> None:
         if isinstance(source, (str, os.PathLike)) or (
@@ -202,7 +202,7 @@ class Dataset(Generic[T]):
             **options,
         )
 
-    def __iter__(self) -> Iterator[T]:
+    def __iter__(self) -> Iterator[_T]:
         """The samples in order (``ordered()``)."""
         return iter(self.ordered())
 
@@ -210,9 +210,9 @@ class Dataset(Generic[T]):
         """Samples in the dataset (from the shards' member indexes; no sample is decoded)."""
         return len(self.ordered(rank=0, world_size=1))
 
-    def head(self, n: int = 5) -> list[T]:
+    def head(self, n: int = 5) -> list[_T]:
         """The first ``n`` samples."""
-        out: list[T] = []
+        out: list[_T] = []
         for sample in self:
             if len(out) >= n:
                 break
