@@ -95,6 +95,9 @@ def test_cottoncandy_reads_what_we_wrote(server: S3Server) -> None:
             cci.upload_raw_array(f"{name}-{codec}", arr, compression=False if codec == "False" else codec)
         cci.upload_npy_array(f"{name}.npy", arr)
     cci.upload_json("d.json", {"a": [1, 2]})
+    # Above ZSTD_MT_MIN zstd's worker threads compress: still one frame cottoncandy decodes.
+    big = (np.arange(3 * 2**20, dtype=np.float32) % 4099).reshape(1024, -1)
+    cci.upload_raw_array("big-zstd", big, compression="Zstd")
     result = run_cottoncandy(
         server,
         BUCKET,
@@ -112,9 +115,12 @@ for name, arr in arrays.items():
 result["bad"] = bad
 result["json"] = cci.download_json(f"{args['prefix']}/d.json")
 result["checked"] = len(arrays) * (len(codecs) + 1)
+big = cci.download_raw_array(f"{args['prefix']}/big-zstd")
+result["big"] = [list(big.shape), str(big.dtype), bool((big.ravel() == np.arange(big.size, dtype=np.float32) % 4099).all())]
 """,
         prefix=prefix,
     )
     assert result["bad"] == []
     assert result["checked"] == 42
     assert result["json"] == {"a": [1, 2]}
+    assert result["big"] == [[1024, 3072], "float32", True]

@@ -167,7 +167,8 @@ class ArrayInterface(DaskMixin, SparseMixin, GroupMixin, BasicInterface):
 
         Args:
             object_name: Name of the object.
-            buffersize: Compressed bytes read per step while decompressing (uncompressed
+            buffersize: Compressed bytes read per step while decompressing (at least 1 MiB
+                for Zstd, whose reader is several times slower with small steps; uncompressed
                 arrays are read with parallel ranged GETs instead).
             threads: Parallel ranged GETs of an uncompressed array.
             **kwargs: Refused (cottoncandy accepts and ignores them).

@@ -7,7 +7,8 @@ library decodes the other's objects:
 
 * ``gzip``: one gzip member at level 9 (Python's ``GzipFile`` defaults, no file name);
 * ``Zlib``, ``BZ2``: a zlib / bzip2 stream at level 1 (numcodecs' defaults);
-* ``Zstd``: one zstd frame at level 3 with the content size (numcodecs' ``Zstd()``);
+* ``Zstd``: one zstd frame at level 3 with the content size (numcodecs' ``Zstd()``; from
+  ``ZSTD_MT_MIN`` bytes up compressed by zstd's worker threads, still one frame);
 * ``LZ4``: numcodecs' LZ4 block: a 4-byte little-endian size, then one LZ4 block.
 
 Compression and decompression run chunk by chunk (except LZ4, a single block): an upload
@@ -32,6 +33,10 @@ LZ4_LIMIT = 0x7E000000
 LARGE_ARRAY = 2**31
 #: Bytes read or produced per step while streaming.
 STEP = 4 * 2**20
+#: Arrays from this size up are Zstd-compressed by zstd's worker threads (one frame still).
+ZSTD_MT_MIN = 8 * 2**20
+#: Compressed bytes the Zstd decoder reads at least per step (``buffersize`` below is raised).
+ZSTD_MIN_READ = 2**20
 
 _BY_LOWER = {name.lower(): name for name in CODECS}
 
@@ -107,7 +112,10 @@ def compress(codec: str, pieces: Iterable[memoryview], nbytes: int) -> Iterator[
     elif codec == "Zstd":
         import zstandard
 
-        chunker = zstandard.ZstdCompressor(level=3).chunker(size=nbytes, chunk_size=STEP)
+        # One frame at level 3 with the content size, as numcodecs writes it (cottoncandy and
+        # numcodecs decode it); compressed on every core (zstd's workers keep it one frame).
+        threads = -1 if nbytes >= ZSTD_MT_MIN else 0
+        chunker = zstandard.ZstdCompressor(level=3, threads=threads).chunker(size=nbytes, chunk_size=STEP)
         for piece in pieces:
             yield from chunker.compress(piece)
         yield from chunker.finish()
@@ -160,6 +168,7 @@ def _inflate_bz2(stream: IO[bytes], out: memoryview, where: str, step: int) -> i
 def _inflate_zstd(stream: IO[bytes], out: memoryview, where: str, step: int) -> int:
     import zstandard
 
+    step = max(step, ZSTD_MIN_READ)  # zstd's reader pays per read call: small steps halve its speed
     pos = 0
     try:
         with zstandard.ZstdDecompressor().stream_reader(stream, read_size=step, closefd=False) as reader:
