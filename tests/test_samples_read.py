@@ -173,3 +173,31 @@ def test_reads_indexed_shards_of_write_samples(shards: Backend) -> None:
     index = _archindex.lookup(client, key)
     assert index is not None and index.source == "sidecar"  # counted from the sidecar, no header walk
     assert all(isinstance(s, Img) and int(s.image[0, 0]) == s.label for s in ds)
+
+
+def test_get_reads_one_sample_by_index_in_one_ranged_get(
+    shards: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Dataset.get(k)``: the k-th sample across the shards; once the member indexes are read,
+    each call is exactly one ranged GET of that sample's ``.msgpack`` member."""
+    from manystore.objectio import ObjectIO
+
+    ds = Dataset[Pt](PATTERN)
+    assert ds.get(0).label == 0  # reads every shard's index (foreign tars: the headers are walked)
+    calls: list[tuple[str, Any]] = []
+    real = ObjectIO.get_range
+
+    def counting(self: ObjectIO, path: str, byte_range: Any, etag: str | None) -> bytes:
+        calls.append((path, byte_range))
+        return real(self, path, byte_range, etag)
+
+    monkeypatch.setattr(ObjectIO, "get_range", counting)
+    for k in (17, 7, 29, -1, 12):
+        calls.clear()
+        sample = ds.get(k)
+        assert sample.label == k % TOTAL and int(sample.image[0, 0, 0]) == k % TOTAL
+        assert len(calls) == 1 and calls[0][1] is not None and calls[0][1].size < 1000
+    with pytest.raises(IndexError, match="30 samples"):
+        ds.get(TOTAL)
+    with pytest.raises(IndexError):
+        ds.get(-TOTAL - 1)
