@@ -559,6 +559,10 @@ class DictSample:
 
     __hash__ = None  # type: ignore[assignment]
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Explicit: the default protocol would call __setattr__ (a field write) before _data exists.
+        return (_rebuild_dict_sample, (self._data, self._allow_pickle))
+
     def keys(self) -> list[str]:
         """The field names."""
         return list(self._data)
@@ -605,3 +609,7 @@ class DictSample:
 
     def __repr__(self) -> str:
         return f"DictSample({', '.join(f'{k}=...' for k in self._data)})"
+
+
+def _rebuild_dict_sample(data: dict[str, Any], allow_pickle: bool) -> DictSample:
+    return DictSample.from_data(data, allow_pickle=allow_pickle)
