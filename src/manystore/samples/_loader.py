@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -387,7 +387,7 @@ class SampleLoader(_Base):
 
     # ------------------------------------------------------------------ reading
     def _run(
-        self, infos: list[ShardInfo], pieces: list[_plan.Piece], steps: list[_plan.Step], start: int
+        self, infos: list[ShardInfo], pieces: list[_plan.Piece], steps: Iterable[_plan.Step], start: int
     ) -> Iterator[Any]:
         self._position = start
         samples = self._samples(infos, pieces, steps, start)
@@ -411,7 +411,7 @@ class SampleLoader(_Base):
         return self._collate(samples) if self._collate is not None else samples
 
     def _samples(
-        self, infos: list[ShardInfo], pieces: list[_plan.Piece], steps: list[_plan.Step], start: int
+        self, infos: list[ShardInfo], pieces: list[_plan.Piece], steps: Iterable[_plan.Step], start: int
     ) -> Iterator[Any]:
         done: set[tuple[int, int]] = set()  # samples yielded before ``start`` (a resume)
         for intake, number, index in steps:
@@ -421,10 +421,15 @@ class SampleLoader(_Base):
                 done.add((number, index))
         first: dict[int, int] = {}
         last: dict[int, int] = {}
-        for intake, number, index in steps:
-            if intake and (number, index) not in done:
-                first.setdefault(number, index)
-                last[number] = index
+        if isinstance(steps, _plan.OrderedSteps) and not done:  # the bounds are the pieces'
+            for number, part in enumerate(pieces):
+                if len(part):
+                    first[number], last[number] = part.start, part.stop - 1
+        else:
+            for intake, number, index in steps:
+                if intake and (number, index) not in done:
+                    first.setdefault(number, index)
+                    last[number] = index
         upcoming = sorted(first)
         opened: dict[int, _Piece] = {}
         broken: set[int] = set()

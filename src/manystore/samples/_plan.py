@@ -20,10 +20,10 @@ so a resume recomputes the plan and continues after the samples already yielded.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Piece", "Step", "rank_range", "schedule", "shard_order", "split_pieces"]
+__all__ = ["OrderedSteps", "Piece", "Step", "rank_range", "schedule", "shard_order", "split_pieces"]
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,23 @@ def worker_pieces(pieces: Sequence[Piece], worker: int, num_workers: int) -> lis
     return out
 
 
+class OrderedSteps:
+    """The steps of an unshuffled epoch (each sample taken in, then yielded), made on demand
+    (re-iterable; a list of them would cost more than reading a small epoch)."""
+
+    def __init__(self, pieces: Sequence[Piece]) -> None:
+        self.pieces = list(pieces)
+
+    def __len__(self) -> int:
+        return 2 * sum(len(p) for p in self.pieces)
+
+    def __iter__(self) -> Iterator[Step]:
+        for number, piece in enumerate(self.pieces):
+            for i in range(piece.start, piece.stop):
+                yield (True, number, i)
+                yield (False, number, i)
+
+
 def schedule(
     pieces: Sequence[Piece],
     sizes: Sequence[Sequence[int]] | None,
@@ -101,7 +118,7 @@ def schedule(
     buffer_shards: int,
     buffer_samples: int,
     buffer_bytes: int,
-) -> list[Step]:
+) -> Iterable[Step]:
     """The intake and yield steps of one worker's epoch.
 
     Args:
@@ -115,13 +132,9 @@ def schedule(
         buffer_bytes: Bytes the buffer may hold: samples leave before one that would pass
             it comes in (a single larger sample is still held, alone).
     """
-    steps: list[Step] = []
     if not shuffle:
-        for number, piece in enumerate(pieces):
-            for i in range(piece.start, piece.stop):
-                steps.append((True, number, i))
-                steps.append((False, number, i))
-        return steps
+        return OrderedSteps(pieces)
+    steps: list[Step] = []
     upcoming = iter(enumerate(pieces))
     open_: list[list[int]] = []  # [piece number, next index, stop]
     buffer: list[tuple[int, int, int]] = []
