@@ -28,6 +28,10 @@ worker processes and Ray (see ``bench/etl_bench.py``).
 S14-zarr a 1 GiB float32 zarr 3 array read in 1 MiB chunks through ``LazyZarrStore`` vs zarr's
 ``ObjectStore`` (obstore) and ``FsspecStore`` (s3fs) (see ``bench/zarr_read.py``); S14-zarr
 always runs those three stores, whatever ``--libs`` says.
+S14-samples typed samples (3x64x64 uint8 + label, 16 MiB shards): ``manystore.samples``
+write and DataLoader reads (ordered, shuffled; 0 and 2 workers) vs webdataset and litdata,
+and ``Dataset.get(k)`` random access (see ``bench/samples_bench.py``); S14-samples always
+runs its own columns, whatever ``--libs`` says.
 Every figure is the median of ``--runs`` (>= 3) runs. The markdown table is printed and
 written to ``bench/results/latest.md``.
 """
@@ -53,6 +57,7 @@ from bench import (
     etl_bench,
     layers,
     local_sync,
+    samples_bench,
     sync_bench,
     telemetry_bench,
     torch_ckpt,
@@ -85,6 +90,7 @@ SCENARIOS = (
     "S13",
     "S13-etl",
     "S14-zarr",
+    "S14-samples",
 )
 #: Scenarios that need no S3 server.
 LOCAL_ONLY = {"S10"}
@@ -332,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
             "S13": lambda: batch_bench.s13(report, ep, work, args.quick, args.runs),
             "S13-etl": lambda: etl_bench.s13_etl(report, ep, work, args.quick, args.runs),
             "S14-zarr": lambda: zarr_read.s14_zarr(report, ep, work, args.quick, args.runs),
+            "S14-samples": lambda: samples_bench.s14_samples(report, ep, work, args.quick, args.runs),
         }
         for scen in SCENARIOS:
             if scen in args.only:
