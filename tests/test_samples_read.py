@@ -201,3 +201,41 @@ def test_get_reads_one_sample_by_index_in_one_ranged_get(
         ds.get(TOTAL)
     with pytest.raises(IndexError):
         ds.get(-TOTAL - 1)
+
+
+def test_buffer_initial_yields_sooner_then_fills_the_buffer() -> None:
+    """``buffer_initial`` (webdataset's ``initial``): the first sample leaves once the buffer holds
+    that many, then two come in per one out until ``buffer_samples``; None fills it first."""
+    import random
+
+    from manystore.samples import _plan
+
+    pieces = [_plan.Piece(0, 0, 40), _plan.Piece(1, 0, 40)]
+
+    def run(initial: int | None) -> tuple[int, list[int], list[tuple[int, int]]]:
+        steps = list(
+            _plan.schedule(
+                pieces,
+                None,
+                shuffle=True,
+                rng=random.Random(1),
+                buffer_shards=2,
+                buffer_samples=10,
+                buffer_bytes=1 << 30,
+                buffer_initial=initial,
+            )
+        )
+        held, sizes = 0, []
+        for intake, _, _ in steps:
+            held += 1 if intake else -1
+            sizes.append(held)
+        first_out = next(i for i, (intake, _, _) in enumerate(steps) if not intake)
+        return first_out, sizes, sorted((n, i) for intake, n, i in steps if not intake)
+
+    early, ramp, out = run(3)
+    full, _, out_full = run(None)
+    assert early == 3 and full == 10  # intakes before the first sample leaves
+    assert max(ramp) == 10 and ramp.index(10) > 3 * 2  # grows one per sample out, up to the cap
+    assert out == out_full == sorted((n, i) for n in range(2) for i in range(40))  # each once
+    with pytest.raises(ValueError, match="buffer_initial"):
+        Dataset[Pt](PATTERN).shuffled(buffer_initial=0)

@@ -180,6 +180,7 @@ class Dataset(Generic[T]):
         buffer_samples: int = 10_000,
         batch_size: int | None = None,
         seed: int = 0,
+        buffer_initial: int | None = 100,
         **options: Any,
     ) -> SampleLoader:
         """The samples in a random order: shards permuted per epoch, then a sample buffer.
@@ -187,6 +188,9 @@ class Dataset(Generic[T]):
         Args:
             buffer_shards: Shards read at once, interleaved into the buffer.
             buffer_samples: Samples the buffer holds before one leaves at random.
+            buffer_initial: Samples start leaving once the buffer holds this many, two taken
+                in per one out until it holds ``buffer_samples`` (webdataset's ``initial``: the
+                first batch comes sooner); None: fill the buffer first.
             batch_size: As :meth:`ordered`.
             seed: Seed of both shuffles (with the epoch: ``SampleLoader.set_epoch``).
             **options: As :meth:`ordered`.
@@ -200,6 +204,7 @@ class Dataset(Generic[T]):
             shuffle=True,
             buffer_shards=buffer_shards,
             buffer_samples=buffer_samples,
+            buffer_initial=buffer_initial,
             batch_size=batch_size,
             collate=self._collate(batch_size),
             seed=seed,
