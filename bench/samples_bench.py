@@ -14,7 +14,9 @@ runs in a fresh process (``python -m bench.samples_bench JSON``).
   to S3 without a pipe to the aws CLI; the upload is counted).
 * **Read** ordered and shuffled, ``DataLoader`` with 0 and 2 workers, batches of 64 decoded to
   numpy: manystore ``Dataset[T](pattern).ordered(batch_size=64)`` /
-  ``.shuffled(buffer_samples=5000, batch_size=64)`` in ``DataLoader(batch_size=None)``;
+  ``.shuffled(buffer_samples=5000, batch_size=64)`` in ``DataLoader(batch_size=None)``
+  (both shuffle buffers start yielding at 100 samples: webdataset's ``initial``, manystore's
+  ``buffer_initial``);
   webdataset ``WebDataset(urls, shardshuffle=..., workersplitter=split_by_worker)
   .shuffle(5000).decode(handle_extension("msgpack", ...)).map(np.load ...).batched(64)`` in
   ``WebLoader(batch_size=None)``, the shards streamed by webdataset's ``gopen`` (see
