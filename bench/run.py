@@ -31,6 +31,10 @@ always runs those three stores, whatever ``--libs`` says.
 S14-arrays a 1 GiB float32 array uploaded and downloaded (raw and Zstd) with ``manystore.arrays``
 vs cottoncandy 0.4.0, each call in a fresh process: MB/s and added peak RSS (see
 ``bench/arrays_bench.py``); S14-arrays always runs those two, whatever ``--libs`` says.
+S14-samples typed samples (3x64x64 uint8 + label, 16 MiB shards): ``manystore.samples``
+write and DataLoader reads (ordered, shuffled; 0 and 2 workers) vs webdataset and litdata,
+and ``Dataset.get(k)`` random access (see ``bench/samples_bench.py``); S14-samples always
+runs its own columns, whatever ``--libs`` says.
 Every figure is the median of ``--runs`` (>= 3) runs. The markdown table is printed and
 written to ``bench/results/latest.md``.
 """
@@ -57,6 +61,7 @@ from bench import (
     etl_bench,
     layers,
     local_sync,
+    samples_bench,
     sync_bench,
     telemetry_bench,
     torch_ckpt,
@@ -90,6 +95,7 @@ SCENARIOS = (
     "S13-etl",
     "S14-zarr",
     "S14-arrays",
+    "S14-samples",
 )
 #: Scenarios that need no S3 server.
 LOCAL_ONLY = {"S10"}
@@ -338,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             "S13-etl": lambda: etl_bench.s13_etl(report, ep, work, args.quick, args.runs),
             "S14-zarr": lambda: zarr_read.s14_zarr(report, ep, work, args.quick, args.runs),
             "S14-arrays": lambda: arrays_bench.s14_arrays(report, ep, work, args.quick, args.runs),
+            "S14-samples": lambda: samples_bench.s14_samples(report, ep, work, args.quick, args.runs),
         }
         for scen in SCENARIOS:
             if scen in args.only:

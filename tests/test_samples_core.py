@@ -409,3 +409,16 @@ def test_import_is_lazy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_dict_samples_and_batches_pickle() -> None:
+    """DictSamples (and batches of them) cross process boundaries: DataLoader workers pickle them."""
+    import pickle
+
+    from manystore.samples import SampleBatch
+
+    sample = DictSample.from_data({"a": 1, "b": b"y"}, allow_pickle=True)
+    back = pickle.loads(pickle.dumps(sample))
+    assert back == sample and back.allow_pickle and back.to_dict() == {"a": 1, "b": b"y"}
+    batch = pickle.loads(pickle.dumps(SampleBatch([DictSample(a=1), DictSample(a=2, b=b"y")])))
+    assert [d.to_dict() for d in batch] == [{"a": 1}, {"a": 2, "b": b"y"}] and batch.a == [1, 2]

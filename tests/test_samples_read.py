@@ -173,3 +173,69 @@ def test_reads_indexed_shards_of_write_samples(shards: Backend) -> None:
     index = _archindex.lookup(client, key)
     assert index is not None and index.source == "sidecar"  # counted from the sidecar, no header walk
     assert all(isinstance(s, Img) and int(s.image[0, 0]) == s.label for s in ds)
+
+
+def test_get_reads_one_sample_by_index_in_one_ranged_get(
+    shards: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Dataset.get(k)``: the k-th sample across the shards; once the member indexes are read,
+    each call is exactly one ranged GET of that sample's ``.msgpack`` member."""
+    from manystore.objectio import ObjectIO
+
+    ds = Dataset[Pt](PATTERN)
+    assert ds.get(0).label == 0  # reads every shard's index (foreign tars: the headers are walked)
+    calls: list[tuple[str, Any]] = []
+    real = ObjectIO.get_range
+
+    def counting(self: ObjectIO, path: str, byte_range: Any, etag: str | None) -> bytes:
+        calls.append((path, byte_range))
+        return real(self, path, byte_range, etag)
+
+    monkeypatch.setattr(ObjectIO, "get_range", counting)
+    for k in (17, 7, 29, -1, 12):
+        calls.clear()
+        sample = ds.get(k)
+        assert sample.label == k % TOTAL and int(sample.image[0, 0, 0]) == k % TOTAL
+        assert len(calls) == 1 and calls[0][1] is not None and calls[0][1].size < 1000
+    with pytest.raises(IndexError, match="30 samples"):
+        ds.get(TOTAL)
+    with pytest.raises(IndexError):
+        ds.get(-TOTAL - 1)
+
+
+def test_buffer_initial_yields_sooner_then_fills_the_buffer() -> None:
+    """``buffer_initial`` (webdataset's ``initial``): the first sample leaves once the buffer holds
+    that many, then two come in per one out until ``buffer_samples``; None fills it first."""
+    import random
+
+    from manystore.samples import _plan
+
+    pieces = [_plan.Piece(0, 0, 40), _plan.Piece(1, 0, 40)]
+
+    def run(initial: int | None) -> tuple[int, list[int], list[tuple[int, int]]]:
+        steps = list(
+            _plan.schedule(
+                pieces,
+                None,
+                shuffle=True,
+                rng=random.Random(1),
+                buffer_shards=2,
+                buffer_samples=10,
+                buffer_bytes=1 << 30,
+                buffer_initial=initial,
+            )
+        )
+        held, sizes = 0, []
+        for intake, _, _ in steps:
+            held += 1 if intake else -1
+            sizes.append(held)
+        first_out = next(i for i, (intake, _, _) in enumerate(steps) if not intake)
+        return first_out, sizes, sorted((n, i) for intake, n, i in steps if not intake)
+
+    early, ramp, out = run(3)
+    full, _, out_full = run(None)
+    assert early == 3 and full == 10  # intakes before the first sample leaves
+    assert max(ramp) == 10 and ramp.index(10) > 3 * 2  # grows one per sample out, up to the cap
+    assert out == out_full == sorted((n, i) for n in range(2) for i in range(40))  # each once
+    with pytest.raises(ValueError, match="buffer_initial"):
+        Dataset[Pt](PATTERN).shuffled(buffer_initial=0)

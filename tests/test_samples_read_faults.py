@@ -205,7 +205,7 @@ def test_docs_reading_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
         for block in re.findall(r"```python\n(.*?)```", section, flags=re.S):
             exec(compile(block, "docs/samples.md", "exec", dont_inherit=True), namespace)
             ran += heading == "## Reading"
-    assert ran == 2
+    assert ran == 3
 
 
 def test_untyped_dataset_yields_dict_samples(configured: Backend) -> None:

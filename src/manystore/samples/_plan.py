@@ -14,16 +14,18 @@ so a resume recomputes the plan and continues after the samples already yielded.
 3. **Worker split**: a rank's range is cut into ``num_workers`` contiguous ranges.
 4. **Sample shuffle** (shuffled): ``buffer_shards`` pieces are open at once; each step
    takes the next sample of a randomly chosen open piece into a buffer, and once it
-   holds ``buffer_samples`` samples (or the next would pass ``buffer_bytes``) a random one leaves.
+   holds ``buffer_samples`` samples (or the next would pass ``buffer_bytes``) a random one leaves;
+   with ``buffer_initial``, samples start leaving once it holds that many, two in per one out
+   until it is full (webdataset's ``initial``).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Piece", "Step", "rank_range", "schedule", "shard_order", "split_pieces"]
+__all__ = ["OrderedSteps", "Piece", "Step", "rank_range", "schedule", "shard_order", "split_pieces"]
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,23 @@ def worker_pieces(pieces: Sequence[Piece], worker: int, num_workers: int) -> lis
     return out
 
 
+class OrderedSteps:
+    """The steps of an unshuffled epoch (each sample taken in, then yielded), made on demand
+    (re-iterable; a list of them would cost more than reading a small epoch)."""
+
+    def __init__(self, pieces: Sequence[Piece]) -> None:
+        self.pieces = list(pieces)
+
+    def __len__(self) -> int:
+        return 2 * sum(len(p) for p in self.pieces)
+
+    def __iter__(self) -> Iterator[Step]:
+        for number, piece in enumerate(self.pieces):
+            for i in range(piece.start, piece.stop):
+                yield (True, number, i)
+                yield (False, number, i)
+
+
 def schedule(
     pieces: Sequence[Piece],
     sizes: Sequence[Sequence[int]] | None,
@@ -101,7 +120,8 @@ def schedule(
     buffer_shards: int,
     buffer_samples: int,
     buffer_bytes: int,
-) -> list[Step]:
+    buffer_initial: int | None = None,
+) -> Iterable[Step]:
     """The intake and yield steps of one worker's epoch.
 
     Args:
@@ -114,18 +134,18 @@ def schedule(
         buffer_samples: Samples the buffer fills up to before one leaves.
         buffer_bytes: Bytes the buffer may hold: samples leave before one that would pass
             it comes in (a single larger sample is still held, alone).
+        buffer_initial: Start yielding once the buffer holds this many samples, then take
+            two in per sample out until it holds ``buffer_samples`` (webdataset's
+            ``initial``: the first samples come sooner); None: fill it first.
     """
-    steps: list[Step] = []
     if not shuffle:
-        for number, piece in enumerate(pieces):
-            for i in range(piece.start, piece.stop):
-                steps.append((True, number, i))
-                steps.append((False, number, i))
-        return steps
+        return OrderedSteps(pieces)
+    steps: list[Step] = []
     upcoming = iter(enumerate(pieces))
     open_: list[list[int]] = []  # [piece number, next index, stop]
     buffer: list[tuple[int, int, int]] = []
-    held = 0
+    held = released = 0
+    ramp = buffer_samples if buffer_initial is None else min(buffer_samples, buffer_initial)
     while True:
         while len(open_) < buffer_shards:
             nxt = next(upcoming, None)
@@ -138,11 +158,12 @@ def schedule(
         cursor = open_[j]
         number, index = cursor[0], cursor[1]
         size = sizes[pieces[number].shard][index] if sizes is not None else 0
-        while buffer and (len(buffer) >= buffer_samples or held + size > buffer_bytes):
+        while buffer and (len(buffer) >= min(buffer_samples, ramp + released) or held + size > buffer_bytes):
             k = rng.randrange(len(buffer))
             buffer[k], buffer[-1] = buffer[-1], buffer[k]
             out_number, out_index, out_size = buffer.pop()
             held -= out_size
+            released += 1
             steps.append((False, out_number, out_index))
         steps.append((True, number, index))
         buffer.append((number, index, size))

@@ -250,7 +250,8 @@ class _Window:
                 self.eof = True
                 break
             self._buf += chunk
-        return bytes(self._buf[rel : rel + n])
+        with memoryview(self._buf) as view:  # one copy (a bytearray slice would be a second)
+            return bytes(view[rel : rel + n])
 
     def drop_before(self, offset: int) -> None:
         rel = offset - self._base

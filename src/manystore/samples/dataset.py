@@ -12,7 +12,9 @@ Each sample's ``{key}.msgpack`` member is decoded with the sample type's
 
 from __future__ import annotations
 
+import bisect
 import os
+import threading
 import typing
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -93,6 +95,8 @@ class Dataset(Generic[_T]):
         self.allow_pickle = allow_pickle
         self._lens: Callable[[Any], Any] | None = None
         self._view_of: Any = None
+        self._table: _Table | None = None
+        self._table_lock = threading.Lock()
 
     @property
     def source(self) -> DataSource:
@@ -176,6 +180,7 @@ class Dataset(Generic[_T]):
         buffer_samples: int = 10_000,
         batch_size: int | None = None,
         seed: int = 0,
+        buffer_initial: int | None = 100,
         **options: Any,
     ) -> SampleLoader:
         """The samples in a random order: shards permuted per epoch, then a sample buffer.
@@ -183,6 +188,9 @@ class Dataset(Generic[_T]):
         Args:
             buffer_shards: Shards read at once, interleaved into the buffer.
             buffer_samples: Samples the buffer holds before one leaves at random.
+            buffer_initial: Samples start leaving once the buffer holds this many, two taken
+                in per one out until it holds ``buffer_samples`` (webdataset's ``initial``: the
+                first batch comes sooner); None: fill the buffer first.
             batch_size: As :meth:`ordered`.
             seed: Seed of both shuffles (with the epoch: ``SampleLoader.set_epoch``).
             **options: As :meth:`ordered`.
@@ -196,6 +204,7 @@ class Dataset(Generic[_T]):
             shuffle=True,
             buffer_shards=buffer_shards,
             buffer_samples=buffer_samples,
+            buffer_initial=buffer_initial,
             batch_size=batch_size,
             collate=self._collate(batch_size),
             seed=seed,
@@ -210,6 +219,57 @@ class Dataset(Generic[_T]):
         """Samples in the dataset (from the shards' member indexes; no sample is decoded)."""
         return len(self.ordered(rank=0, world_size=1))
 
+    def get(self, index: int) -> _T:
+        """Sample ``index`` (counting through the shards in order), read with one ranged GET.
+
+        The first call reads every shard's member index (the ``.idx`` sidecar manystore
+        writes: a HEAD and a GET per shard, on threads; a foreign tar's headers are walked);
+        after that each call is one ranged GET of the sample's ``.msgpack`` member, pinned to
+        the shard version its index describes.
+
+        Args:
+            index: ``0 <= index < len(self)``; negative values count from the end.
+
+        Returns:
+            The decoded sample (through the lens of :meth:`as_type`, if any).
+
+        Raises:
+            IndexError: ``index`` is out of range.
+            TypeError: The source cannot locate shards in a store (a custom ``DataSource``).
+            PreconditionFailedError: The shard changed since its index was read.
+            SampleDecodeError: The sample's bytes are corrupt (names shard and member).
+        """
+        table = self._random_access()
+        total = table.starts[-1]
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise TypeError(f"index={index!r}: expected an int")
+        position = index + total if index < 0 else index
+        if not 0 <= position < total:
+            raise IndexError(f"index {index} out of range: the dataset has {total} samples")
+        shard = bisect.bisect_right(table.starts, position) - 1
+        entry = table.shards[shard]
+        name, offset, size = entry.members[position - table.starts[shard]]
+        from ..types import Range
+
+        data = entry.client._io.get_range(entry.key, Range(offset, size), entry.etag)
+        key = name.rsplit("/", 1)[-1][: -len("." + _MEMBER)]
+        return typing.cast(_T, self._decoder()(SampleGroup(key, {_MEMBER: data}, offset, size), entry.url))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_table"], state["_table_lock"] = None, None  # rebuilt on demand (clients, a lock)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._table_lock = threading.Lock()
+
+    def _random_access(self) -> _Table:
+        with self._table_lock:
+            if self._table is None:
+                self._table = _Table.build(self._source)
+            return self._table
+
     def head(self, n: int = 5) -> list[_T]:
         """The first ``n`` samples."""
         out: list[_T] = []
@@ -222,6 +282,55 @@ class Dataset(Generic[_T]):
     def __repr__(self) -> str:
         name = getattr(self._sample_type, "__name__", None) or "?"
         return f"Dataset[{name}]({self._source!r})"
+
+
+@dataclass(frozen=True)
+class _ShardMembers:
+    url: str
+    client: Any
+    key: str
+    etag: str | None
+    members: list[tuple[str, int, int]]  # (name, data offset, size) of each .msgpack member
+
+
+@dataclass(frozen=True)
+class _Table:
+    """Where every sample's ``.msgpack`` member is, for :meth:`Dataset.get`."""
+
+    shards: list[_ShardMembers]
+    starts: list[int]  # index of each shard's first sample, then the total
+
+    @classmethod
+    def build(cls, source: Any) -> _Table:
+        locate = getattr(source, "locate", None)
+        if locate is None:
+            raise TypeError(
+                f"random access needs a source that locates shards in a store (URLSource, StoreSource); "
+                f"got {type(source).__name__}"
+            )
+        from concurrent.futures import ThreadPoolExecutor
+
+        from ..batch import _archindex
+        from ._loader import COUNT_THREADS
+
+        def one(url: str) -> _ShardMembers:
+            client, key = locate(url)
+            index = _archindex.lookup(client, key) or _archindex.build_index(client, key, "tar")
+            suffix = "." + _MEMBER
+            members = [
+                (m.name, m.offset, m.size)
+                for m in index.members
+                if m.offset is not None and m.name.endswith(suffix)
+            ]
+            return _ShardMembers(url, client, key, index.etag, members)
+
+        urls = list(source.list_shards())
+        with ThreadPoolExecutor(min(COUNT_THREADS, max(1, len(urls)))) as pool:
+            shards = list(pool.map(one, urls))
+        starts = [0]
+        for shard in shards:
+            starts.append(starts[-1] + len(shard.members))
+        return cls(shards, starts)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import threading
 import types
 import typing
 import uuid
@@ -46,6 +47,15 @@ _S = TypeVar("_S", bound="PackableSample")
 
 #: A compiled check: (value, path, allow_pickle) -> the value as stored; raises _Mismatch.
 _Check = Callable[[Any, str, bool], Any]
+
+
+class _Prechecked(threading.local):
+    """Set by ``from_data`` around the constructor call so ``__post_init__`` skips a second check."""
+
+    on = False
+
+
+_PRECHECKED = _Prechecked()
 
 
 class _Mismatch(Exception):
@@ -298,6 +308,9 @@ class PackableSample:
 
     def __post_init__(self) -> None:
         """Check (and normalise) every field against its annotation."""
+        if _PRECHECKED.on:  # built by from_data, which checked every value already
+            _PRECHECKED.on = False
+            return
         cls = type(self)
         for f in sample_fields(cls):
             value = getattr(self, f.name)
@@ -343,7 +356,11 @@ class PackableSample:
                 raise SampleTypeError(
                     cls.__qualname__, f.name, _ann_name(f.annotation), "nothing", "missing field"
                 )
-        return cls(**kwargs)
+        _PRECHECKED.on = True
+        try:
+            return cls(**kwargs)
+        finally:
+            _PRECHECKED.on = False
 
     @classmethod
     def from_bytes(cls: type[_S], b: bytes | bytearray | memoryview, *, allow_pickle: bool = False) -> _S:
@@ -559,6 +576,10 @@ class DictSample:
 
     __hash__ = None  # type: ignore[assignment]
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Explicit: the default protocol would call __setattr__ (a field write) before _data exists.
+        return (_rebuild_dict_sample, (self._data, self._allow_pickle))
+
     def keys(self) -> list[str]:
         """The field names."""
         return list(self._data)
@@ -605,3 +626,7 @@ class DictSample:
 
     def __repr__(self) -> str:
         return f"DictSample({', '.join(f'{k}=...' for k in self._data)})"
+
+
+def _rebuild_dict_sample(data: dict[str, Any], allow_pickle: bool) -> DictSample:
+    return DictSample.from_data(data, allow_pickle=allow_pickle)
