@@ -676,3 +676,24 @@ def test_s3_compatible_types_work_from_config(rclone_server: S3Server, provider_
     client.write(f"{provider_type}.bin", b"variant")
     assert client.read(f"{provider_type}.bin") == b"variant"
     assert f"{provider_type}.bin" in [m.key for m in client.list("")]
+
+
+def test_multipart_upload_to_a_missing_bucket_raises_bucket_not_found(
+    server: S3Server, tmp_path: Path
+) -> None:
+    """A multipart upload into a bucket that does not exist fails at once as BucketNotFoundError
+    (not as an "unclear outcome" to retry: nothing can have been stored)."""
+    from manystore.errors import BucketNotFoundError
+
+    provider = S3StorageProvider(
+        region_name=server.region,
+        endpoint_url=server.endpoint_url,
+        base_path=f"no-such-bucket-{uuid.uuid4().hex[:8]}",
+        credentials_provider=StaticS3CredentialsProvider(server.access_key, server.secret_key),
+        multipart_threshold="5M",
+        multipart_chunksize="5M",
+    )
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(6 * MiB))
+    with pytest.raises(BucketNotFoundError, match="does not exist"):
+        provider.upload_file("x", str(big))

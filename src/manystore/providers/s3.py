@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ClassVar, cast
 
 from ..errors import (
+    BucketNotFoundError,
     ConfigError,
     InvalidPathError,
     ObjectNotFoundError,
@@ -599,7 +600,7 @@ class S3StorageProvider(ObstoreStores, RangedDownloads, BucketStorageProvider):
         try:
             self._put(key, source, self._attributes(name, attributes), multipart, concurrency=concurrency)
         except ObjectNotFoundError as err:
-            if not multipart:
+            if not multipart or isinstance(err, BucketNotFoundError):  # no bucket: nothing was uploaded
                 raise
             # object_store aborts a multipart upload whose completion answer was an error; if the
             # completion had in fact been applied, the abort finds no upload (404 NoSuchUpload).
