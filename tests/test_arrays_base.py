@@ -79,3 +79,33 @@ def test_cottoncandy_keywords_are_applied_or_refused(backend: Backend) -> None:
         cci.client.config.storage_provider._read_timeout,
     )
     assert options == (7, 9)
+
+
+def test_readinto_never_mixes_two_versions(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An object replaced between the parallel ranged GETs of one read raises, not a blend."""
+    from manystore.errors import PreconditionFailedError
+
+    if backend.name in ("s3-rclone", "ais_s3-rclone"):
+        pytest.skip(f"{backend.name}: rclone serve s3 ignores If-Match on GET (server limitation)")
+
+    monkeypatch.setattr(_base, "RANGE_CHUNK", 64 * 1024)
+    cci = DefaultInterface(backend.client, "ver", threads=1)
+    old, new = b"a" * (300 * 1024), b"b" * (300 * 1024)
+    cci._put("obj", old, {})
+    real = backend.client._io.get_range
+    calls = []
+
+    def replacing(path: str, byte_range: object, etag: object) -> bytes:
+        calls.append(etag)
+        if len(calls) == 2:  # after the first part: another writer replaces the object
+            backend.other_client().write(cci._key("obj"), new)
+        return real(path, byte_range, etag)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(backend.client._io, "get_range", replacing)
+    out = bytearray(len(old))
+    if backend.name == "file":  # one open file read to its end: a rename-replacement cannot blend
+        assert cci._readinto("obj", memoryview(out)) == len(old) and out == old and calls == []
+        return
+    with pytest.raises(PreconditionFailedError):
+        cci._readinto("obj", memoryview(out))
+    assert calls and all(e == calls[0] and e for e in calls)  # every part pinned to one ETag

@@ -265,16 +265,20 @@ class InterfaceBase:
                 while done < size and (n := fh.readinto(out[done:size])):
                     done += n
                 return done
-        size = self._size(name)
+        meta = self.client.info(key)
+        size, etag = meta.content_length, meta.etag
         self._check_fits(name, size, len(out))
         if size <= RANGE_CHUNK:
             data = self.client.read(key) if size else b""
             out[: len(data)] = data
             return len(data)
+        # Every part pinned to the version seen first (as the client's own ranged reads are):
+        # a replaced object raises PreconditionFailedError instead of mixing two versions.
+        fetch_range = self.client._io.get_range
 
         def fetch(offset: int) -> int:
             length = min(RANGE_CHUNK, size - offset)
-            data = self.client.read(key, byte_range=Range(offset, length))
+            data = fetch_range(key, Range(offset, length), etag)
             out[offset : offset + len(data)] = data
             return len(data)
 
