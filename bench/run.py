@@ -314,6 +314,11 @@ def main(argv: list[str] | None = None) -> int:
 
     sizes = QUICK if args.quick else FULL
     work = Path(tempfile.mkdtemp(prefix="manystore-bench-"))
+    # Every temporary file of the run, the peers' caches in child processes included, lands
+    # under ``work``, which is removed at the end: a bench run leaves nothing in /tmp.
+    scratch = work / "tmp"
+    scratch.mkdir()
+    os.environ["TMPDIR"] = tempfile.tempdir = str(scratch)
     report = Report(args.libs, quick=args.quick, runs=args.runs, sizes=sizes)
     server = None
     t0 = time.monotonic()

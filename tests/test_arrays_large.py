@@ -52,6 +52,8 @@ def test_over_2_gib_round_trips(
         assert [int(back[p]) for p in MARKS] == [1 + i for i in range(len(MARKS))], compression
         assert int(np.count_nonzero(back)) == len(MARKS), compression
         del back
+        backend.client.delete("big/a")  # 2 GiB on disk: freed at once, not at the session's end
+        assert not cci.exists_object("a")
     with pytest.raises(ValueError, match="LZ4") as err:
         cci.upload_raw_array("lz4", arr, compression="LZ4")
     assert str(LZ4_LIMIT) in str(err.value)

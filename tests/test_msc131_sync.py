@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,7 @@ def test_dryrun_writes_jsonl_files(backend: Backend, tmp_path: Path, monkeypatch
     temp = manystore.sync("msc://test/src", "msc://test/dst", dryrun=True)
     assert temp.dryrun is not None and os.path.isfile(temp.dryrun.files_to_delete)
     assert "manystore_dryrun_" in temp.dryrun.files_to_add
+    shutil.rmtree(os.path.dirname(temp.dryrun.files_to_add))  # the caller's to remove
     assert (
         client.sync_from(client, "src", "dst", dry_run=True).dryrun is None
     )  # the older keyword: counts only

@@ -366,8 +366,13 @@ def test_provider_pickles_plain_and_reinstruments(tmp_path: Path, receiver: Rece
     client = _client(cfg, _otel(receiver.endpoint), Telemetry())
     provider = client._storage_provider
     copy = pickle.loads(pickle.dumps(provider))
-    assert is_instrumented(copy) and type(copy).__mro__[1] is type(provider).__mro__[1]
-    assert copy.__dict__["_manystore_telemetry"] is not provider.__dict__["_manystore_telemetry"]
+    assert is_instrumented(copy) and type(copy) is type(provider)  # the class itself is never changed
+    assert copy._manystore_telemetry is not provider._manystore_telemetry
+    assert copy.get_object is not provider.get_object  # wrappers bound to the copy, recording into its state
+    copy.put_object("p", b"abc")
+    assert copy.get_object("p") == b"abc"
+    assert {op for op in copy._manystore_telemetry.ok} >= {"put", "get"}
+    assert "get" not in provider._manystore_telemetry.ok
 
 
 def test_diperiodic_reader_collects_more_often_than_it_exports() -> None:

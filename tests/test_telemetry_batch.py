@@ -6,6 +6,7 @@ checked on the same values, and so is the self-check that selects it."""
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 from collections.abc import Iterator
@@ -75,6 +76,26 @@ def test_latency_batch_buckets_like_the_sdk() -> None:
     assert (odd.count, odd.counts, odd.min, odd.max) == (2, [0, 1, 0, 1], 0.002, 0.5)
     empty = _histogram.LatencyBatch([], bounds)
     assert (empty.count, float(empty), empty.counts) == (0, 0.0, [0, 0, 0, 0])
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [0.0002, 0.0007, 0.0001, 0.0009],  # one bucket: no pass over the values
+        [0.0002, 0.005, 0.001, 0.0011, 0.01],  # two bounds spanned: a pass per bound
+        [0.0, 0.001, 0.02, 0.3, 5, 0.001],  # more: sorted (an int value too)
+        [0.001] * 5,  # exactly on a bound: that bound's bucket
+    ],
+    ids=["one-bucket", "two-bounds", "sorted", "on-bound"],
+)
+def test_latency_batch_every_bucketing_path_agrees_with_the_sdk(values: list[float]) -> None:
+    bounds = (0.001, 0.01, 0.1)
+    for given in (bounds, (1e-3, 1e-2, 1e-1)):
+        batch = _histogram.LatencyBatch(values, given)
+        assert batch.counts == _expected(values, bounds)["buckets"]
+        assert (batch.min, batch.max, batch.count) == (min(values), max(values), len(values))
+    ints = _histogram.LatencyBatch([0.5, 1.5, 3.0], (1, 2))  # integer bounds compare as floats
+    assert ints.counts == [1, 1, 1]
 
 
 def _record_twice(telemetry: Telemetry, config: dict[str, Any]) -> dict[tuple[str, str], list[float]]:
@@ -266,9 +287,12 @@ def test_compiled_wrappers_forward_every_argument(
     telemetry = Telemetry()
     spec = InstrumentationSpec("p", _otel(receivers[0].endpoint)["metrics"], {}, telemetry)
     echo = instrument(_Echo(), spec)
+    assert type(echo) is _Echo  # wrappers are set on the instance; the class is untouched
     for name in ("get_object", "put_object", "delete_object"):
-        assert getattr(type(echo), name).__code__.co_filename.startswith("<manystore telemetry wrapper")
-        assert getattr(type(echo), name).__name__ == name
+        assert getattr(echo, name).__code__.co_filename.startswith("<manystore telemetry wrapper")
+        assert getattr(echo, name).__name__ == name
+        assert getattr(_Echo(), name).__code__ is getattr(_Echo, name).__code__  # other instances: plain
+    assert "self" not in inspect.signature(echo.get_object).parameters
     assert _recorder.flush_buffer()
     with _recorder._flush_lock:
         assert echo.get_object("abcd") == b"xxxx"

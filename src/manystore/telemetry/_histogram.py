@@ -39,6 +39,9 @@ __all__ = ["BatchHistogramAggregation", "LatencyBatch", "batching_supported", "l
 logger = logging.getLogger(__name__)
 
 #: The aggregation attributes the merge reads and writes.
+#: Up to this many bucket boundaries between a batch's smallest and largest value, buckets are
+#: counted with one pass per boundary instead of a sort.
+_FEW = 2
 _REQUIRED = ("_lock", "_value", "_sum", "_min", "_max", "_boundaries", "_record_min_max")
 
 
@@ -75,24 +78,39 @@ class LatencyBatch(float):
         if not math.isfinite(total):  # a NaN or an infinity: dropped, as the SDK drops them
             vals = [v for v in vals if math.isfinite(v)]
         b = tuple(bounds)
-        # Bucket by sorting (list.sort compares floats in C, without rich comparisons), then
-        # one bisection per bound: about 4x fewer instructions per value than bisecting each
-        # value, and a flush handles the latency of every operation.
-        ordered = sorted(vals)
-        if ordered and ordered[0] < 0:  # negative values: dropped (they sort first)
-            ordered = ordered[bisect_left(ordered, 0.0) :]
-        if len(ordered) != len(vals):
-            vals, total = ordered, float(sum(ordered))
-        ends = [bisect_right(ordered, bound) for bound in b]  # values <= each bound
-        edges = [0, *ends, len(ordered)]
-        counts = [edges[i + 1] - edges[i] for i in range(len(b) + 1)]
+        counts = [0] * (len(b) + 1)
+        lowest, highest = (min(vals), max(vals)) if vals else (0.0, 0.0)
+        if lowest < 0:  # negative values: dropped, as the SDK drops them
+            vals = [v for v in vals if v >= 0]
+            total = float(sum(vals))
+            lowest, highest = (min(vals), max(vals)) if vals else (0.0, 0.0)
+        # Bucket i holds bounds[i-1] < v <= bounds[i]: bisect_left gives a value's bucket.
+        first, last = bisect_left(b, lowest), bisect_left(b, highest)
+        if not vals:
+            pass
+        elif first == last:  # all in one bucket (fast storage: the common case), no pass at all
+            counts[first] = len(vals)
+        elif last - first <= _FEW:
+            # A few buckets: one C pass per bound between them (map over float.__ge__)
+            # beats sorting, which costs ~log2(n) comparisons per value.
+            below = 0
+            for i in range(first, last):
+                at_most = sum(map(float(b[i]).__ge__, vals))  # values <= bounds[i]
+                counts[i], below = at_most - below, at_most
+            counts[last] = len(vals) - below
+        else:
+            # Many buckets: sort (list.sort compares floats in C), then one bisection per bound.
+            ordered = sorted(vals)
+            ends = [bisect_right(ordered, bound) for bound in b]  # values <= each bound
+            edges = [0, *ends, len(ordered)]
+            counts = [edges[i + 1] - edges[i] for i in range(len(b) + 1)]
         self = super().__new__(cls, total)
         self.bounds = b
         self.counts = counts
         self.count = len(vals)
         self.total = total
-        self.min = ordered[0] if ordered else math.inf
-        self.max = ordered[-1] if ordered else -math.inf
+        self.min = lowest if vals else math.inf
+        self.max = highest if vals else -math.inf
         return self
 
     def __repr__(self) -> str:

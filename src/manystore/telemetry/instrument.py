@@ -1,11 +1,14 @@
 """Instrumenting a storage provider: the one place every storage operation is measured.
 
-:func:`instrument` switches a provider instance to a generated subclass of its own class
-whose public operations time the call and append one record to the process's buffer
-(:mod:`manystore.telemetry._recorder`). ``isinstance`` checks still hold, and a provider
-of a config without telemetry is never touched, so telemetry off costs nothing.
-An instrumented provider pickles as its plain class plus the instrumentation spec, and
-is instrumented again (with fresh state) in the receiving process.
+:func:`instrument` gives a provider instance wrappers of its public operations, set as
+attributes of the instance itself, each timing the call and appending one record to the
+process's buffer (:mod:`manystore.telemetry._recorder`). The class is not changed and the
+instance's ``__dict__`` is never read: either would turn CPython's compact instance
+attributes into a plain dict and slow every ``self.x`` in the provider's own code.
+``isinstance`` checks still hold, and a provider of a config without telemetry is never
+touched, so telemetry off costs nothing. An instrumented provider pickles as its plain
+class plus the instrumentation spec, and is instrumented again (with fresh state) in the
+receiving process.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ import functools
 import os
 import threading
 import time
+import types
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from . import _recorder
@@ -96,8 +100,10 @@ class _State:
     """Per-instance instrumentation state: the sink and the cached record groups.
 
     ``ok`` maps an operation to the group of its successful calls when the attributes do
-    not vary per thread or per call (the wrappers' fast path); a forked child starts with
-    empty caches (``process``-scope attributes such as the pid differ there).
+    not vary per thread or per call, and ``slots`` holds the same group in a one-item list
+    per operation (``[None]`` until known) that the wrappers read as a constant: their fast
+    path. A forked child starts with empty caches (``process``-scope attributes such as the
+    pid differ there).
     """
 
     def __init__(self, spec: InstrumentationSpec, provider_type: str) -> None:
@@ -114,12 +120,22 @@ class _State:
         self._per_call = any(p.scope == "call" for p in providers)
         self._per_thread = any(p.scope == "thread" for p in providers)
         self.ok: dict[str, _recorder.Group] = {}
+        self.slots: dict[str, list[_recorder.Group | None]] = {}
         self._groups: dict[tuple[str, str], _recorder.Group] = {}
         self._tls = threading.local()
         _STATES.add(self)
 
     def _forget(self) -> None:
         self.ok, self._groups, self._tls = {}, {}, threading.local()
+        for slot in self.slots.values():
+            slot[0] = None
+
+    def slot(self, op: str) -> list[_recorder.Group | None]:
+        """The one-item list the wrappers of ``op`` read the group of its successes from."""
+        found = self.slots.get(op)
+        if found is None:
+            found = self.slots[op] = [self.ok.get(op)]
+        return found
 
     def _build(self, op: str) -> tuple[tuple[str, Any], ...]:
         attrs: dict[str, Any] = {}
@@ -145,6 +161,9 @@ class _State:
             found = cache[(op, status)] = _recorder.group_for(self.sink, self._build(op), status)
             if status == "success" and not self._per_thread:
                 self.ok[op] = found
+                slot = self.slots.get(op)
+                if slot is not None:
+                    slot[0] = found
         return found
 
     def record(self, op: str, latency: float, status: str, nbytes: int | None) -> None:
@@ -198,62 +217,61 @@ def _body_size(args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> in
     return len(body) if type(body) is bytes else _nbytes(body)
 
 
-def _wrap(base: Callable[..., Any], op: str, size: _Size | None) -> Any:
-    # The hot path (as in _TEMPLATE): one dict lookup for the cached group, one or two deque
+def _wrap(provider: Any, base: Callable[..., Any], op: str, size: _Size | None, state: _State) -> Any:
+    # The hot path (as in _TEMPLATE): the cached group from its slot, one or two deque
     # appends. Errors and per-thread/per-call attributes take _State.group/record.
     perf = _perf
+    slot = state.slot(op)
 
-    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def method(*args: Any, **kwargs: Any) -> Any:
         start = perf()
         try:
-            result = base(self, *args, **kwargs)
+            result = base(provider, *args, **kwargs)
         except BaseException as exc:
-            self._manystore_telemetry.record(op, perf() - start, "error." + type(exc).__name__, None)
+            state.record(op, perf() - start, "error." + type(exc).__name__, None)
             raise
         latency = perf() - start
-        state: _State = self._manystore_telemetry
-        group = state.ok.get(op) or state.group(op, "success")
+        group = slot[0] or state.group(op, "success")
         if size is not None:
-            nbytes = size(args, kwargs, result)
+            nbytes = size((provider, *args), kwargs, result)
             if nbytes is not None:
                 group.nb.append(nbytes)
         group.lat.append(latency)
         return result
 
-    return functools.update_wrapper(method, base)
+    return method
 
 
+#: A wrapper's code: ``_ms_self`` (the provider), ``_ms_state`` (its :class:`_State`) and
+#: ``_ms_slot`` (its slot for the operation) are constants of the wrapper.
 _TEMPLATE = """\
 def {name}({params}):
     _ms_start = _ms_perf()
     try:
         _ms_result = _ms_base({call})
     except BaseException as _ms_exc:
-        {self}._manystore_telemetry.record(
-            _ms_op, _ms_perf() - _ms_start, "error." + type(_ms_exc).__name__, None
-        )
+        _ms_state.record(_ms_op, _ms_perf() - _ms_start, "error." + type(_ms_exc).__name__, None)
         raise
     _ms_latency = _ms_perf() - _ms_start
-    _ms_state = {self}._manystore_telemetry
-    _ms_group = _ms_state.ok.get(_ms_op) or _ms_state.group(_ms_op, "success")
+    _ms_group = _ms_slot[0] or _ms_state.group(_ms_op, "success")
 {size}    _ms_group.lat.append(_ms_latency)
     return _ms_result
 """
 _SIZE_LINES = """\
-    _ms_n = {expr}
-    if _ms_n is not None:
-        _ms_group.nb.append(_ms_n)
+    if type({0}) is bytes:
+        _ms_group.nb.append(len({0}))
+    else:
+        _ms_n = _ms_nbytes({0})
+        if _ms_n is not None:
+            _ms_group.nb.append(_ms_n)
 """
-#: Size functions the compiled wrappers inline (``{}``: the variable holding the bytes).
-_INLINE_SIZES: dict[Any, tuple[str, str | None]] = {
-    None: ("None", None),
-    _result_size: ("len({0}) if type({0}) is bytes else _ms_nbytes({0})", "_ms_result"),
-    _body_size: ("len({0}) if type({0}) is bytes else _ms_nbytes({0})", "body"),
-}
+#: Size functions the compiled wrappers inline: the variable holding the bytes.
+_INLINE_SIZES: dict[Any, str | None] = {None: None, _result_size: "_ms_result", _body_size: "body"}
 
 
-def _compile(base: Callable[..., Any], op: str, size: _Size | None) -> Any:
-    """A wrapper with ``base``'s own parameters (no ``*args``/``**kwargs`` repacking), or None.
+def _compile(provider: Any, base: Callable[..., Any], op: str, size: _Size | None, state: _State) -> Any:
+    """A wrapper with ``base``'s own parameters but ``self`` (no ``*args``/``**kwargs``
+    repacking), or None.
 
     Same hot path as :func:`_wrap`; None when the signature cannot be copied (then
     :func:`_wrap` is used). Defaults are passed on as the very same objects.
@@ -274,13 +292,18 @@ def _compile(base: Callable[..., Any], op: str, size: _Size | None) -> Any:
         "_ms_base": base,
         "_ms_op": op,
         "_ms_nbytes": _nbytes,
+        "_ms_self": provider,
+        "_ms_state": state,
+        "_ms_slot": state.slot(op),
     }
     defs: list[str] = []
-    call: list[str] = []
+    call: list[str] = ["_ms_self"]
     star = False
     for i, p in enumerate(params):
         if p.name.startswith("_ms_"):
             return None
+        if i == 0:
+            continue
         text = p.name
         if p.default is not p.empty:
             namespace[f"_ms_d{i}"] = p.default
@@ -304,30 +327,27 @@ def _compile(base: Callable[..., Any], op: str, size: _Size | None) -> Any:
         defs.append(text)
         if p.kind is kinds.POSITIONAL_ONLY and (i + 1 == len(params) or params[i + 1].kind is not p.kind):
             defs.append("/")
-    expr, var = _INLINE_SIZES[size]
-    names = {p.name for p in params if p.kind not in (kinds.VAR_POSITIONAL, kinds.VAR_KEYWORD)}
+    var = _INLINE_SIZES[size]
+    names = {p.name for p in params[1:] if p.kind not in (kinds.VAR_POSITIONAL, kinds.VAR_KEYWORD)}
     if var is not None and not var.startswith("_ms_") and var not in names:
         return None
     source = _TEMPLATE.format(
         name=base.__name__,
         params=", ".join(defs),
         call=", ".join(call),
-        self=params[0].name,
-        size=_SIZE_LINES.format(expr=expr.format(var)) if var else "",
+        size=_SIZE_LINES.format(var) if var else "",
     )
     exec(compile(source, f"<manystore telemetry wrapper of {base.__qualname__}>", "exec"), namespace)
-    return functools.update_wrapper(namespace[base.__name__], base)
+    return namespace[base.__name__]
 
 
-def _wrap_download(base: Callable[..., Any]) -> Any:
-    @functools.wraps(base)
-    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-        state: _State = getattr(self, _ATTR)
-        f = _arg(args, kwargs, 1, "f")
+def _wrap_download(provider: Any, base: Callable[..., Any], state: _State) -> Any:
+    def method(*args: Any, **kwargs: Any) -> Any:
+        f = _arg(args, kwargs, 0, "f")
         before = None if isinstance(f, (str, os.PathLike)) else _file_size(f)
         start = _perf()
         try:
-            result = base(self, *args, **kwargs)
+            result = base(provider, *args, **kwargs)
         except BaseException as exc:
             state.record("download", _perf() - start, "error." + type(exc).__name__, None)
             raise
@@ -339,13 +359,11 @@ def _wrap_download(base: Callable[..., Any]) -> Any:
     return method
 
 
-def _wrap_list(base: Callable[..., Iterator[Any]]) -> Any:
-    @functools.wraps(base)
-    def method(self: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
-        state: _State = getattr(self, _ATTR)
+def _wrap_list(provider: Any, base: Callable[..., Iterator[Any]], state: _State) -> Any:
+    def method(*args: Any, **kwargs: Any) -> Iterator[Any]:
         start = _perf()
         try:
-            yield from base(self, *args, **kwargs)
+            yield from base(provider, *args, **kwargs)
         except GeneratorExit:  # the caller stopped early: the listing did not fail
             state.record("list", _perf() - start, "success", None)
             raise
@@ -383,11 +401,10 @@ class _CountingWriter:
         return getattr(self._writer, name)
 
 
-def _wrap_writer(base: Callable[..., Any]) -> Any:
-    @functools.wraps(base)
-    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-        writer = base(self, *args, **kwargs)
-        return None if writer is None else _CountingWriter(writer, getattr(self, _ATTR))
+def _wrap_writer(provider: Any, base: Callable[..., Any], state: _State) -> Any:
+    def method(*args: Any, **kwargs: Any) -> Any:
+        writer = base(provider, *args, **kwargs)
+        return None if writer is None else _CountingWriter(writer, state)
 
     return method
 
@@ -403,8 +420,15 @@ _PLAIN: dict[str, tuple[str, _Size | None]] = {
     "delete_prefix": ("delete_many", None),
     "upload_file": ("upload", lambda a, k, r: _file_size(_arg(a, k, 1, "f"))),
 }
-_CLASSES: dict[type, type] = {}
-_CLASSES_LOCK = threading.Lock()
+_SPECIAL = {"list_objects": _wrap_list, "download_file": _wrap_download, "open_writer": _wrap_writer}
+#: The instance attributes :func:`instrument` sets (left out of a pickled state).
+_SET = frozenset({*_PLAIN, *_SPECIAL, "__reduce_ex__", _ATTR})
+
+
+def _set_all(obj: Any, items: Iterable[tuple[str, Any]]) -> None:
+    # object.__setattr__ keeps CPython's compact instance attributes (``obj.__dict__`` would not).
+    for name, value in items:
+        object.__setattr__(obj, name, value)
 
 
 def _rebuild(base: type, state: Any, spec: InstrumentationSpec) -> Any:
@@ -412,42 +436,54 @@ def _rebuild(base: type, state: Any, spec: InstrumentationSpec) -> Any:
     if hasattr(obj, "__setstate__") and state is not None:
         obj.__setstate__(state)
     elif state:
-        obj.__dict__.update(state)
+        if any(hasattr(getattr(base, name, None), "__set__") for name in state):
+            obj.__dict__.update(state)  # a data descriptor of that name: pickle's own way
+        else:
+            _set_all(obj, state.items())
     return instrument(obj, spec)
 
 
 def _reduce_ex(self: Any, protocol: Any) -> tuple[Any, ...]:
-    base = type(self).__mro__[1]
     state = self.__getstate__()
     if isinstance(state, dict):
-        state = {k: v for k, v in state.items() if k != _ATTR}
-    return (_rebuild, (base, state, getattr(self, _ATTR).spec))
+        state = {k: v for k, v in state.items() if k not in _SET}
+    own = _state_of(self)
+    assert own is not None  # set only by instrument(), with the state
+    return (_rebuild, (type(self), state, own.spec))
 
 
-def _instrumented_class(base: type) -> type:
-    with _CLASSES_LOCK:
-        cls = _CLASSES.get(base)
-        if cls is not None:
-            return cls
-        namespace: dict[str, Any] = {"__reduce_ex__": _reduce_ex, "__module__": base.__module__}
-        for name, (op, size) in _PLAIN.items():
-            if callable(getattr(base, name, None)):
-                method = getattr(base, name)
-                namespace[name] = _compile(method, op, size) or _wrap(method, op, size)
-        if callable(getattr(base, "list_objects", None)):
-            namespace["list_objects"] = _wrap_list(base.list_objects)  # type: ignore[attr-defined]
-        if callable(getattr(base, "download_file", None)):
-            namespace["download_file"] = _wrap_download(base.download_file)  # type: ignore[attr-defined]
-        if callable(getattr(base, "open_writer", None)):
-            namespace["open_writer"] = _wrap_writer(base.open_writer)  # type: ignore[attr-defined]
-        cls = _CLASSES[base] = type(base.__name__, (base,), namespace)
-        cls.__qualname__ = base.__qualname__
-        return cls
+def _wrappers(provider: Any, state: _State) -> dict[str, Any]:
+    """The instance attributes that instrument ``provider``: one wrapper per operation."""
+    base = type(provider)
+    found: dict[str, Any] = {}
+    for name, (op, size) in _PLAIN.items():
+        method = getattr(base, name, None)
+        if callable(method):
+            found[name] = _compile(provider, method, op, size, state) or _wrap(
+                provider, method, op, size, state
+            )
+    for name, make in _SPECIAL.items():
+        method = getattr(base, name, None)
+        if callable(method):
+            found[name] = make(provider, method, state)
+    for name, wrapper in found.items():
+        # Named and documented as the bound method (its signature has no ``self``).
+        functools.update_wrapper(wrapper, getattr(provider, name))
+    found["__reduce_ex__"] = types.MethodType(_reduce_ex, provider)
+    return found
+
+
+def _state_of(provider: Any) -> _State | None:
+    try:  # object.__getattribute__: no provider __getattr__, and no __dict__ made
+        found = object.__getattribute__(provider, _ATTR)
+    except AttributeError:
+        return None
+    return found if isinstance(found, _State) else None
 
 
 def is_instrumented(provider: Any) -> bool:
     """True if :func:`instrument` was applied to ``provider``."""
-    return _ATTR in getattr(provider, "__dict__", {})
+    return _state_of(provider) is not None
 
 
 def instrument(provider: Any, spec: InstrumentationSpec) -> Any:
@@ -464,8 +500,8 @@ def instrument(provider: Any, spec: InstrumentationSpec) -> Any:
         return provider
     provider_type = getattr(provider, "provider_name", None) or type(provider).__name__
     state = _State(spec, str(provider_type))
-    provider.__class__ = _instrumented_class(type(provider))
-    provider.__dict__[_ATTR] = state
+    _set_all(provider, _wrappers(provider, state).items())
+    object.__setattr__(provider, _ATTR, state)
     return provider
 
 
