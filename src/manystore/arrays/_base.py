@@ -26,7 +26,7 @@ from ..client import StorageClient
 from ..providers.base import BaseStorageProvider
 from ..types import ObjectMetadata, Range
 from ._meta import decode_sidecar, encode_sidecar, is_sidecar, sidecar_name
-from ._streams import BufferReader
+from ._streams import BlockSource, BufferReader
 
 #: cottoncandy's default ACL; the only one accepted (see :meth:`InterfaceBase._check_acl`).
 DEFAULT_ACL = "authenticated-read"
@@ -237,6 +237,31 @@ class InterfaceBase:
     def _open(self, name: str) -> BinaryIO:
         """A streaming binary reader of ``name`` (ranged reads; not fetched whole)."""
         return self.client.open(self._key(name), "rb", prefetch_file=False)  # type: ignore[return-value]
+
+    def _compressed(self, name: str, threads: int | None = None) -> Any:
+        """A reader of ``name`` for a decompressor (a context manager with ``read(n)``).
+
+        Objects larger than ``RANGE_CHUNK`` come through a :class:`BlockSource`: ``threads``
+        ranged GETs in flight, in order, each pinned to the version seen first; a local
+        file is opened directly.
+        """
+        key = self._key(name)
+        provider = self.client.config.storage_provider
+        local = (
+            provider.local_path(key) if self._local and isinstance(provider, BaseStorageProvider) else None
+        )
+        if local is not None:
+            return open(local, "rb")  # the caller closes it (a context manager)
+        meta = self.client.info(key)
+        size, etag = meta.content_length, meta.etag
+        if size <= RANGE_CHUNK:
+            return io.BytesIO(self.client.read(key) if size else b"")
+        fetch_range = self.client._io.get_range
+
+        def fetch(offset: int, length: int) -> bytes:
+            return fetch_range(key, Range(offset, length), etag)
+
+        return BlockSource(fetch, size, RANGE_CHUNK, self._check_threads(threads or self.threads))
 
     def _size(self, name: str) -> int:
         """The stored size of ``name`` in bytes."""

@@ -127,3 +127,76 @@ class ChunkStream(io.RawIOBase):
             self._pos += len(self._pending)
             self._pending = memoryview(b"")
         return b"".join(parts)
+
+
+class BlockSource:
+    """The bytes of one object, in order, for a decompressor: ``workers`` ranged GETs of
+    ``chunk`` bytes in flight ahead of the reader, so fetching overlaps decompressing.
+
+    ``read(n)`` with ``n`` at least ``chunk`` returns each fetched block as it came (no copy);
+    a smaller ``n`` hands out slices of it; ``read()`` joins the rest. At most ``workers``
+    blocks are held at a time.
+
+    Args:
+        fetch: ``fetch(offset, length)``: those bytes of the object (pinned to one version).
+        size: The object's size.
+        chunk: Bytes per ranged GET.
+        workers: GETs in flight.
+    """
+
+    def __init__(self, fetch: Callable[[int, int], bytes], size: int, chunk: int, workers: int) -> None:
+        from collections import deque
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        self._fetch, self._size, self._chunk = fetch, size, chunk
+        self._offsets = iter(range(0, size, chunk))
+        self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="manystore-arrays-get")
+        self._pending: deque[Future[bytes]] = deque()
+        self._rest = memoryview(b"")
+        for _ in range(max(1, workers)):
+            self._submit()
+
+    def _submit(self) -> None:
+        offset = next(self._offsets, None)
+        if offset is not None:
+            length = min(self._chunk, self._size - offset)
+            self._pending.append(self._pool.submit(self._checked, offset, length))
+
+    def _checked(self, offset: int, length: int) -> bytes:
+        data = self._fetch(offset, length)
+        if len(data) != length:
+            raise OSError(f"short read at offset {offset}: got {len(data)} of {length} bytes")
+        return data
+
+    def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes (``-1``: all the rest); ``b""`` at the end."""
+        if n is None or n < 0:
+            parts = [bytes(self._rest)]
+            self._rest = memoryview(b"")
+            while block := self.read(self._chunk):
+                parts.append(block)
+            return b"".join(parts)
+        if not self._rest:
+            if not self._pending:
+                return b""
+            data = self._pending.popleft().result()
+            self._submit()
+            if len(data) <= n:
+                return data
+            self._rest = memoryview(data)
+        take = min(n, len(self._rest))
+        out, self._rest = bytes(self._rest[:take]), self._rest[take:]
+        return out
+
+    def close(self) -> None:
+        """Cancel the GETs not started yet and let the rest finish in the background."""
+        for fut in self._pending:
+            fut.cancel()
+        self._pending.clear()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self) -> BlockSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

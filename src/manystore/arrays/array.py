@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import codecs
-from ._base import DEFAULT_ACL, SMALL_PUT, THREADS
+from ._base import DEFAULT_ACL, RANGE_CHUNK, SMALL_PUT, THREADS
 from ._streams import ChunkStream
 from .basic import BasicInterface
 from .dask import DaskMixin
@@ -167,10 +167,10 @@ class ArrayInterface(DaskMixin, SparseMixin, GroupMixin, BasicInterface):
 
         Args:
             object_name: Name of the object.
-            buffersize: Compressed bytes read per step while decompressing (at least 1 MiB
-                for Zstd, whose reader is several times slower with small steps; uncompressed
-                arrays are read with parallel ranged GETs instead).
-            threads: Parallel ranged GETs of an uncompressed array.
+            buffersize: Compressed bytes read per step while decompressing (Zstd reads whole
+                fetched blocks, its reader being several times slower with small steps).
+            threads: Parallel ranged GETs of the object (compressed or not); a compressed
+                one is decompressed while the next blocks download.
             **kwargs: Refused (cottoncandy accepts and ignores them).
 
         Raises:
@@ -208,8 +208,10 @@ class ArrayInterface(DaskMixin, SparseMixin, GroupMixin, BasicInterface):
         else:
             codec = codecs.resolve(compression, 0)
             assert codec is not None
-            with self._open(object_name) as stream:
-                got = codecs.decompress_into(codec, stream, out, where, step=buffersize)
+            # Zstd takes whole fetched blocks (no copy); the others read ``buffersize`` at a time.
+            step = max(buffersize, RANGE_CHUNK) if codec == "Zstd" else buffersize
+            with self._compressed(object_name, threads) as stream:
+                got = codecs.decompress_into(codec, stream, out, where, step=step)
         if got != len(out):
             raise ValueError(f"{where}: {got} bytes of data; expected {len(out)} for shape {shape} {dtype}")
         return array

@@ -149,6 +149,9 @@ class EncryptedInterface(DefaultInterface):
         raw = _seal.OpeningReader(super()._open(name), header, chunker)
         return cast(BinaryIO, io.BufferedReader(raw, buffer_size=header.chunk_size))
 
+    def _compressed(self, name: str, threads: int | None = None) -> Any:
+        return self._open(name)  # decrypted as it streams
+
     def _size(self, name: str) -> int:
         """The plaintext size of ``name`` (from its header, else from the stored size)."""
         header = _seal.Header.from_metadata(super()._metadata(name), name)
