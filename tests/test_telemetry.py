@@ -363,7 +363,8 @@ def test_provider_pickles_plain_and_reinstruments(tmp_path: Path, receiver: Rece
     cfg = {
         "profiles": {"test": {"storage_provider": {"type": "file", "options": {"base_path": str(tmp_path)}}}}
     }
-    client = _client(cfg, _otel(receiver.endpoint), Telemetry())
+    telemetry = Telemetry()
+    client = _client(cfg, _otel(receiver.endpoint), telemetry)
     provider = client._storage_provider
     copy = pickle.loads(pickle.dumps(provider))
     assert is_instrumented(copy) and type(copy) is type(provider)  # the class itself is never changed
@@ -373,6 +374,9 @@ def test_provider_pickles_plain_and_reinstruments(tmp_path: Path, receiver: Rece
     assert copy.get_object("p") == b"abc"
     assert {op for op in copy._manystore_telemetry.ok} >= {"put", "get"}
     assert "get" not in provider._manystore_telemetry.ok
+    assert _recorder.flush_buffer()  # sent while the receiver is up (not at exit, to a closed port)
+    copy._manystore_telemetry.spec.telemetry().shutdown()  # the copy's own (unpickled) Telemetry
+    telemetry.shutdown()
 
 
 def test_diperiodic_reader_collects_more_often_than_it_exports() -> None:
