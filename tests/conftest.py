@@ -10,6 +10,7 @@ The servers start once per session on free ports and are stopped at the end.
 from __future__ import annotations
 
 import importlib
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,10 +36,12 @@ BACKENDS += [
 
 @pytest.fixture(scope="session")
 def rclone_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    server = start_rclone_s3(tmp_path_factory.mktemp("rclone-data"))
+    root = tmp_path_factory.mktemp("rclone-data")
+    server = start_rclone_s3(root)
     server.create_bucket("manystore-test")
     yield server
     server.stop()
+    shutil.rmtree(root, ignore_errors=True)  # what the whole suite stored there (about 1 GB)
 
 
 @pytest.fixture(scope="session")
