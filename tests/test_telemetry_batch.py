@@ -227,6 +227,35 @@ def test_exported_histograms_match_recorded_latencies(
     telemetry.shutdown()
 
 
+@pytest.mark.parametrize("name", BACKENDS)
+def test_download_and_upload_record_their_byte_counts(
+    name: str, request: pytest.FixtureRequest, tmp_path: Path, receivers: tuple[Receiver, Receiver]
+) -> None:
+    """The wrappers of ``download_file`` / ``upload_file`` find the file among their arguments."""
+    backend = make_backend(name, request, tmp_path)
+    telemetry = Telemetry()
+    client = _client(backend.config, _otel(receivers[0].endpoint), telemetry)
+    provider = client._storage_provider
+    assert _recorder.flush_buffer()
+    src = tmp_path / "src.bin"
+    src.write_bytes(b"u" * 3000)
+    with _recorder._flush_lock:
+        provider.upload_file("d/obj", str(src))
+        provider.download_file("d/obj", str(tmp_path / "to-path.bin"))  # by path
+        with open(tmp_path / "to-file.bin", "wb") as fh:
+            fh.write(b"already")  # counted from where the file stood
+            provider.download_file("d/obj", fh)  # by open file
+        sizes = {
+            dict(g.attrs)["multistorageclient.operation"]: sorted(nb)
+            for g, _lat, nb in _recorder.pending()
+            if g.sink is provider._manystore_telemetry.sink and g.status == "success"
+        }
+    assert sizes["upload"] == [3000]
+    assert sizes["download"] == [3000, 3000]
+    assert _recorder.flush_buffer()
+    telemetry.shutdown()
+
+
 def test_forked_child_rebuilds_process_attributes(
     tmp_path: Path, request: pytest.FixtureRequest, receivers: tuple[Receiver, Receiver]
 ) -> None:

@@ -233,7 +233,7 @@ def _wrap(provider: Any, base: Callable[..., Any], op: str, size: _Size | None, 
         latency = perf() - start
         group = slot[0] or state.group(op, "success")
         if size is not None:
-            nbytes = size((provider, *args), kwargs, result)
+            nbytes = size(args, kwargs, result)  # args without self, as the size functions expect
             if nbytes is not None:
                 group.nb.append(nbytes)
         group.lat.append(latency)
@@ -343,7 +343,7 @@ def _compile(provider: Any, base: Callable[..., Any], op: str, size: _Size | Non
 
 def _wrap_download(provider: Any, base: Callable[..., Any], state: _State) -> Any:
     def method(*args: Any, **kwargs: Any) -> Any:
-        f = _arg(args, kwargs, 0, "f")
+        f = _arg(args, kwargs, 1, "f")  # args: (remote_path, f, ...)
         before = None if isinstance(f, (str, os.PathLike)) else _file_size(f)
         start = _perf()
         try:
