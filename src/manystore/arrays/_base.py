@@ -238,6 +238,13 @@ class InterfaceBase:
         """A streaming binary reader of ``name`` (ranged reads; not fetched whole)."""
         return self.client.open(self._key(name), "rb", prefetch_file=False)  # type: ignore[return-value]
 
+    def _local_file(self, key: str) -> str | None:
+        """The file behind ``key`` on a POSIX profile, else None."""
+        provider = self.client.config.storage_provider
+        if self._local and isinstance(provider, BaseStorageProvider):
+            return provider.local_path(key)
+        return None
+
     def _compressed(self, name: str, threads: int | None = None) -> Any:
         """A reader of ``name`` for a decompressor (a context manager with ``read(n)``).
 
@@ -246,10 +253,7 @@ class InterfaceBase:
         file is opened directly.
         """
         key = self._key(name)
-        provider = self.client.config.storage_provider
-        local = (
-            provider.local_path(key) if self._local and isinstance(provider, BaseStorageProvider) else None
-        )
+        local = self._local_file(key)
         if local is not None:
             return open(local, "rb")  # the caller closes it (a context manager)
         meta = self.client.info(key)
@@ -278,10 +282,7 @@ class InterfaceBase:
         """
         key = self._key(name)
         out = memoryview(buffer).cast("B") if memoryview(buffer).format != "B" else memoryview(buffer)
-        provider = self.client.config.storage_provider
-        local = (
-            provider.local_path(key) if self._local and isinstance(provider, BaseStorageProvider) else None
-        )
+        local = self._local_file(key)
         if local is not None:
             with open(local, "rb", buffering=0) as fh:
                 size = os.fstat(fh.fileno()).st_size
